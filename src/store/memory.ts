@@ -1,0 +1,190 @@
+import { EventEmitter } from 'node:events';
+import type { EventEnvelope } from '../events/envelope.js';
+import { ConcurrencyError } from '../events/errors.js';
+import { GENESIS_HASH, chainLink } from '../events/hash.js';
+import { findStoredBatch } from './idempotency.js';
+import { expectedVersionHolds } from './prepare.js';
+import type {
+  AppendResult,
+  EventFilter,
+  ListStreamsOptions,
+  PreparedAppend,
+  ReadAllPage,
+  ReadOptions,
+  Snapshot,
+  StorageBackend,
+  StreamInfo,
+} from './types.js';
+
+/** A stored event keeps its JSON as text, so every read hands out a fresh copy, as a database would. */
+interface Row {
+  id: string;
+  streamId: string;
+  version: number;
+  position: number;
+  type: string;
+  schemaVersion: number;
+  dataJson: string;
+  metadataJson: string;
+  recordedAt: string;
+  hash: string;
+  digest: string;
+}
+
+/** The in-memory backend: for tests and examples. Single process, nothing survives close(). */
+export class MemoryBackend implements StorageBackend {
+  readonly name = 'memory';
+  readonly pollIntervalMs = Number.POSITIVE_INFINITY;
+  readonly #log: Row[] = [];
+  readonly #streams = new Map<string, Row[]>();
+  readonly #byId = new Map<string, Row>();
+  readonly #checkpoints = new Map<string, number>();
+  readonly #snapshots = new Map<string, Snapshot<string>[]>();
+  readonly #events = new EventEmitter().setMaxListeners(0);
+
+  async append(appends: PreparedAppend[]): Promise<AppendResult[]> {
+    // Decide everything before writing anything: all or nothing.
+    const plan = appends.map((append) => {
+      const stored = findStoredBatch(append, (id) => this.#byId.get(id));
+      if (stored) return { stored };
+      const rows = this.#streams.get(append.streamId);
+      const actual = rows?.length ?? 0;
+      if (!expectedVersionHolds(append.expectedVersion, actual)) {
+        throw new ConcurrencyError(append.streamId, append.expectedVersion, actual);
+      }
+      return { append };
+    });
+
+    const results = plan.map(({ stored, append }) => {
+      if (stored) return resultOf(stored.map(toEnvelope));
+      const { streamId, events } = append as PreparedAppend;
+      let rows = this.#streams.get(streamId);
+      if (!rows) {
+        rows = [];
+        this.#streams.set(streamId, rows);
+      }
+      const written: Row[] = [];
+      for (const event of events) {
+        const version = rows.length + 1;
+        const previous = rows[rows.length - 1]?.hash ?? GENESIS_HASH;
+        const row: Row = {
+          id: event.id,
+          streamId,
+          version,
+          position: this.#log.length + 1,
+          type: event.type,
+          schemaVersion: event.schemaVersion,
+          dataJson: event.dataJson,
+          metadataJson: event.metadataJson,
+          recordedAt: event.recordedAt,
+          hash: chainLink(previous, version, event.recordedAt, event.digest),
+          digest: event.digest,
+        };
+        rows.push(row);
+        this.#log.push(row);
+        this.#byId.set(row.id, row);
+        written.push(row);
+      }
+      return resultOf(written.map(toEnvelope));
+    });
+    queueMicrotask(() => this.#events.emit('append'));
+    return results;
+  }
+
+  async read(streamId: string, options: ReadOptions & { direction: 'forward' | 'backward' }): Promise<EventEnvelope[]> {
+    const rows = this.#streams.get(streamId) ?? [];
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    const out: EventEnvelope[] = [];
+    if (options.direction === 'forward') {
+      const last = Math.min(options.to ?? rows.length, rows.length);
+      for (let v = Math.max(options.from ?? 1, 1); v <= last && out.length < limit; v++) out.push(toEnvelope(rows[v - 1] as Row));
+    } else {
+      const first = Math.max(options.to ?? 1, 1);
+      for (let v = Math.min(options.from ?? rows.length, rows.length); v >= first && out.length < limit; v--) {
+        out.push(toEnvelope(rows[v - 1] as Row));
+      }
+    }
+    return out;
+  }
+
+  async readAll(from: number, limit: number, filter: EventFilter | undefined): Promise<ReadAllPage> {
+    const events: EventEnvelope[] = [];
+    const types = filter?.types ? new Set(filter.types) : undefined;
+    for (let i = Math.max(from - 1, 0); i < this.#log.length && events.length < limit; i++) {
+      const row = this.#log[i] as Row;
+      if (filter?.streamPrefix !== undefined && !row.streamId.startsWith(filter.streamPrefix)) continue;
+      if (types && !types.has(row.type)) continue;
+      events.push(toEnvelope(row));
+    }
+    return { events, scannedTo: this.#log.length };
+  }
+
+  async streamVersion(streamId: string): Promise<number> {
+    return this.#streams.get(streamId)?.length ?? 0;
+  }
+
+  async listStreams(options: ListStreamsOptions): Promise<StreamInfo[]> {
+    const ids = [...this.#streams.keys()]
+      .filter((id) => (options.prefix === undefined || id.startsWith(options.prefix)) && (options.after === undefined || id > options.after))
+      .sort()
+      .slice(0, options.limit);
+    return ids.map((streamId) => {
+      const last = (this.#streams.get(streamId) as Row[]).at(-1) as Row;
+      return { streamId, version: last.version, head: last.hash, position: last.position };
+    });
+  }
+
+  async headPosition(): Promise<number> {
+    return this.#log.length;
+  }
+
+  async saveCheckpoint(consumer: string, position: number): Promise<void> {
+    this.#checkpoints.set(consumer, position);
+  }
+
+  async loadCheckpoint(consumer: string): Promise<number | undefined> {
+    return this.#checkpoints.get(consumer);
+  }
+
+  async saveSnapshot(snapshot: Snapshot<string>): Promise<void> {
+    const key = `${snapshot.reducerVersion}\u0000${snapshot.streamId}`;
+    const list = (this.#snapshots.get(key) ?? []).filter((s) => s.version !== snapshot.version);
+    list.push(snapshot);
+    list.sort((a, b) => a.version - b.version);
+    this.#snapshots.set(key, list);
+  }
+
+  async loadSnapshot(streamId: string, reducerVersion: string, atOrBefore: number | undefined): Promise<Snapshot<string> | undefined> {
+    const list = this.#snapshots.get(`${reducerVersion}\u0000${streamId}`) ?? [];
+    return list.filter((s) => atOrBefore === undefined || s.version <= atOrBefore).at(-1);
+  }
+
+  onAppend(listener: () => void): () => void {
+    this.#events.on('append', listener);
+    return () => this.#events.off('append', listener);
+  }
+
+  async close(): Promise<void> {
+    this.#events.removeAllListeners();
+  }
+}
+
+function toEnvelope(row: Row): EventEnvelope {
+  return {
+    id: row.id,
+    streamId: row.streamId,
+    version: row.version,
+    position: row.position,
+    type: row.type,
+    schemaVersion: row.schemaVersion,
+    data: JSON.parse(row.dataJson),
+    metadata: JSON.parse(row.metadataJson),
+    recordedAt: row.recordedAt,
+    hash: row.hash,
+  };
+}
+
+export function resultOf(events: EventEnvelope[]): AppendResult {
+  const last = events[events.length - 1] as EventEnvelope;
+  return { streamId: last.streamId, version: last.version, position: last.position, events };
+}

@@ -1,0 +1,155 @@
+import { createHash } from 'node:crypto';
+import { canonicalJson } from '../events/canonical.js';
+import type { EventMetadata, NewEvent } from '../events/envelope.js';
+import { type ExpectedVersion, ValidationError } from '../events/errors.js';
+import { uuidv7 } from '../events/ids.js';
+import type { EventRegistry } from '../events/registry.js';
+import type { PreparedAppend, PreparedEvent, StreamAppend } from './types.js';
+
+const MAX_ID_LENGTH = 200;
+
+/**
+ * Checks a whole batch and turns it into prepared appends, or throws a
+ * ValidationError listing every problem found. Runs before any I/O, so bad
+ * input never reaches the database.
+ */
+export function prepareAppends(appends: StreamAppend[], registry: EventRegistry, now: () => string): PreparedAppend[] {
+  const issues: string[] = [];
+  if (!Array.isArray(appends) || appends.length === 0) {
+    throw new ValidationError('appendMany needs a non-empty array of { streamId, events, expectedVersion }');
+  }
+  const seenStreams = new Set<string>();
+  const seenIds = new Set<string>();
+  const recordedAt = now();
+  const prepared: PreparedAppend[] = [];
+
+  appends.forEach((append, a) => {
+    const where = appends.length > 1 ? `appends[${a}]` : '';
+    if (append === null || typeof append !== 'object') {
+      issues.push(`${where || 'append'} must be an object`);
+      return;
+    }
+    const { streamId, events } = append;
+    const expectedVersion = append.expectedVersion ?? 'any';
+    if (!isId(streamId)) {
+      issues.push(`${prefix(where, 'streamId')} must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
+    } else if (seenStreams.has(streamId)) {
+      issues.push(`stream "${streamId}" appears twice in one appendMany; merge its events into one entry`);
+    } else {
+      seenStreams.add(streamId);
+    }
+    if (!isExpectedVersion(expectedVersion)) {
+      issues.push(
+        `${prefix(where, 'expectedVersion')} must be a non-negative integer, 'any', 'no_stream' or 'exists', got ${JSON.stringify(expectedVersion)}`,
+      );
+    }
+    if (!Array.isArray(events) || events.length === 0) {
+      issues.push(`${prefix(where, 'events')} must be a non-empty array`);
+      return;
+    }
+    const out: PreparedEvent[] = [];
+    events.forEach((event, i) => {
+      const at = prefix(where, `events[${i}]`);
+      const before = issues.length;
+      if (event === null || typeof event !== 'object') {
+        issues.push(`${at} must be an object with a type and data`);
+        return;
+      }
+      if (typeof event.type !== 'string' || event.type.length === 0 || event.type.length > MAX_ID_LENGTH) {
+        issues.push(`${at}.type must be a non-empty string`);
+      }
+      if (event.id !== undefined && !isId(event.id)) issues.push(`${at}.id must be a non-empty string when given`);
+      if (event.id !== undefined && seenIds.has(event.id)) issues.push(`${at}.id ${event.id} appears twice in this append`);
+      if (event.schemaVersion !== undefined && !(Number.isInteger(event.schemaVersion) && event.schemaVersion >= 1)) {
+        issues.push(`${at}.schemaVersion must be a positive integer`);
+      }
+      if (event.metadata !== undefined && (event.metadata === null || typeof event.metadata !== 'object' || Array.isArray(event.metadata))) {
+        issues.push(`${at}.metadata must be an object`);
+      }
+      if (event.recordedAt !== undefined && !isIsoTime(event.recordedAt)) {
+        issues.push(`${at}.recordedAt must be an ISO-8601 UTC time like 2026-01-31T12:00:00.000Z`);
+      }
+      if (!('data' in event) || event.data === undefined) issues.push(`${at}.data is missing (use null for no data)`);
+      if (issues.length > before || !isId(streamId)) return;
+
+      const schemaVersion = event.schemaVersion ?? registry.currentVersion(event.type);
+      let dataJson: string;
+      let metadataJson: string;
+      try {
+        dataJson = canonicalJson(event.data);
+        metadataJson = canonicalJson(event.metadata ?? {});
+        registry.validate(event.type, schemaVersion, event.data);
+      } catch (error) {
+        if (!(error instanceof ValidationError)) throw error;
+        issues.push(`${at}: ${error.message}`);
+        return;
+      }
+      const id = event.id ?? uuidv7();
+      seenIds.add(id);
+      out.push(prepareEvent(streamId, id, event, schemaVersion, dataJson, metadataJson, event.recordedAt ?? recordedAt));
+    });
+    prepared.push({ streamId, expectedVersion, events: out });
+  });
+
+  if (issues.length > 0) {
+    throw new ValidationError('nothing was appended', issues);
+  }
+  return prepared;
+}
+
+function prepareEvent(
+  streamId: string,
+  id: string,
+  event: NewEvent,
+  schemaVersion: number,
+  dataJson: string,
+  metadataJson: string,
+  recordedAt: string,
+): PreparedEvent {
+  // The canonical form of the whole content, built from the parts already
+  // serialised, in sorted key order: data, id, metadata, schemaVersion, streamId, type.
+  const canonical = `{"data":${dataJson},"id":${JSON.stringify(id)},"metadata":${metadataJson},"schemaVersion":${schemaVersion},"streamId":${JSON.stringify(streamId)},"type":${JSON.stringify(event.type)}}`;
+  return {
+    id,
+    type: event.type,
+    schemaVersion,
+    // Stored and returned values are what JSON can carry, not the caller's objects.
+    data: JSON.parse(dataJson),
+    metadata: JSON.parse(metadataJson) as EventMetadata,
+    recordedAt,
+    dataJson,
+    metadataJson,
+    digest: sha256Hex(canonical),
+  };
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function prefix(where: string, field: string): string {
+  return where ? `${where}.${field}` : field;
+}
+
+function isId(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH;
+}
+
+export function isExpectedVersion(value: unknown): value is ExpectedVersion {
+  return (
+    value === 'any' || value === 'no_stream' || value === 'exists' || (typeof value === 'number' && Number.isInteger(value) && value >= 0)
+  );
+}
+
+const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/;
+function isIsoTime(value: unknown): value is string {
+  return typeof value === 'string' && ISO_UTC.test(value) && !Number.isNaN(Date.parse(value));
+}
+
+/** Does the expected version accept a stream currently at `actual` (0 = no stream)? */
+export function expectedVersionHolds(expected: ExpectedVersion, actual: number): boolean {
+  if (expected === 'any') return true;
+  if (expected === 'no_stream') return actual === 0;
+  if (expected === 'exists') return actual > 0;
+  return expected === actual;
+}

@@ -1,0 +1,204 @@
+import type { EventEnvelope, EventMetadata, Json, NewEvent } from '../events/envelope.js';
+import type { ExpectedVersion } from '../events/errors.js';
+import type { ChainBreak } from '../events/hash.js';
+import type { EventRegistry } from '../events/registry.js';
+
+export type { ExpectedVersion };
+
+export interface AppendOptions {
+  /** Defaults to 'any'. */
+  expectedVersion?: ExpectedVersion;
+}
+
+export interface AppendResult {
+  streamId: string;
+  /** The stream's version after the append: the version of its last event. */
+  version: number;
+  /** Global position of the last event appended. */
+  position: number;
+  events: EventEnvelope[];
+}
+
+export interface StreamAppend {
+  streamId: string;
+  events: NewEvent[];
+  expectedVersion?: ExpectedVersion;
+}
+
+export interface ReadOptions {
+  /** First stream version to return (inclusive). Forward default 1, backward default the last. */
+  from?: number;
+  /** Last stream version to return (inclusive). */
+  to?: number;
+  direction?: 'forward' | 'backward';
+  limit?: number;
+}
+
+export interface EventFilter {
+  /** Only streams whose id starts with this. */
+  streamPrefix?: string;
+  /** Only these event types. */
+  types?: string[];
+}
+
+export interface ReadAllOptions {
+  /** First global position to return (inclusive); default 0. Resume with `last.position + 1`. */
+  from?: number;
+  limit?: number;
+  filter?: EventFilter;
+}
+
+export interface SubscribeOptions {
+  /** First global position to deliver (inclusive). Ignored when `consumer` has a stored checkpoint. */
+  from?: number;
+  filter?: EventFilter;
+  /** Ends the iteration (without an error) when aborted. */
+  signal?: AbortSignal;
+  /**
+   * A named consumer: delivery starts after its stored checkpoint. Storing the
+   * checkpoint stays with the caller (`store.checkpoint(name, event.position)`),
+   * after it has handled the event, so a crash means redelivery, never a skip.
+   */
+  consumer?: string;
+  /** Events fetched per read while catching up; default 500. */
+  batchSize?: number;
+}
+
+export interface StreamInfo {
+  streamId: string;
+  version: number;
+  /** Hash of the last event: the chain's head. */
+  head: string;
+  /** Position of the last event. */
+  position: number;
+}
+
+export interface ListStreamsOptions {
+  prefix?: string;
+  /** Stream ids greater than this, for paging. */
+  after?: string;
+  limit?: number;
+}
+
+export interface Snapshot<S = unknown> {
+  streamId: string;
+  version: number;
+  state: S;
+  reducerVersion: string;
+  createdAt: string;
+}
+
+export interface VerifyOptions {
+  /** Only this stream; otherwise every stream. */
+  streamId?: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  streams: number;
+  events: number;
+  breaks: ChainBreak[];
+}
+
+/** The log. Every backend (memory, SQLite, PostgreSQL) behaves the same; `rewind/testing` proves it. */
+export interface EventStore {
+  readonly backend: string;
+  readonly registry: EventRegistry;
+
+  append(streamId: string, events: NewEvent[], options?: AppendOptions): Promise<AppendResult>;
+  /** Several streams in one atomic commit: all are written or none. */
+  appendMany(appends: StreamAppend[]): Promise<AppendResult[]>;
+
+  read(streamId: string, options?: ReadOptions): Promise<EventEnvelope[]>;
+  readAll(options?: ReadAllOptions): Promise<EventEnvelope[]>;
+  /** The stream's version; 0 when it does not exist. */
+  streamVersion(streamId: string): Promise<number>;
+  listStreams(options?: ListStreamsOptions): Promise<StreamInfo[]>;
+  /** The highest global position a reader can see (0 for an empty store). */
+  headPosition(): Promise<number>;
+
+  /** Catch up from a position, then follow live appends: no gap, no repeat, in position order. */
+  subscribe(options?: SubscribeOptions): AsyncIterable<EventEnvelope>;
+  /** Stores a named consumer's last handled position. */
+  checkpoint(consumer: string, position: number): Promise<void>;
+  /** A named consumer's last handled position, or undefined. */
+  checkpointOf(consumer: string): Promise<number | undefined>;
+
+  saveSnapshot<S extends Json | unknown>(streamId: string, version: number, state: S, reducerVersion: string): Promise<void>;
+  /** The newest snapshot made by this reducer version (at or before `atOrBefore`). Other reducer versions are never returned. */
+  loadSnapshot<S = unknown>(streamId: string, reducerVersion: string, options?: { atOrBefore?: number }): Promise<Snapshot<S> | undefined>;
+
+  /** Walks the hash chains. */
+  verify(options?: VerifyOptions): Promise<VerifyReport>;
+
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------
+// What a backend implements. The shared EventStore (store/event-store.ts)
+// validates input, hashes content, upcasts on read, verifies and runs
+// subscriptions, so a backend only stores and fetches.
+// ---------------------------------------------------------------------------
+
+/** An event validated and digested, waiting for the backend to give it a version, position and link. */
+export interface PreparedEvent {
+  id: string;
+  type: string;
+  schemaVersion: number;
+  data: unknown;
+  metadata: EventMetadata;
+  recordedAt: string;
+  /** Canonical JSON of `data` and `metadata`, ready to store as text. */
+  dataJson: string;
+  metadataJson: string;
+  /** contentDigest() of the event, hex. */
+  digest: string;
+}
+
+export interface PreparedAppend {
+  streamId: string;
+  expectedVersion: ExpectedVersion;
+  events: PreparedEvent[];
+}
+
+export interface ReadAllPage {
+  events: EventEnvelope[];
+  /**
+   * Every event at or below this position that matches the filter is in
+   * `events` (unless the page is full): the reader may continue after it.
+   * In PostgreSQL this stays below the oldest in-flight transaction.
+   */
+  scannedTo: number;
+}
+
+export interface StorageBackend {
+  readonly name: string;
+  /** How often a live subscription re-reads without a wake-up; Infinity when wake-ups are complete. */
+  readonly pollIntervalMs: number;
+
+  /**
+   * Atomically, for each append in order: when every event id is already in
+   * that stream with the same digest, the original result (nothing written,
+   * expected version not checked); when some ids are stored and not others, or
+   * with another digest or stream, EventIdConflictError; otherwise check the
+   * expected version (ConcurrencyError with the actual version) and write,
+   * linking each event with chainLink(). All or nothing.
+   */
+  append(appends: PreparedAppend[]): Promise<AppendResult[]>;
+  /** Stored events (not upcast), by version. */
+  read(streamId: string, options: Required<Pick<ReadOptions, 'direction'>> & ReadOptions): Promise<EventEnvelope[]>;
+  readAll(from: number, limit: number, filter: EventFilter | undefined): Promise<ReadAllPage>;
+  streamVersion(streamId: string): Promise<number>;
+  listStreams(options: ListStreamsOptions): Promise<StreamInfo[]>;
+  headPosition(): Promise<number>;
+
+  saveCheckpoint(consumer: string, position: number): Promise<void>;
+  loadCheckpoint(consumer: string): Promise<number | undefined>;
+  saveSnapshot(snapshot: Snapshot<string>): Promise<void>;
+  /** `state` is the stored JSON text. */
+  loadSnapshot(streamId: string, reducerVersion: string, atOrBefore: number | undefined): Promise<Snapshot<string> | undefined>;
+
+  /** Calls the listener (soon) after events may have been appended, by this process or, where the backend can tell, another. */
+  onAppend(listener: () => void): () => void;
+  close(): Promise<void>;
+}
