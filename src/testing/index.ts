@@ -1,0 +1,1 @@
+export { type ConformanceOptions, describeEventStoreConformance } from './conformance.js';
