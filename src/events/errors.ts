@@ -79,3 +79,10 @@ export class StoreClosedError extends RewindError {
     super('STORE_CLOSED', 'the event store is closed', 'open a new store with openStore(url)');
   }
 }
+
+/** A stream, run, consumer or label that does not exist. */
+export class NotFoundError extends RewindError {
+  constructor(what: string, hint?: string) {
+    super('NOT_FOUND', `${what} does not exist`, hint);
+  }
+}

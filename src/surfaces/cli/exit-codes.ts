@@ -1,0 +1,25 @@
+import { RewindError } from '../../events/errors.js';
+
+/** Exit codes scripts can rely on; documented in the README. */
+export const EXIT = {
+  ok: 0,
+  /** The command ran and found something wrong (a broken chain, a failed run). */
+  failed: 1,
+  /** Bad arguments or input: nothing was done. */
+  usage: 2,
+  /** A run, stream or label that does not exist. */
+  notFound: 3,
+  /** Someone else changed the run meanwhile (concurrency): read again and retry. */
+  conflict: 4,
+  /** The store could not be opened or reached. */
+  store: 5,
+} as const;
+
+export function exitCodeFor(error: unknown): number {
+  if (!(error instanceof RewindError)) return EXIT.failed;
+  if (error.code === 'VALIDATION') return EXIT.usage;
+  if (error.code === 'CONCURRENCY' || error.code === 'EVENT_ID_CONFLICT') return EXIT.conflict;
+  if (error.code === 'STORE_CONFIG' || error.code === 'STORE_CLOSED') return EXIT.store;
+  if (error.code.endsWith('NOT_FOUND')) return EXIT.notFound;
+  return EXIT.failed;
+}

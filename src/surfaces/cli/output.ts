@@ -1,0 +1,43 @@
+/** How the CLI talks: human text by default, JSON with --json, colour only on a terminal. */
+
+const useColour = process.stdout.isTTY === true && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
+const paint = (code: number) => (text: string) => (useColour ? `\u001b[${code}m${text}\u001b[0m` : text);
+
+export const colour = {
+  bold: paint(1),
+  dim: paint(2),
+  red: paint(31),
+  green: paint(32),
+  yellow: paint(33),
+  blue: paint(34),
+  magenta: paint(35),
+  cyan: paint(36),
+};
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function table(rows: string[][], header?: string[]): string {
+  const all = header ? [header, ...rows] : rows;
+  // Width without ANSI codes, so coloured cells still line up.
+  const visible = (s: string) => s.replace(/\u001b\[\d+m/g, '').length;
+  const widths = all[0]?.map((_, i) => Math.max(...all.map((r) => visible(r[i] ?? '')))) ?? [];
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - visible(c))))
+      .join('  ')
+      .trimEnd();
+  const out = all.map(line);
+  if (header) out.splice(1, 0, colour.dim(widths.map((w) => '─'.repeat(w)).join('  ')));
+  return out.join('\n');
+}
+
+/** "3s ago", "2h ago": an age a person reads at a glance. */
+export function age(iso: string, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.round(s / 60)}m ago`;
+  if (s < 86400) return `${Math.round(s / 3600)}h ago`;
+  return `${Math.round(s / 86400)}d ago`;
+}
