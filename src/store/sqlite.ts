@@ -1,0 +1,469 @@
+import { EventEmitter } from 'node:events';
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { EventEnvelope } from '../events/envelope.js';
+import { ConcurrencyError, StoreClosedError, StoreConfigError } from '../events/errors.js';
+import { chainLink, GENESIS_HASH } from '../events/hash.js';
+import { findStoredBatch } from './idempotency.js';
+import { resultOf } from './memory.js';
+import { expectedVersionHolds } from './prepare.js';
+import type {
+  AppendResult,
+  EventFilter,
+  ListStreamsOptions,
+  PreparedAppend,
+  ReadAllPage,
+  ReadOptions,
+  Snapshot,
+  StorageBackend,
+  StreamInfo,
+} from './types.js';
+
+export interface SqliteOptions {
+  durability?: 'full' | 'normal';
+}
+
+const SCHEMA_VERSION = 1;
+// 'RWND' in the file header: marks the file as Rewind's, so another application's database is never written into.
+const APPLICATION_ID = 0x52574e44;
+const BUSY_TIMEOUT_MS = 5000;
+// Other processes on the same file cannot wake our subscribers, so they re-read this often.
+const POLL_INTERVAL_MS = 200;
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS events (
+    -- AUTOINCREMENT: a position is never handed out twice, even if the tail is ever archived away.
+    position       INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             TEXT    NOT NULL UNIQUE,
+    stream_id      TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    type           TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    data           TEXT    NOT NULL,
+    metadata       TEXT    NOT NULL,
+    recorded_at    TEXT    NOT NULL,
+    hash           TEXT    NOT NULL,
+    digest         TEXT    NOT NULL,
+    UNIQUE (stream_id, version)
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS streams (
+    stream_id TEXT    PRIMARY KEY,
+    version   INTEGER NOT NULL,
+    head      TEXT    NOT NULL,
+    position  INTEGER NOT NULL
+  ) STRICT, WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS checkpoints (
+    consumer TEXT    PRIMARY KEY,
+    position INTEGER NOT NULL
+  ) STRICT, WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS snapshots (
+    stream_id       TEXT    NOT NULL,
+    reducer_version TEXT    NOT NULL,
+    version         INTEGER NOT NULL,
+    state           TEXT    NOT NULL,
+    created_at      TEXT    NOT NULL,
+    PRIMARY KEY (stream_id, reducer_version, version)
+  ) STRICT, WITHOUT ROWID;
+`;
+
+const EVENT_COLUMNS = `id, stream_id AS streamId, version, position, type, schema_version AS schemaVersion,
+  data, metadata, recorded_at AS recordedAt, hash, digest`;
+
+interface EventRow {
+  id: string;
+  streamId: string;
+  version: number;
+  position: number;
+  type: string;
+  schemaVersion: number;
+  data: string;
+  metadata: string;
+  recordedAt: string;
+  hash: string;
+  digest: string;
+}
+
+interface PendingAppend {
+  appends: PreparedAppend[];
+  resolve: (results: AppendResult[]) => void;
+  reject: (error: unknown) => void;
+}
+
+interface PageQuery {
+  from: number;
+  low: string | null;
+  high: string | null;
+  types: string | null;
+  limit: number;
+}
+
+interface StreamsQuery {
+  low: string;
+  high: string | null;
+  after: string;
+  limit: number;
+}
+
+type Outcome = { ok: true; results: AppendResult[] } | { ok: false; error: unknown };
+
+/** The embedded backend: one SQLite file, shared safely by several processes. */
+export class SqliteBackend implements StorageBackend {
+  readonly name = 'sqlite';
+  readonly pollIntervalMs: number;
+  readonly #db: Database.Database;
+  readonly #events = new EventEmitter().setMaxListeners(0);
+  readonly #sql;
+  readonly #readPage: (query: PageQuery) => ReadAllPage;
+  #queue: PendingAppend[] = [];
+  #closed = false;
+
+  static open(path: string, options: SqliteOptions = {}): SqliteBackend {
+    const inMemory = path === ':memory:';
+    if (!inMemory) prepareLocation(path);
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path);
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      // Checked before WAL mode, which would leave -wal/-shm files beside a file that is not ours.
+      checkOwnership(db, path);
+      // WAL lets readers (other processes included) run while one writer commits.
+      db.pragma('journal_mode = WAL');
+      // In WAL mode, FULL fsyncs the log on every commit, so an acknowledged append survives power loss.
+      // NORMAL fsyncs only at checkpoints: several times faster, still survives a process crash and
+      // never corrupts the file, but a power cut can lose the last commits.
+      db.pragma(`synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
+      migrate(db);
+      return new SqliteBackend(db, inMemory);
+    } catch (error) {
+      db?.close();
+      if (error instanceof StoreConfigError) throw error;
+      throw openError(path, error);
+    }
+  }
+
+  private constructor(db: Database.Database, inMemory: boolean) {
+    this.#db = db;
+    // A private in-memory database has no other writers: the in-process emitter sees every append.
+    this.pollIntervalMs = inMemory ? Number.POSITIVE_INFINITY : POLL_INTERVAL_MS;
+    this.#sql = {
+      // IMMEDIATE takes the write lock up front: a deferred transaction that reads and then writes
+      // can fail with SQLITE_BUSY_SNAPSHOT when another process commits in between, and busy_timeout cannot help.
+      begin: db.prepare('BEGIN IMMEDIATE'),
+      commit: db.prepare('COMMIT'),
+      rollback: db.prepare('ROLLBACK'),
+      savepoint: db.prepare('SAVEPOINT append_call'),
+      release: db.prepare('RELEASE append_call'),
+      rollbackTo: db.prepare('ROLLBACK TO append_call'),
+      eventById: db.prepare<[string], EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE id = ?`),
+      stream: db.prepare<[string], { version: number; head: string }>('SELECT version, head FROM streams WHERE stream_id = ?'),
+      insertEvent: db.prepare(
+        `INSERT INTO events (id, stream_id, version, type, schema_version, data, metadata, recorded_at, hash, digest)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      upsertStream: db.prepare(
+        `INSERT INTO streams (stream_id, version, head, position) VALUES (?, ?, ?, ?)
+         ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, head = excluded.head, position = excluded.position`,
+      ),
+      readForward: db.prepare<[string, number, number, number], EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? AND version <= ? ORDER BY version LIMIT ?`,
+      ),
+      readBackward: db.prepare<[string, number, number, number], EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ? AND version <= ? AND version >= ? ORDER BY version DESC LIMIT ?`,
+      ),
+      readAll: db.prepare<[PageQuery], EventRow>(
+        `SELECT ${EVENT_COLUMNS} FROM events
+         WHERE position >= @from
+           AND (@low IS NULL OR stream_id >= @low) AND (@high IS NULL OR stream_id < @high)
+           AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
+         ORDER BY position LIMIT @limit`,
+      ),
+      head: db.prepare<[], number>('SELECT coalesce(max(position), 0) FROM events').pluck(),
+      streamVersion: db.prepare<[string], number>('SELECT version FROM streams WHERE stream_id = ?').pluck(),
+      // Bounds, not `@x IS NULL OR …`, so SQLite seeks in the primary key and stops at the end of the prefix.
+      listStreams: db.prepare<[StreamsQuery], StreamInfo>(listStreamsSql('')),
+      listStreamsBelow: db.prepare<[StreamsQuery], StreamInfo>(listStreamsSql('AND stream_id < @high')),
+      saveCheckpoint: db.prepare(
+        'INSERT INTO checkpoints (consumer, position) VALUES (?, ?) ON CONFLICT (consumer) DO UPDATE SET position = excluded.position',
+      ),
+      loadCheckpoint: db.prepare<[string], number>('SELECT position FROM checkpoints WHERE consumer = ?').pluck(),
+      saveSnapshot: db.prepare(
+        'INSERT OR REPLACE INTO snapshots (stream_id, reducer_version, version, state, created_at) VALUES (?, ?, ?, ?, ?)',
+      ),
+      loadSnapshot: db.prepare<[string, string, number], Snapshot<string>>(
+        `SELECT stream_id AS streamId, reducer_version AS reducerVersion, version, state, created_at AS createdAt
+         FROM snapshots WHERE stream_id = ? AND reducer_version = ? AND version <= ? ORDER BY version DESC LIMIT 1`,
+      ),
+    };
+    // One read transaction: the page and its scannedTo come from the same snapshot.
+    this.#readPage = db.transaction((query: PageQuery) => ({
+      events: this.#sql.readAll.all(query).map(toEnvelope),
+      scannedTo: this.#sql.head.get() as number,
+    }));
+  }
+
+  /**
+   * Group commit: calls made in the same turn of the event loop share one transaction (one fsync).
+   * Each call runs in its own savepoint, so one call's refusal never fails another, and every
+   * promise settles only after the COMMIT.
+   */
+  append(appends: PreparedAppend[]): Promise<AppendResult[]> {
+    if (this.#closed) return Promise.reject(new StoreClosedError());
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ appends, resolve, reject });
+      // setImmediate rather than a microtask: it also gathers callers that resume from their own awaits this turn.
+      if (this.#queue.length === 1) setImmediate(() => this.#flush());
+    });
+  }
+
+  #flush(): void {
+    const group = this.#queue;
+    this.#queue = [];
+    if (group.length === 0) return;
+    const outcomes: Outcome[] = [];
+    try {
+      this.#sql.begin.run();
+      try {
+        for (const call of group) outcomes.push(this.#applyCall(call.appends));
+        this.#sql.commit.run();
+      } catch (error) {
+        if (this.#db.inTransaction) this.#sql.rollback.run();
+        throw error;
+      }
+    } catch (error) {
+      for (const call of group) call.reject(error);
+      return;
+    }
+    group.forEach((call, i) => {
+      const outcome = outcomes[i] as Outcome;
+      if (outcome.ok) call.resolve(outcome.results);
+      else call.reject(outcome.error);
+    });
+    queueMicrotask(() => this.#events.emit('append'));
+  }
+
+  #applyCall(appends: PreparedAppend[]): Outcome {
+    this.#sql.savepoint.run();
+    try {
+      const results = appends.map((append) => this.#write(append));
+      this.#sql.release.run();
+      return { ok: true, results };
+    } catch (error) {
+      // Some SQLite errors (disk full, I/O) roll back the whole transaction: then the whole group fails.
+      if (!this.#db.inTransaction) throw error;
+      this.#sql.rollbackTo.run();
+      this.#sql.release.run();
+      return { ok: false, error };
+    }
+  }
+
+  #write(append: PreparedAppend): AppendResult {
+    const stored = findStoredBatch(append, (id) => this.#sql.eventById.get(id));
+    if (stored) return resultOf(stored.map(toEnvelope));
+    const { streamId, events } = append;
+    const stream = this.#sql.stream.get(streamId);
+    const actual = stream?.version ?? 0;
+    if (!expectedVersionHolds(append.expectedVersion, actual)) {
+      throw new ConcurrencyError(streamId, append.expectedVersion, actual);
+    }
+    let version = actual;
+    let previous = stream?.head ?? GENESIS_HASH;
+    const written = events.map((event): EventEnvelope => {
+      version++;
+      const hash = chainLink(previous, version, event.recordedAt, event.digest);
+      previous = hash;
+      const { lastInsertRowid } = this.#sql.insertEvent.run(
+        event.id,
+        streamId,
+        version,
+        event.type,
+        event.schemaVersion,
+        event.dataJson,
+        event.metadataJson,
+        event.recordedAt,
+        hash,
+        event.digest,
+      );
+      // data and metadata were parsed afresh from their JSON by prepareAppends: nobody else holds them.
+      const { id, type, schemaVersion, data, metadata, recordedAt } = event;
+      return { id, streamId, version, position: Number(lastInsertRowid), type, schemaVersion, data, metadata, recordedAt, hash };
+    });
+    const last = written[written.length - 1] as EventEnvelope;
+    this.#sql.upsertStream.run(streamId, last.version, last.hash, last.position);
+    return resultOf(written);
+  }
+
+  async read(streamId: string, options: ReadOptions & { direction: 'forward' | 'backward' }): Promise<EventEnvelope[]> {
+    this.#open();
+    const limit = options.limit ?? -1;
+    const rows =
+      options.direction === 'forward'
+        ? this.#sql.readForward.all(streamId, options.from ?? 1, options.to ?? Number.MAX_SAFE_INTEGER, limit)
+        : this.#sql.readBackward.all(streamId, options.from ?? Number.MAX_SAFE_INTEGER, options.to ?? 1, limit);
+    return rows.map(toEnvelope);
+  }
+
+  async readAll(from: number, limit: number, filter: EventFilter | undefined): Promise<ReadAllPage> {
+    this.#open();
+    const [low, high] = prefixRange(filter?.streamPrefix);
+    // One statement for every filter: the type list travels as a JSON array.
+    return this.#readPage({ from, low, high, types: filter?.types ? JSON.stringify(filter.types) : null, limit });
+  }
+
+  async streamVersion(streamId: string): Promise<number> {
+    this.#open();
+    return this.#sql.streamVersion.get(streamId) ?? 0;
+  }
+
+  async listStreams(options: ListStreamsOptions): Promise<StreamInfo[]> {
+    this.#open();
+    const [low, high] = prefixRange(options.prefix);
+    // Stream ids are never empty, so '' bounds nothing.
+    const query = { low: low ?? '', high, after: options.after ?? '', limit: options.limit ?? -1 };
+    return (high === null ? this.#sql.listStreams : this.#sql.listStreamsBelow).all(query);
+  }
+
+  async headPosition(): Promise<number> {
+    this.#open();
+    return this.#sql.head.get() as number;
+  }
+
+  async saveCheckpoint(consumer: string, position: number): Promise<void> {
+    this.#open();
+    this.#sql.saveCheckpoint.run(consumer, position);
+  }
+
+  async loadCheckpoint(consumer: string): Promise<number | undefined> {
+    this.#open();
+    return this.#sql.loadCheckpoint.get(consumer);
+  }
+
+  async saveSnapshot(snapshot: Snapshot<string>): Promise<void> {
+    this.#open();
+    const { streamId, reducerVersion, version, state, createdAt } = snapshot;
+    this.#sql.saveSnapshot.run(streamId, reducerVersion, version, state, createdAt);
+  }
+
+  async loadSnapshot(streamId: string, reducerVersion: string, atOrBefore: number | undefined): Promise<Snapshot<string> | undefined> {
+    this.#open();
+    return this.#sql.loadSnapshot.get(streamId, reducerVersion, atOrBefore ?? Number.MAX_SAFE_INTEGER);
+  }
+
+  onAppend(listener: () => void): () => void {
+    this.#events.on('append', listener);
+    return () => this.#events.off('append', listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Appends already accepted still commit; the flush scheduled for them then finds an empty queue.
+    this.#flush();
+    this.#events.removeAllListeners();
+    this.#db.close();
+  }
+
+  #open(): void {
+    if (this.#closed) throw new StoreClosedError();
+  }
+}
+
+function checkOwnership(db: Database.Database, path: string): void {
+  const applicationId = db.pragma('application_id', { simple: true }) as number;
+  const tables = db.prepare("SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'").pluck().get() as number;
+  if (applicationId !== APPLICATION_ID && (applicationId !== 0 || tables > 0)) {
+    throw new StoreConfigError(`${path} is a SQLite database of another application`, 'give Rewind a file of its own');
+  }
+  const found = db.pragma('user_version', { simple: true }) as number;
+  if (found > SCHEMA_VERSION) {
+    throw new StoreConfigError(
+      `${path} has Rewind schema version ${found}; this version of Rewind understands up to ${SCHEMA_VERSION}`,
+      'upgrade Rewind to open this file',
+    );
+  }
+}
+
+function migrate(db: Database.Database): void {
+  // IMMEDIATE: two processes opening a new file at once create the schema one after the other.
+  db.transaction(() => {
+    if ((db.pragma('user_version', { simple: true }) as number) >= SCHEMA_VERSION) return;
+    db.exec(SCHEMA);
+    db.pragma(`application_id = ${APPLICATION_ID}`);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}
+
+/** Refuses a directory before SQLite sees it, and creates the parent directory of a new file. */
+function prepareLocation(path: string): void {
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(path).isDirectory();
+  } catch {
+    // Not there yet: SQLite creates it.
+  }
+  if (isDirectory) {
+    throw new StoreConfigError(`${path} is a directory, not a SQLite file`, `name a file inside it, e.g. 'sqlite:${path}/rewind.db'`);
+  }
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+  } catch (error) {
+    throw new StoreConfigError(
+      `cannot create the directory for ${path}: ${(error as Error).message}`,
+      'check the path and its permissions',
+    );
+  }
+}
+
+function openError(path: string, error: unknown): StoreConfigError {
+  const code = (error as { code?: string }).code;
+  const message = `cannot open the SQLite store ${path}: ${(error as Error).message}`;
+  if (code === 'SQLITE_NOTADB') {
+    return new StoreConfigError(message, 'the file exists but is not a SQLite database; point at a new or Rewind-made file');
+  }
+  if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY' || code === 'SQLITE_PERM') {
+    return new StoreConfigError(message, 'check that the file and its directory are writable');
+  }
+  if (code === 'SQLITE_FULL') return new StoreConfigError(message, 'the disk is full');
+  if (code === 'SQLITE_BUSY') return new StoreConfigError(message, `another process held the file locked for over ${BUSY_TIMEOUT_MS} ms`);
+  if (code === 'SQLITE_CORRUPT') return new StoreConfigError(message, 'the file is damaged; restore it from a backup');
+  return new StoreConfigError(message);
+}
+
+/**
+ * The stream ids starting with `prefix` are exactly those in [prefix, successor): SQLite compares text
+ * as UTF-8 bytes, which orders like code points, so the successor bumps the last code point. A range
+ * lets SQLite seek in an index and, unlike LIKE, is case-sensitive and has no wildcards to escape.
+ */
+export function prefixRange(prefix: string | undefined): [string | null, string | null] {
+  if (prefix === undefined) return [null, null];
+  const points = [...prefix].map((c) => c.codePointAt(0) as number);
+  while (points.length > 0) {
+    const last = (points.pop() as number) + 1;
+    if (last <= 0x10ffff) {
+      // Surrogates are not characters: the next one after U+D7FF is U+E000.
+      points.push(last === 0xd800 ? 0xe000 : last);
+      return [prefix, String.fromCodePoint(...points)];
+    }
+  }
+  return [prefix, null];
+}
+
+function listStreamsSql(upperBound: string): string {
+  return `SELECT stream_id AS streamId, version, head, position FROM streams
+    WHERE stream_id >= @low AND stream_id > @after ${upperBound} ORDER BY stream_id LIMIT @limit`;
+}
+
+function toEnvelope(row: EventRow): EventEnvelope {
+  return {
+    id: row.id,
+    streamId: row.streamId,
+    version: row.version,
+    position: row.position,
+    type: row.type,
+    schemaVersion: row.schemaVersion,
+    data: JSON.parse(row.data),
+    metadata: JSON.parse(row.metadata),
+    recordedAt: row.recordedAt,
+    hash: row.hash,
+  };
+}
