@@ -68,8 +68,8 @@ export class EventIdConflictError extends RewindError {
 
 /** A store URL or option that cannot be opened. */
 export class StoreConfigError extends RewindError {
-  constructor(message: string, hint?: string) {
-    super('STORE_CONFIG', message, hint);
+  constructor(message: string, hint?: string, options?: { cause?: unknown }) {
+    super('STORE_CONFIG', message, hint, options);
   }
 }
 
