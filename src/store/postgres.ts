@@ -1,0 +1,395 @@
+import { EventEmitter } from 'node:events';
+import pg from 'pg';
+import type { EventEnvelope } from '../events/envelope.js';
+import { ConcurrencyError, EventIdConflictError, StoreConfigError, ValidationError } from '../events/errors.js';
+import { resultOf } from './memory.js';
+import { NOTIFY_CHANNEL, SQLSTATE, migrations } from './postgres/schema.js';
+import type {
+  AppendResult,
+  EventFilter,
+  ListStreamsOptions,
+  PreparedAppend,
+  ReadAllPage,
+  ReadOptions,
+  Snapshot,
+  StorageBackend,
+  StreamInfo,
+} from './types.js';
+
+export interface PostgresOptions {
+  /** Connections in the pool (default 10); the listener has its own. */
+  poolSize?: number;
+  /** Schema holding Rewind's tables (default 'rewind'). */
+  schema?: string;
+}
+
+/*
+ * THE GLOBAL ORDER. Positions come from a sequence, but transactions commit in
+ * any order, so a reader that trusts "highest committed position" can pass a
+ * position whose transaction is still running and never come back for it.
+ *
+ * Every event row records its transaction id. A reader takes
+ * xmin = pg_snapshot_xmin(pg_current_snapshot()): every transaction below it
+ * has finished, so the set {events with tx_id < xmin} is final. That alone is
+ * not enough: xids are handed out at a transaction's first write and positions
+ * at its insert, so a transaction with a smaller xid could draw larger
+ * positions than a later one, and returning its events would skip the other's.
+ * append_events() therefore takes the xid and draws all its positions inside
+ * one short per-schema mutex, and takes no xid before it (stream locks are
+ * advisory, so they need none). Hence xid order equals position order: every
+ * event not yet visible under the xmin rule (in flight, or future) has a
+ * position above every event that is. So readAll returns only tx_id < xmin,
+ * and scannedTo = the highest position with tx_id < xmin: every position at or
+ * below it is returned, filtered out, or will never exist (a rolled-back gap).
+ *
+ * Cost: any long-running writing transaction on the server holds xmin back and
+ * delays delivery (never loses it) until it ends. Positions are bigint in SQL
+ * and numbers here: exact up to 2^53, far beyond any real log.
+ */
+
+const DEFAULT_SCHEMA = 'rewind';
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+const POLL_MS = 750;
+const RECONNECT_MAX_MS = 5_000;
+/** An id inserted concurrently into another stream surfaces as a unique violation: retry to report it properly. */
+const APPEND_ATTEMPTS = 3;
+
+interface EventRow {
+  id: string;
+  stream_id: string;
+  version: number;
+  position: string;
+  type: string;
+  schema_version: number;
+  data: unknown;
+  metadata: EventEnvelope['metadata'];
+  recorded_at: string;
+  hash: string;
+}
+
+/** The highest position readable under the xmin rule; xid order is position order, so the (tx_id, position) index finds it at once. */
+const TOP_VISIBLE_POSITION = `SELECT (SELECT e.position FROM $s.events e
+  WHERE e.tx_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY e.tx_id DESC, e.position DESC LIMIT 1) AS top`;
+
+const EVENT_COLUMNS = 'id, stream_id, version, position, type, schema_version, data, metadata, recorded_at, hash';
+
+/** PostgreSQL: several processes may share one schema; subscribers wake on LISTEN/NOTIFY. */
+export class PostgresBackend implements StorageBackend {
+  readonly name = 'postgres';
+  /** NOTIFY covers appends; the poll covers a dropped listener and xmin held back by a non-append transaction. */
+  readonly pollIntervalMs = POLL_MS;
+  readonly #pool: pg.Pool;
+  readonly #schema: string;
+  readonly #s: string;
+  readonly #url: string;
+  readonly #events = new EventEmitter().setMaxListeners(0);
+  #listener: pg.Client | undefined;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #reconnectDelay = 100;
+  #closed = false;
+
+  private constructor(url: string, pool: pg.Pool, schema: string) {
+    this.#url = url;
+    this.#pool = pool;
+    this.#schema = schema;
+    this.#s = `"${schema}"`;
+  }
+
+  static async connect(url: string, options: PostgresOptions = {}): Promise<PostgresBackend> {
+    const schema = options.schema ?? DEFAULT_SCHEMA;
+    if (typeof schema !== 'string' || !IDENTIFIER.test(schema)) {
+      throw new StoreConfigError(`"${String(schema)}" is not a usable schema name`, 'use letters, digits and _, at most 63, not starting with a digit');
+    }
+    const poolSize = options.poolSize ?? 10;
+    if (!Number.isInteger(poolSize) || poolSize < 1) throw new StoreConfigError('poolSize must be a positive integer');
+    const pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: 'rewind' });
+    // An idle client losing its connection must not crash the process; the pool replaces it.
+    pool.on('error', () => {});
+    const backend = new PostgresBackend(url, pool, schema);
+    try {
+      await backend.#migrate();
+      await backend.#listen();
+    } catch (error) {
+      await backend.close();
+      if (!(error instanceof pg.DatabaseError) && typeof (error as NodeJS.ErrnoException).code === 'string') {
+        // A network error (ECONNREFUSED, ENOTFOUND…): say where, never the password.
+        throw new StoreConfigError(`cannot reach PostgreSQL at ${where(url)}: ${(error as Error).message}`, 'check the URL and that the server is running');
+      }
+      throw error;
+    }
+    return backend;
+  }
+
+  async #migrate(): Promise<void> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      // Several processes may open a fresh schema at once: one migrates, the others wait and find it done.
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', ['rewind.migrate', this.#schema]);
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.#s}`);
+      await client.query(`CREATE TABLE IF NOT EXISTS ${this.#s}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+      const { rows } = await client.query<{ v: number }>(`SELECT coalesce(max(version), 0) AS v FROM ${this.#s}.migrations`);
+      const done = rows[0]?.v ?? 0;
+      const all = migrations(this.#s, this.#schema);
+      for (let v = done + 1; v <= all.length; v++) {
+        await client.query(all[v - 1] as string);
+        await client.query(`INSERT INTO ${this.#s}.migrations (version) VALUES ($1)`, [v]);
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async #listen(): Promise<void> {
+    // Named, so an operator can tell which schema a LISTEN connection serves.
+    const client = new pg.Client({ connectionString: this.#url, application_name: `rewind listener ${this.#schema}` });
+    const lost = () => {
+      if (this.#listener !== client) return;
+      this.#listener = undefined;
+      client.end().catch(() => {});
+      this.#scheduleReconnect();
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    client.on('notification', (message) => {
+      if (message.channel === NOTIFY_CHANNEL && message.payload === this.#schema) this.#wake();
+    });
+    await client.connect();
+    await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
+    if (this.#closed) {
+      await client.end().catch(() => {});
+      return;
+    }
+    this.#listener = client;
+    this.#reconnectDelay = 100;
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed || this.#reconnectTimer) return;
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      this.#listen().then(
+        // Appends may have landed while nobody listened.
+        () => this.#wake(),
+        () => {
+          this.#reconnectDelay = Math.min(this.#reconnectDelay * 2, RECONNECT_MAX_MS);
+          this.#scheduleReconnect();
+        },
+      );
+    }, this.#reconnectDelay);
+    this.#reconnectTimer.unref();
+  }
+
+  #wake(): void {
+    this.#events.emit('append');
+  }
+
+  async append(appends: PreparedAppend[]): Promise<AppendResult[]> {
+    const batch = JSON.stringify(
+      appends.map((a) => ({
+        streamId: a.streamId,
+        expectedVersion: a.expectedVersion,
+        events: a.events.map((e) => ({
+          id: e.id,
+          type: e.type,
+          schemaVersion: e.schemaVersion,
+          data: e.dataJson,
+          metadata: e.metadataJson,
+          recordedAt: e.recordedAt,
+          digest: e.digest,
+        })),
+      })),
+    );
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { rows } = await this.#pool.query<EventRow & { r_ord: number }>(
+          `SELECT r_ord, r_id AS id, r_stream_id AS stream_id, r_version AS version, r_position AS position, r_type AS type,
+                  r_schema_version AS schema_version, r_data AS data, r_metadata AS metadata, r_recorded_at AS recorded_at, r_hash AS hash
+           FROM ${this.#s}.append_events($1::jsonb)`,
+          [batch],
+        );
+        const grouped: EventEnvelope[][] = appends.map(() => []);
+        for (const row of rows) grouped[row.r_ord]?.push(toEnvelope(row));
+        for (const events of grouped) events.sort((x, y) => x.version - y.version);
+        // Our own process hears it at once; others through NOTIFY.
+        queueMicrotask(() => this.#wake());
+        return grouped.map(resultOf);
+      } catch (error) {
+        const mapped = this.#appendError(error, appends);
+        if (mapped === 'retry' && attempt < APPEND_ATTEMPTS) continue;
+        throw mapped === 'retry' ? idConflictFromUniqueViolation(error) : mapped;
+      }
+    }
+  }
+
+  #appendError(error: unknown, appends: PreparedAppend[]): unknown {
+    const e = error as pg.DatabaseError;
+    switch (e?.code) {
+      case SQLSTATE.eventIdConflict:
+        return new EventIdConflictError(e.message, e.detail ?? '');
+      case SQLSTATE.concurrency: {
+        const streamId = e.detail ?? '';
+        const expected = appends.find((a) => a.streamId === streamId)?.expectedVersion ?? 'any';
+        return new ConcurrencyError(streamId, expected, Number(e.message));
+      }
+      case SQLSTATE.misuse:
+        return new StoreConfigError(e.message, 'Rewind appends need READ COMMITTED, each in a transaction of its own');
+      case '23505':
+        return e.constraint?.endsWith('_id_key') ? 'retry' : error;
+      // Text PostgreSQL cannot store (a NUL character, say) is bad input, not a failure.
+      case '22021':
+      case '22P05':
+        return new ValidationError('nothing was appended', [e.message]);
+      default:
+        return error;
+    }
+  }
+
+  async read(streamId: string, options: ReadOptions & { direction: 'forward' | 'backward' }): Promise<EventEnvelope[]> {
+    const forward = options.direction === 'forward';
+    const { rows } = await this.#pool.query<EventRow>(
+      forward
+        ? `SELECT ${EVENT_COLUMNS} FROM ${this.#s}.events
+           WHERE stream_id = $1 AND version >= coalesce($2::int, 1) AND version <= coalesce($3::int, 2147483647)
+           ORDER BY version LIMIT $4`
+        : `SELECT ${EVENT_COLUMNS} FROM ${this.#s}.events
+           WHERE stream_id = $1 AND version <= coalesce($2::int, 2147483647) AND version >= coalesce($3::int, 1)
+           ORDER BY version DESC LIMIT $4`,
+      [streamId, clampVersion(options.from), clampVersion(options.to), options.limit ?? null],
+    );
+    return rows.map(toEnvelope);
+  }
+
+  async readAll(from: number, limit: number, filter: EventFilter | undefined): Promise<ReadAllPage> {
+    // One statement: both parts read the same snapshot, hence the same xmin (see the comment at the top).
+    const { rows } = await this.#pool.query<EventRow & { top: string | null }>(
+      `SELECT t.top, p.*
+       FROM (${TOP_VISIBLE_POSITION.replace('$s', this.#s)}) t
+       LEFT JOIN LATERAL (
+         SELECT ${prefixed('e', EVENT_COLUMNS)} FROM ${this.#s}.events e
+         WHERE e.tx_id < pg_snapshot_xmin(pg_current_snapshot()) AND e.position >= $1
+           AND ($2::text IS NULL OR starts_with(e.stream_id, $2))
+           AND ($3::text[] IS NULL OR e.type = ANY ($3))
+         ORDER BY e.position LIMIT $4
+       ) p ON true
+       ORDER BY p.position`,
+      [from, filter?.streamPrefix ?? null, filter?.types ?? null, limit],
+    );
+    const top = rows[0]?.top == null ? 0 : Number(rows[0].top);
+    const events = rows.filter((r) => r.id !== null).map(toEnvelope);
+    const scannedTo = events.length === limit ? (events.at(-1) as EventEnvelope).position : Math.max(top, from - 1);
+    return { events, scannedTo };
+  }
+
+  async streamVersion(streamId: string): Promise<number> {
+    const { rows } = await this.#pool.query<{ version: number }>(`SELECT version FROM ${this.#s}.streams WHERE stream_id = $1`, [streamId]);
+    return rows[0]?.version ?? 0;
+  }
+
+  async listStreams(options: ListStreamsOptions): Promise<StreamInfo[]> {
+    const { rows } = await this.#pool.query<{ stream_id: string; version: number; head: string; position: string }>(
+      `SELECT stream_id, version, head, position FROM ${this.#s}.streams
+       WHERE ($1::text IS NULL OR starts_with(stream_id, $1)) AND ($2::text IS NULL OR stream_id > $2)
+       ORDER BY stream_id LIMIT $3`,
+      [options.prefix ?? null, options.after ?? null, options.limit ?? null],
+    );
+    return rows.map((r) => ({ streamId: r.stream_id, version: r.version, head: r.head, position: Number(r.position) }));
+  }
+
+  async headPosition(): Promise<number> {
+    const { rows } = await this.#pool.query<{ top: string | null }>(TOP_VISIBLE_POSITION.replace('$s', this.#s));
+    return rows[0]?.top == null ? 0 : Number(rows[0].top);
+  }
+
+  async saveCheckpoint(consumer: string, position: number): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO ${this.#s}.checkpoints (consumer, position) VALUES ($1, $2)
+       ON CONFLICT (consumer) DO UPDATE SET position = EXCLUDED.position`,
+      [consumer, position],
+    );
+  }
+
+  async loadCheckpoint(consumer: string): Promise<number | undefined> {
+    const { rows } = await this.#pool.query<{ position: string }>(`SELECT position FROM ${this.#s}.checkpoints WHERE consumer = $1`, [consumer]);
+    return rows[0] ? Number(rows[0].position) : undefined;
+  }
+
+  async saveSnapshot(snapshot: Snapshot<string>): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO ${this.#s}.snapshots (reducer_version, stream_id, version, state, created_at) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (reducer_version, stream_id, version) DO UPDATE SET state = EXCLUDED.state, created_at = EXCLUDED.created_at`,
+      [snapshot.reducerVersion, snapshot.streamId, snapshot.version, snapshot.state, snapshot.createdAt],
+    );
+  }
+
+  async loadSnapshot(streamId: string, reducerVersion: string, atOrBefore: number | undefined): Promise<Snapshot<string> | undefined> {
+    const { rows } = await this.#pool.query<{ version: number; state: string; created_at: string }>(
+      `SELECT version, state, created_at FROM ${this.#s}.snapshots
+       WHERE reducer_version = $1 AND stream_id = $2 AND ($3::int IS NULL OR version <= $3)
+       ORDER BY version DESC LIMIT 1`,
+      [reducerVersion, streamId, atOrBefore === undefined ? null : clampVersion(atOrBefore)],
+    );
+    const row = rows[0];
+    return row && { streamId, version: row.version, state: row.state, reducerVersion, createdAt: row.created_at };
+  }
+
+  onAppend(listener: () => void): () => void {
+    this.#events.on('append', listener);
+    return () => this.#events.off('append', listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    const listener = this.#listener;
+    this.#listener = undefined;
+    this.#events.removeAllListeners();
+    await Promise.all([listener?.end().catch(() => {}), this.#pool.end().catch(() => {})]);
+  }
+}
+
+function toEnvelope(row: EventRow): EventEnvelope {
+  return {
+    id: row.id,
+    streamId: row.stream_id,
+    version: row.version,
+    position: Number(row.position),
+    type: row.type,
+    schemaVersion: row.schema_version,
+    data: row.data,
+    metadata: row.metadata,
+    recordedAt: row.recorded_at,
+    hash: row.hash,
+  };
+}
+
+/** Versions are integer columns; anything larger selects the same rows as the largest. */
+function clampVersion(v: number | undefined): number | null {
+  return v === undefined ? null : Math.min(v, 2147483647);
+}
+
+function prefixed(alias: string, columns: string): string {
+  return columns
+    .split(', ')
+    .map((c) => `${alias}.${c}`)
+    .join(', ');
+}
+
+function where(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || 5432}${u.pathname}`;
+  } catch {
+    return 'the given URL';
+  }
+}
+
+function idConflictFromUniqueViolation(error: unknown): EventIdConflictError {
+  const id = /\(id\)=\((.*)\)/.exec((error as pg.DatabaseError).detail ?? '')?.[1] ?? '';
+  return new EventIdConflictError(id, 'another writer stored it at the same time');
+}

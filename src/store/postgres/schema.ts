@@ -1,0 +1,242 @@
+import { GENESIS_HASH } from '../../events/hash.js';
+
+/** SQLSTATEs raised by append_events(); class RW is ours. */
+export const SQLSTATE = {
+  /** MESSAGE: the event id, DETAIL: why. */
+  eventIdConflict: 'RW001',
+  /** MESSAGE: the stream's actual version, DETAIL: the stream id. */
+  concurrency: 'RW002',
+  /** The function was called somewhere it cannot keep the global order. */
+  misuse: 'RW003',
+} as const;
+
+/** Channel shared by every schema; the payload names the schema. */
+export const NOTIFY_CHANNEL = 'rewind_append';
+
+/**
+ * Migrations in order; each runs once per schema, inside the migration
+ * transaction. `s` is the quoted schema name, `name` the raw one.
+ */
+export function migrations(s: string, name: string): string[] {
+  const lit = `'${name}'`; // the name is a validated identifier: no quote can occur
+  return [
+    `
+CREATE TABLE ${s}.streams (
+  stream_id text COLLATE "C" PRIMARY KEY,
+  version integer NOT NULL,
+  head text NOT NULL,
+  position bigint NOT NULL
+);
+
+CREATE TABLE ${s}.events (
+  position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id text COLLATE "C" NOT NULL UNIQUE,
+  stream_id text COLLATE "C" NOT NULL,
+  version integer NOT NULL,
+  type text NOT NULL,
+  schema_version integer NOT NULL,
+  -- json (not jsonb) keeps the canonical text byte for byte.
+  data json NOT NULL,
+  metadata json NOT NULL,
+  -- Text, not timestamptz: the hash covers these exact characters.
+  recorded_at text NOT NULL,
+  digest text NOT NULL,
+  hash text NOT NULL,
+  tx_id xid8 NOT NULL,
+  UNIQUE (stream_id, version)
+);
+-- Finds the highest position visible under the xmin rule without a scan.
+CREATE INDEX events_tx_position ON ${s}.events (tx_id, position);
+
+CREATE TABLE ${s}.checkpoints (
+  consumer text PRIMARY KEY,
+  position bigint NOT NULL
+);
+
+CREATE TABLE ${s}.snapshots (
+  reducer_version text NOT NULL,
+  stream_id text COLLATE "C" NOT NULL,
+  version integer NOT NULL,
+  state text NOT NULL,
+  created_at text NOT NULL,
+  PRIMARY KEY (reducer_version, stream_id, version)
+);
+
+-- One round trip per append. See postgres.ts for why the mutex exists.
+CREATE FUNCTION ${s}.append_events(batch jsonb)
+RETURNS TABLE (r_ord integer, r_id text, r_stream_id text, r_version integer, r_position bigint, r_type text,
+               r_schema_version integer, r_data json, r_metadata json, r_recorded_at text, r_hash text)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  a jsonb;
+  ai integer;
+  sid text;
+  r record;
+  ev jsonb;
+  lock_key bigint;
+  found_count integer;
+  total integer;
+  first_id text;
+  unordered_id text;
+  prev_version integer;
+  actual integer;
+  head text;
+  expected jsonb;
+  holds boolean;
+  n_ord integer[] := '{}';
+  n_id text[] := '{}';
+  n_stream text[] := '{}';
+  n_version integer[] := '{}';
+  n_type text[] := '{}';
+  n_sv integer[] := '{}';
+  n_data text[] := '{}';
+  n_meta text[] := '{}';
+  n_at text[] := '{}';
+  n_digest text[] := '{}';
+  n_hash text[] := '{}';
+BEGIN
+  -- The xid must be taken under the mutex below, or xid order and position order can disagree.
+  IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+    RAISE EXCEPTION 'append_events must be the first write of its transaction, and called once'
+      USING ERRCODE = '${SQLSTATE.misuse}';
+  END IF;
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'append_events needs READ COMMITTED, not %', current_setting('transaction_isolation')
+      USING ERRCODE = '${SQLSTATE.misuse}';
+  END IF;
+
+  -- Stream locks without taking an xid; a fixed order, so no deadlock between batches.
+  FOR lock_key IN
+    SELECT DISTINCT hashtextextended(x ->> 'streamId', hashtext(${lit})) FROM jsonb_array_elements(batch) x ORDER BY 1
+  LOOP
+    PERFORM pg_advisory_xact_lock(lock_key);
+  END LOOP;
+
+  FOR ai IN 0 .. jsonb_array_length(batch) - 1 LOOP
+    a := batch -> ai;
+    sid := a ->> 'streamId';
+    total := jsonb_array_length(a -> 'events');
+
+    -- Idempotency, as findStoredBatch() in idempotency.ts.
+    found_count := 0;
+    first_id := NULL;
+    unordered_id := NULL;
+    prev_version := NULL;
+    FOR r IN
+      SELECT x.ev ->> 'id' AS id, x.ev ->> 'digest' AS digest, e.stream_id, e.digest AS stored_digest, e.version
+      FROM jsonb_array_elements(a -> 'events') WITH ORDINALITY x(ev, o)
+      LEFT JOIN ${s}.events e ON e.id = x.ev ->> 'id'
+      ORDER BY x.o
+    LOOP
+      CONTINUE WHEN r.stream_id IS NULL;
+      IF r.stream_id <> sid THEN
+        RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = r.id,
+          DETAIL = format('it belongs to stream "%s", not "%s"', r.stream_id, sid);
+      END IF;
+      IF r.stored_digest <> r.digest THEN
+        RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = r.id,
+          DETAIL = 'its type, data, metadata or schema version differ';
+      END IF;
+      found_count := found_count + 1;
+      first_id := coalesce(first_id, r.id);
+      IF unordered_id IS NULL AND prev_version IS NOT NULL AND r.version <> prev_version + 1 THEN
+        unordered_id := r.id;
+      END IF;
+      prev_version := r.version;
+    END LOOP;
+    IF found_count > 0 THEN
+      IF found_count <> total THEN
+        RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = first_id,
+          DETAIL = format('%s of the %s events in this append are already stored; retry the original append unchanged, or give new events new ids', found_count, total);
+      END IF;
+      IF unordered_id IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = unordered_id,
+          DETAIL = 'the stored events are not in this order';
+      END IF;
+      RETURN QUERY
+        SELECT ai, e.id::text, e.stream_id::text, e.version, e.position, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, e.hash
+        FROM jsonb_array_elements(a -> 'events') WITH ORDINALITY x(ev, o)
+        JOIN ${s}.events e ON e.id = x.ev ->> 'id'
+        ORDER BY x.o;
+      CONTINUE;
+    END IF;
+
+    SELECT st.version, st.head INTO actual, head FROM ${s}.streams st WHERE st.stream_id = sid;
+    IF NOT FOUND THEN
+      actual := 0;
+      head := '${GENESIS_HASH}';
+    END IF;
+    expected := a -> 'expectedVersion';
+    -- (A CASE inside IF would end the condition at its first THEN.)
+    holds := CASE
+      WHEN jsonb_typeof(expected) = 'number' THEN expected::text::bigint = actual
+      WHEN expected #>> '{}' = 'any' THEN true
+      WHEN expected #>> '{}' = 'no_stream' THEN actual = 0
+      WHEN expected #>> '{}' = 'exists' THEN actual > 0
+      ELSE false
+    END;
+    IF NOT holds THEN
+      RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.concurrency}', MESSAGE = actual::text, DETAIL = sid;
+    END IF;
+
+    FOR ev IN SELECT x.ev FROM jsonb_array_elements(a -> 'events') WITH ORDINALITY x(ev, o) ORDER BY x.o LOOP
+      actual := actual + 1;
+      -- chainLink() of events/hash.ts, byte for byte.
+      head := encode(sha256(
+        decode(head, 'hex')
+        || convert_to(actual::text || E'\\n' || (ev ->> 'recordedAt') || E'\\n', 'UTF8')
+        || decode(ev ->> 'digest', 'hex')), 'hex');
+      n_ord := n_ord || ai;
+      n_id := n_id || (ev ->> 'id');
+      n_stream := n_stream || sid;
+      n_version := n_version || actual;
+      n_type := n_type || (ev ->> 'type');
+      n_sv := n_sv || (ev ->> 'schemaVersion')::integer;
+      n_data := n_data || (ev ->> 'data');
+      n_meta := n_meta || (ev ->> 'metadata');
+      n_at := n_at || (ev ->> 'recordedAt');
+      n_digest := n_digest || (ev ->> 'digest');
+      n_hash := n_hash || head;
+    END LOOP;
+  END LOOP;
+
+  IF cardinality(n_id) = 0 THEN
+    RETURN;
+  END IF;
+
+  -- The mutex: taking the xid and drawing the positions happen together, so a
+  -- transaction with a smaller xid always holds smaller positions. It is a
+  -- session lock, released right after the insert, not at commit: commits stay
+  -- concurrent. A session lock survives an error, hence the handler.
+  BEGIN
+    PERFORM pg_advisory_lock(hashtext('rewind.append'), hashtext(${lit}));
+    INSERT INTO ${s}.events (id, stream_id, version, type, schema_version, data, metadata, recorded_at, digest, hash, tx_id)
+    SELECT u.id, u.stream_id, u.version, u.type, u.sv, u.data::json, u.meta::json, u.at, u.digest, u.hash, pg_current_xact_id()
+    FROM unnest(n_id, n_stream, n_version, n_type, n_sv, n_data, n_meta, n_at, n_digest, n_hash)
+      WITH ORDINALITY u(id, stream_id, version, type, sv, data, meta, at, digest, hash, o)
+    ORDER BY u.o;
+    PERFORM pg_advisory_unlock(hashtext('rewind.append'), hashtext(${lit}));
+  EXCEPTION WHEN OTHERS OR query_canceled THEN
+    PERFORM pg_advisory_unlock(hashtext('rewind.append'), hashtext(${lit}));
+    RAISE;
+  END;
+
+  INSERT INTO ${s}.streams AS st (stream_id, version, head, position)
+  SELECT DISTINCT ON (e.stream_id) e.stream_id, e.version, e.hash, e.position
+  FROM ${s}.events e WHERE e.id = ANY (n_id)
+  ORDER BY e.stream_id, e.version DESC
+  ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, head = EXCLUDED.head, position = EXCLUDED.position;
+
+  -- Delivered on commit, never for a rolled-back append.
+  PERFORM pg_notify('${NOTIFY_CHANNEL}', ${lit});
+
+  RETURN QUERY
+    SELECT u.ord, e.id::text, e.stream_id::text, e.version, e.position, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, e.hash
+    FROM unnest(n_id, n_ord) u(id, ord)
+    JOIN ${s}.events e ON e.id = u.id
+    ORDER BY e.position;
+END
+$fn$;
+`,
+  ];
+}
