@@ -60,7 +60,7 @@ export async function benchSqliteStore(scale: number): Promise<void> {
 
     const select = raw.prepare('SELECT * FROM events WHERE stream_id = ? ORDER BY version');
     await measure(SECTION, 'raw select + JSON.parse of a stream', n, () => {
-      for (const row of select.iterate('raw-a') as Iterable<{ data: string; metadata: string }>) {
+      for (const row of select.all('raw-a') as { data: string; metadata: string }[]) {
         JSON.parse(row.data);
         JSON.parse(row.metadata);
       }
