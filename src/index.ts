@@ -1,2 +1,3 @@
 export * from './events/index.js';
 export * from './store/index.js';
+export * from './runtime/index.js';

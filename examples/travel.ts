@@ -1,0 +1,152 @@
+/**
+ * A travel-booking agent: book a flight, charge the card, book a hotel. The
+ * first hotel is full, so the run rolls back to its "planned" checkpoint: the
+ * card is refunded and the flight cancelled (newest first), and the agent,
+ * seeing it runs after a rollback, books another hotel and completes.
+ *
+ * The airline, bank and hotels are in-memory fakes that honour idempotency
+ * keys the way real APIs do: the same key never books or charges twice.
+ */
+import type { EventEnvelope } from '../src/events/envelope.js';
+import type { RunInfo } from '../src/runtime/index.js';
+import { createRuntime, defineWorkflow, effectiveEvents } from '../src/runtime/index.js';
+import type { EventStore } from '../src/store/types.js';
+
+export interface TripInput {
+  traveller: string;
+  from: string;
+  to: string;
+  hotels: string[];
+}
+
+export interface TripState {
+  flight?: string;
+  payment?: string;
+  hotel?: string;
+  triedHotels: string[];
+}
+
+type TripEvent =
+  | { type: 'FlightBooked'; data: { booking: string } }
+  | { type: 'CardCharged'; data: { payment: string } }
+  | { type: 'HotelChosen'; data: { hotel: string } }
+  | { type: 'HotelBooked'; data: { booking: string } };
+
+/** Fake external services, keyed by idempotency key like Stripe's or an airline's booking API. */
+export class TravelWorld {
+  readonly flights = new Map<string, 'booked' | 'cancelled'>();
+  readonly payments = new Map<string, 'charged' | 'refunded'>();
+  readonly hotels = new Map<string, string>();
+  readonly full = new Set<string>();
+  constructor(full: string[] = ['Grand Hotel']) {
+    for (const h of full) this.full.add(h);
+  }
+  bookFlight(key: string): string {
+    if (!this.flights.has(key)) this.flights.set(key, 'booked');
+    return `FL-${key.split(':').slice(-2).join('-')}`;
+  }
+  cancelFlight(key: string): void {
+    this.flights.set(key, 'cancelled');
+  }
+  charge(key: string): string {
+    if (!this.payments.has(key)) this.payments.set(key, 'charged');
+    return `PAY-${key.split(':').slice(-2).join('-')}`;
+  }
+  refund(key: string): void {
+    this.payments.set(key, 'refunded');
+  }
+  bookHotel(key: string, hotel: string): string {
+    if (this.full.has(hotel)) throw new Error(`${hotel} is full`);
+    this.hotels.set(key, hotel);
+    return `HT-${hotel.replace(/\W+/g, '')}`;
+  }
+}
+
+export function travelWorkflow(world: TravelWorld) {
+  return defineWorkflow<TripInput, TripState, TripEvent, TripState>({
+    name: 'travel',
+    version: '1',
+    initialState: { triedHotels: [] },
+    apply: (s, e) => {
+      switch (e.type) {
+        case 'FlightBooked':
+          return { ...s, flight: e.data.booking };
+        case 'CardCharged':
+          return { ...s, payment: e.data.payment };
+        case 'HotelChosen':
+          return { ...s, triedHotels: [...s.triedHotels, e.data.hotel] };
+        case 'HotelBooked':
+          return { ...s, hotel: e.data.booking };
+      }
+    },
+    // A failed booking rolls back to the plan and runs the agent again.
+    onFailure: { rollbackTo: 'planned', after: 'retry' },
+    run: async (ctx, input) => {
+      await ctx.checkpoint('planned');
+      const flight = await ctx.step('book-flight', ({ idempotencyKey }) => world.bookFlight(idempotencyKey), {
+        compensate: (_booking, { stepKey }) => world.cancelFlight(stepKey),
+        verify: (_booking, { stepKey }) => world.flights.get(stepKey) === 'cancelled',
+      });
+      await ctx.emit({ type: 'FlightBooked', data: { booking: flight } });
+      const payment = await ctx.step('charge-card', ({ idempotencyKey }) => world.charge(idempotencyKey), {
+        compensate: (_p, { stepKey }) => world.refund(stepKey),
+      });
+      await ctx.emit({ type: 'CardCharged', data: { payment } });
+      // After a rollback the agent knows which hotels failed (ctx.rollbacks) and picks the next one.
+      const hotel = input.hotels[Math.min(ctx.rollbacks.length, input.hotels.length - 1)] as string;
+      await ctx.emit({ type: 'HotelChosen', data: { hotel } });
+      const booking = await ctx.step('book-hotel', ({ idempotencyKey }) => world.bookHotel(idempotencyKey, hotel), {
+        retry: { attempts: 2, initialDelayMs: 10 },
+      });
+      await ctx.emit({ type: 'HotelBooked', data: { booking } });
+      return ctx.state;
+    },
+  });
+}
+
+/** One line per event: what the CLI's `rewind demo` prints. Rolled-back events are marked, never hidden. */
+export function formatTimeline(events: readonly EventEnvelope[], undone: ReadonlySet<string>): string[] {
+  return events.map((e) => {
+    const d = e.data as Record<string, unknown>;
+    const what =
+      e.type === 'StepStarted' || e.type === 'StepCompleted' || e.type === 'StepFailed'
+        ? `${d.name}${e.type === 'StepFailed' ? `: ${(d.error as { message: string }).message}` : ''}`
+        : e.type.startsWith('Compensation') || e.type === 'Verified'
+          ? String(d.step)
+          : e.type === 'RollbackRequested' || e.type === 'RolledBack'
+            ? `to "${d.label}" (v${d.targetVersion}): ${d.reason}`
+            : e.type === 'Checkpoint'
+              ? String(d.label)
+              : '';
+    return `${String(e.version).padStart(3)} ${undone.has(e.id) ? '↶' : ' '} ${e.type.padEnd(22)} ${what}`.trimEnd();
+  });
+}
+
+export interface TravelDemoResult {
+  runId: string;
+  info: RunInfo<TripState>;
+  world: TravelWorld;
+  timeline: string[];
+}
+
+export async function runTravelDemo(store: EventStore, options: { runId?: string } = {}): Promise<TravelDemoResult> {
+  const world = new TravelWorld();
+  const runtime = createRuntime({ store });
+  const runId = options.runId ?? `travel-${Date.now()}`;
+  const info = await runtime.start(
+    travelWorkflow(world),
+    { traveller: 'Ada', from: 'LHR', to: 'OSL', hotels: ['Grand Hotel', 'Harbour Inn'] },
+    { runId },
+  );
+  const events = await store.read(`run-${runId}`);
+  const kept = new Set(effectiveEvents(events).map((e) => e.id));
+  const undone = new Set(events.filter((e) => !kept.has(e.id) && e.type !== 'RolledBack').map((e) => e.id));
+  return { runId, info: info as RunInfo<TripState>, world, timeline: formatTimeline(events, undone) };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { openStore } = await import('../src/store/open.js');
+  const result = await runTravelDemo(await openStore('memory:'));
+  console.log(result.timeline.join('\n'));
+  console.log(`\nstatus: ${result.info.status}`, result.info.state);
+}

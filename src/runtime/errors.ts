@@ -1,0 +1,164 @@
+import { RewindError } from '../events/errors.js';
+
+/** No run has this id. Nothing was written. */
+export class RunNotFoundError extends RewindError {
+  readonly runId: string;
+  constructor(runId: string) {
+    super('RUN_NOT_FOUND', `no run with id "${runId}"`, 'list the runs with runtime.list() and use one of their ids');
+    this.runId = runId;
+  }
+}
+
+/** The run names a workflow this runtime does not know. Nothing was written. */
+export class UnknownWorkflowError extends RewindError {
+  readonly workflow: string;
+  constructor(workflow: string) {
+    super(
+      'UNKNOWN_WORKFLOW',
+      `no workflow named "${workflow}" is registered`,
+      'pass it in createRuntime({ workflows }) or runtime.register()',
+    );
+    this.workflow = workflow;
+  }
+}
+
+/** A run id is already taken by a run of another workflow or with other input. Nothing was written. */
+export class RunConflictError extends RewindError {
+  constructor(runId: string, detail: string) {
+    super(
+      'RUN_CONFLICT',
+      `run "${runId}" already exists ${detail}`,
+      'starting a run twice is idempotent only with the same workflow and input; pick another run id',
+    );
+  }
+}
+
+/** The operation does not fit the run's current status. Nothing was written. */
+export class RunStateError extends RewindError {
+  readonly status: string;
+  constructor(runId: string, status: string, wanted: string, hint: string) {
+    super('RUN_STATE', `run "${runId}" is ${status}; cannot ${wanted}`, hint);
+    this.status = status;
+  }
+}
+
+/**
+ * The code asked for something other than what the journal holds at that
+ * point: the workflow changed under a running run. Nothing was written; the
+ * run stays where it was until code that matches its journal resumes it.
+ */
+export class NonDeterminismError extends RewindError {
+  readonly seq: number;
+  readonly expected: string;
+  readonly actual: string;
+  constructor(runId: string, seq: number, expected: string, actual: string) {
+    super(
+      'NON_DETERMINISM',
+      `run "${runId}" replay diverged at call #${seq}: the journal holds ${expected} but the code asked for ${actual}`,
+      'resume it with code whose calls match its journal (branch on ctx.workflowVersion for runs started under older code), or cancel it',
+    );
+    this.seq = seq;
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/** A declared invariant no longer holds after an emitted event. */
+export class InvariantError extends RewindError {
+  readonly invariant: string;
+  constructor(invariant: string, eventType: string) {
+    super(
+      'INVARIANT',
+      `invariant "${invariant}" broke after event "${eventType}"`,
+      'roll back to a checkpoint (policy rollbackTo) or fix the reducer/emit',
+    );
+    this.invariant = invariant;
+  }
+}
+
+export class StepTimeoutError extends RewindError {
+  constructor(step: string, timeoutMs: number) {
+    super(
+      'STEP_TIMEOUT',
+      `step "${step}" did not finish within ${timeoutMs} ms`,
+      'raise timeoutMs or make the step honour its AbortSignal',
+    );
+  }
+}
+
+export class BreakerOpenError extends RewindError {
+  readonly breaker: string;
+  readonly retryAt: number;
+  constructor(breaker: string, retryAt: number) {
+    super(
+      'BREAKER_OPEN',
+      `circuit breaker "${breaker}" is open until ${new Date(retryAt).toISOString()}`,
+      'wait for the cool-down; the next call after it is a trial',
+    );
+    this.breaker = breaker;
+    this.retryAt = retryAt;
+  }
+}
+
+export class OutputSchemaError extends RewindError {
+  readonly issues: readonly string[];
+  constructor(step: string, issues: readonly string[]) {
+    super(
+      'STEP_OUTPUT_INVALID',
+      `output of step "${step}" does not match its schema: ${issues.join('; ')}`,
+      'fix the step or its output schema',
+    );
+    this.issues = issues;
+  }
+}
+
+/**
+ * A step's failure as the journal recorded it. Replays rethrow this (not the
+ * original error object, which did not survive serialisation), so code that
+ * catches a step failure behaves the same live and replayed.
+ */
+export class StepFailedError extends RewindError {
+  readonly step: string;
+  readonly recorded: SerializedError;
+  constructor(step: string, error: SerializedError, options?: { cause?: unknown }) {
+    super('STEP_FAILED', `step "${step}" failed: ${error.message}`, undefined, options);
+    this.step = step;
+    this.recorded = error;
+  }
+}
+
+/** A rollback target that is not a checkpoint of the run's effective history. Nothing was written. */
+export class CheckpointNotFoundError extends RewindError {
+  constructor(runId: string, target: string | number, known: string[]) {
+    super(
+      'CHECKPOINT_NOT_FOUND',
+      `run "${runId}" has no checkpoint ${typeof target === 'number' ? `at version ${target}` : `"${target}"`} in its effective history`,
+      known.length ? `known checkpoints: ${known.join(', ')} (or 'start')` : "the run has no checkpoint yet; use to: 'start'",
+    );
+  }
+}
+
+/** A value the journal would have to store is not JSON. Nothing was written for it. */
+export class NotJsonError extends RewindError {
+  constructor(what: string, detail: string) {
+    super(
+      'NOT_JSON',
+      `${what} cannot be journaled: ${detail}`,
+      'return plain JSON (strings, finite numbers, booleans, null, arrays, plain objects)',
+    );
+  }
+}
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  code?: string;
+}
+
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
+  }
+  return { name: 'Error', message: String(error) };
+}

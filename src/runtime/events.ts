@@ -1,0 +1,171 @@
+import type { Json } from '../events/envelope.js';
+import type { SerializedError } from './errors.js';
+
+/**
+ * The runtime's own events. A run is one stream, `run-<id>`; everything the
+ * runtime knows about a run is derived from these plus the workflow's domain
+ * events (any other type, written by ctx.emit). The set is small on purpose:
+ * each type is one fact that replay or the rollback protocol needs.
+ *
+ * `seq` is the ordinal of a ctx call in the run's effective execution; it is
+ * how replay matches a call to its journal entry. After a rollback the same
+ * seq is reused by the new path, which is fine: the old entry is no longer in
+ * the effective history (see history.ts).
+ */
+export const RunEvents = {
+  /** First event of every run. */
+  RunStarted: 'RunStarted',
+  /** An attempt of a step begins. A StepStarted with no end is re-run with the same idempotencyKey. */
+  StepStarted: 'StepStarted',
+  StepCompleted: 'StepCompleted',
+  /** One attempt failed; `final` when no retry follows, `retryAt` (drawn with journaled jitter) otherwise. */
+  StepFailed: 'StepFailed',
+  /** A journaled non-deterministic value: ctx.now / random / uuid / sleep (the wake-up time). */
+  ValueRecorded: 'ValueRecorded',
+  /** A known-good point. Carries the reducer state and the checkpoint index, so restoring it reads this one event. */
+  Checkpoint: 'Checkpoint',
+  /** Stage 1-2 of the protocol: the target is chosen and forward progress halts. */
+  RollbackRequested: 'RollbackRequested',
+  CompensationStarted: 'CompensationStarted',
+  CompensationCompleted: 'CompensationCompleted',
+  CompensationFailed: 'CompensationFailed',
+  /** The result of a step's verify hook after its compensation. */
+  Verified: 'Verified',
+  /** The protocol is blocked on one step; an operator must retry or resolve it. */
+  NeedsAttention: 'NeedsAttention',
+  /** An operator asked to retry a blocked compensation (fresh retry budget, same idempotency key). */
+  CompensationRetried: 'CompensationRetried',
+  /** An operator undid the step's effect outside Rewind. Counts as compensated and verified. */
+  ResolvedByHand: 'ResolvedByHand',
+  /** Stage 5: events after targetVersion, up to this marker, leave the effective history. */
+  RolledBack: 'RolledBack',
+  RunCompleted: 'RunCompleted',
+  RunFailed: 'RunFailed',
+  RunCancelled: 'RunCancelled',
+} as const;
+
+export type RunEventType = (typeof RunEvents)[keyof typeof RunEvents];
+
+const RESERVED = new Set<string>(Object.values(RunEvents));
+export function isRunEventType(type: string): type is RunEventType {
+  return RESERVED.has(type);
+}
+
+/** What triggered a rollback. */
+export type TriggerKind = 'step-failed' | 'output-invalid' | 'invariant' | 'timeout' | 'breaker-open' | 'run-failed' | 'requested';
+
+/** `label` '(start)' with targetVersion 1 means "before the first step". */
+export const START_LABEL = '(start)';
+
+/** label -> version of the newest effective checkpoint with that label. */
+export type CheckpointIndex = Record<string, number>;
+
+export type RollbackAfter = 'retry' | 'fail' | 'stop';
+
+export interface RunStartedData {
+  runId: string;
+  workflow: string;
+  workflowVersion: string;
+  input: Json | null;
+}
+export interface StepStartedData {
+  seq: number;
+  name: string;
+  idempotencyKey: string;
+  attempt: number;
+}
+export interface StepCompletedData {
+  seq: number;
+  name: string;
+  idempotencyKey: string;
+  /** Absent when the step returned undefined. */
+  result?: Json;
+}
+export interface StepFailedData {
+  seq: number;
+  name: string;
+  idempotencyKey: string;
+  attempt: number;
+  error: SerializedError;
+  trigger: TriggerKind;
+  final: boolean;
+  /** Epoch ms of the next attempt, when not final. */
+  retryAt?: number;
+}
+export type ValueKind = 'now' | 'random' | 'uuid' | 'sleep';
+export interface ValueRecordedData {
+  seq: number;
+  kind: ValueKind;
+  value: number | string;
+}
+export interface CheckpointData {
+  seq: number;
+  label: string;
+  state: Json | null;
+  index: CheckpointIndex;
+}
+export interface RollbackRequestedData {
+  targetVersion: number;
+  label: string;
+  reason: string;
+  trigger: { kind: TriggerKind; step?: string; error?: SerializedError };
+  after: RollbackAfter;
+}
+export interface CompensationStartedData {
+  step: string;
+  /** The compensated step's key; identifies it across the protocol. */
+  stepKey: string;
+  /** The compensation's own idempotency key, stable across attempts and resumes. */
+  idempotencyKey: string;
+  attempt: number;
+}
+export interface CompensationCompletedData {
+  step: string;
+  stepKey: string;
+}
+export interface CompensationFailedData {
+  step: string;
+  stepKey: string;
+  attempt: number;
+  error: SerializedError;
+  final: boolean;
+}
+export interface VerifiedData {
+  step: string;
+  stepKey: string;
+  ok: boolean;
+  error?: SerializedError;
+}
+export interface NeedsAttentionData {
+  step: string;
+  stepKey: string;
+  stage: 'compensation' | 'verify';
+  error: SerializedError;
+}
+export interface CompensationRetriedData {
+  stepKey: string;
+  note?: string;
+}
+export interface ResolvedByHandData {
+  stepKey: string;
+  note: string;
+}
+export interface RolledBackData {
+  requestVersion: number;
+  targetVersion: number;
+  label: string;
+  reason: string;
+  trigger: RollbackRequestedData['trigger'];
+  after: RollbackAfter;
+  /** The checkpoint index as of the target, so the next rollback finds its target without a scan. */
+  index: CheckpointIndex;
+}
+export interface RunCompletedData {
+  output?: Json;
+}
+export interface RunFailedData {
+  error: SerializedError;
+}
+export interface RunCancelledData {
+  reason: string;
+}

@@ -1,0 +1,54 @@
+/**
+ * The runtime: durable runs over the event log.
+ *
+ * - A run is the stream `run-<id>`. Every ctx call (step, emit, now, random,
+ *   uuid, sleep, checkpoint) is one journal entry, matched by call order on
+ *   replay; a recorded result is returned without running anything again.
+ * - The effective history drops, for every RolledBack marker, the events
+ *   between its target and itself; nothing is ever deleted (history.ts).
+ * - Every append expects the version the worker last saw, so a second worker
+ *   (or a cancel, or an operator's rollback) makes the first one stop.
+ * - A rollback is RollbackRequested, then compensations newest first, verify
+ *   hooks, then RolledBack; what is left to do is derived from the events,
+ *   so a crash anywhere in it resumes it (rollback.ts).
+ * - Pure parts: history.ts, policy.ts, the breaker transitions. The shell:
+ *   context.ts (one pass of `run`), rollback.ts, runtime.ts.
+ */
+export { BreakerEvents, type BreakerOptions, type BreakerState, Breakers } from './breaker.js';
+export { type Clock, systemClock } from './clock.js';
+export * from './errors.js';
+export * from './events.js';
+export {
+  type CompensationProgress,
+  checkpointIndexOf,
+  compensationProgress,
+  effectiveEvents,
+  foldState,
+  type JournalEntry,
+  journalOf,
+  type RunStatus,
+  rollbacksOf,
+  statusAfter,
+} from './history.js';
+export { backoffDelay, type Decision, decide, type FailurePolicy, type RetryOptions } from './policy.js';
+export { streamOf as runStreamId } from './run-log.js';
+export {
+  createRuntime,
+  type RollbackRequest,
+  type RunInfo,
+  type RunSummary,
+  Runtime,
+  type RuntimeOptions,
+  type StartOptions,
+} from './runtime.js';
+export {
+  type CompensationIO,
+  type DomainEvent,
+  defineWorkflow,
+  type RollbackInfo,
+  type RunContext,
+  type StepIO,
+  type StepOptions,
+  type Workflow,
+  type WorkflowDefinition,
+} from './workflow.js';

@@ -1,0 +1,509 @@
+import { canonicalJson } from '../events/canonical.js';
+import type { EventEnvelope, Json } from '../events/envelope.js';
+import { ConcurrencyError, ValidationError } from '../events/errors.js';
+import { uuidv7 } from '../events/ids.js';
+import type { EventStore } from '../store/types.js';
+import { type BreakerOptions, type BreakerState, Breakers } from './breaker.js';
+import { type Clock, systemClock } from './clock.js';
+import { type Compensator, Halt, jsonOrThrow, Pass } from './context.js';
+import {
+  CheckpointNotFoundError,
+  NonDeterminismError,
+  RunConflictError,
+  RunNotFoundError,
+  RunStateError,
+  type SerializedError,
+  serializeError,
+  UnknownWorkflowError,
+} from './errors.js';
+import {
+  type CheckpointData,
+  type CheckpointIndex,
+  type NeedsAttentionData,
+  type RollbackAfter,
+  type RolledBackData,
+  RunEvents,
+  type RunStartedData,
+  START_LABEL,
+} from './events.js';
+import { effectiveEvents, foldState, lastAttention, pendingRollback, type RunStatus, rollbacksOf, statusAfter } from './history.js';
+import type { RetryOptions } from './policy.js';
+import { carryOutRollback } from './rollback.js';
+import { RunLog, streamOf } from './run-log.js';
+import type { RollbackInfo, Workflow } from './workflow.js';
+
+export interface RuntimeOptions {
+  store: EventStore;
+  workflows?: Workflow[];
+  clock?: Clock;
+  /** Defaults for every breaker, and per-name settings. */
+  breakerDefaults?: BreakerOptions;
+  breakers?: Record<string, BreakerOptions>;
+  /** Retries of a compensation before the run needs attention. Default 3 attempts from 100 ms. */
+  compensationRetry?: RetryOptions;
+}
+
+export interface RunInfo<S = unknown> {
+  runId: string;
+  workflow: string;
+  workflowVersion: string;
+  status: RunStatus;
+  /** The stream's version: how many events the run has. */
+  version: number;
+  /** Reducer state of the effective history (undefined when this runtime does not know the workflow). */
+  state: S;
+  input: unknown;
+  output?: unknown;
+  error?: SerializedError;
+  rollbacks: RollbackInfo[];
+  /** Why the run needs attention, when it does. */
+  attention?: NeedsAttentionData;
+  startedAt: string;
+  updatedAt: string;
+}
+
+export interface RunSummary {
+  runId: string;
+  workflow: string;
+  status: RunStatus;
+  version: number;
+  startedAt: string;
+  updatedAt: string;
+}
+
+export interface StartOptions {
+  /** Starting the same id twice is idempotent (same workflow and input) and joins the run. */
+  runId?: string;
+  /** Return once the run is recorded; `wait(runId)` settles when it stops. */
+  detach?: boolean;
+}
+
+export interface RollbackRequest {
+  /** 'latest', 'start', a checkpoint label, or the version of an effective checkpoint. */
+  to: 'latest' | 'start' | (string & {}) | number;
+  reason: string;
+  /** After the rollback: stay rolled back until resume() ('stop', default), continue at once ('retry'), or fail. */
+  after?: RollbackAfter;
+}
+
+interface Active {
+  promise: Promise<RunInfo>;
+  controller: AbortController;
+  pause: boolean;
+}
+
+const RUN_ID = /^[A-Za-z0-9_.:@-]{1,200}$/;
+
+export function createRuntime(options: RuntimeOptions): Runtime {
+  return new Runtime(options);
+}
+
+/**
+ * The imperative shell: reads a run's stream, lets the pure parts decide, and
+ * appends with the version it read. Many runtimes (processes) may share one
+ * store; the expected version on every append is the only lock they need.
+ */
+export class Runtime {
+  readonly store: EventStore;
+  readonly #workflows = new Map<string, Workflow>();
+  readonly #active = new Map<string, Active>();
+  readonly #clock: Clock;
+  readonly #breakers: Breakers;
+  readonly #compensationRetry: RetryOptions;
+
+  constructor(options: RuntimeOptions) {
+    this.store = options.store;
+    this.#clock = options.clock ?? systemClock;
+    this.#breakers = new Breakers(this.store, () => this.#clock.now(), options.breakerDefaults);
+    for (const [name, o] of Object.entries(options.breakers ?? {})) this.#breakers.configure(name, o);
+    this.#compensationRetry = options.compensationRetry ?? { attempts: 3, initialDelayMs: 100 };
+    for (const workflow of options.workflows ?? []) this.register(workflow);
+  }
+
+  register(workflow: Workflow): this {
+    if (!workflow || typeof workflow.run !== 'function') throw new ValidationError('register() needs a workflow made by defineWorkflow()');
+    this.#workflows.set(workflow.name, workflow);
+    return this;
+  }
+
+  configureBreaker(name: string, options: BreakerOptions): void {
+    this.#breakers.configure(name, options);
+  }
+
+  breaker(name: string): Promise<BreakerState> {
+    return this.#breakers.state(name);
+  }
+
+  async start<I, S, O>(workflow: Workflow<I, S, any, O> | string, input: I, options: StartOptions = {}): Promise<RunInfo<S>> {
+    const wf = typeof workflow === 'string' ? this.#workflow(workflow) : workflow;
+    if (typeof workflow !== 'string') this.register(wf);
+    let value: unknown = input;
+    if (wf.input) {
+      const parsed = wf.input.safeParse(input);
+      if (!parsed.success) {
+        throw new ValidationError(
+          `input of workflow "${wf.name}" is invalid`,
+          parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`),
+        );
+      }
+      value = parsed.data;
+    }
+    value ??= null;
+    jsonOrThrow(value, `input of workflow "${wf.name}"`);
+    const runId = options.runId ?? uuidv7();
+    if (typeof runId !== 'string' || !RUN_ID.test(runId)) {
+      throw new ValidationError(`invalid run id ${JSON.stringify(runId)}`, [], 'use 1-200 letters, digits and _ . : @ -');
+    }
+    const data: RunStartedData = { runId, workflow: wf.name, workflowVersion: wf.version, input: value as Json };
+    try {
+      await this.store.append(streamOf(runId), [{ type: RunEvents.RunStarted, data }], { expectedVersion: 'no_stream' });
+    } catch (error) {
+      if (!(error instanceof ConcurrencyError)) throw error;
+      const [first] = await this.store.read(streamOf(runId), { from: 1, to: 1 });
+      const existing = first?.data as RunStartedData | undefined;
+      if (existing?.workflow !== wf.name) throw new RunConflictError(runId, `as a run of workflow "${existing?.workflow}"`);
+      if (canonicalJson(existing.input) !== canonicalJson(value)) throw new RunConflictError(runId, 'with other input');
+    }
+    const promise = this.#drive(runId, false);
+    if (options.detach) {
+      promise.catch(() => {});
+      return (await this.get(runId)) as RunInfo<S>;
+    }
+    return (await promise) as RunInfo<S>;
+  }
+
+  /** Continues a run from where its log ends: after a crash, a rollback that stopped, or an operator's fix. */
+  resume(runId: string): Promise<RunInfo> {
+    return this.#drive(runId, true);
+  }
+
+  /** Settles when this runtime stops driving the run (at once when it is not driving it). */
+  async wait(runId: string): Promise<RunInfo> {
+    const active = this.#active.get(runId);
+    if (active) return active.promise;
+    return this.get(runId);
+  }
+
+  async get<S = unknown>(runId: string): Promise<RunInfo<S>> {
+    const events = await this.store.read(streamOf(runId));
+    if (events.length === 0) throw new RunNotFoundError(runId);
+    return this.#info(events) as RunInfo<S>;
+  }
+
+  /** One RunStarted and one last event per run: the status is decided by the last event alone. */
+  async list(filter: { status?: RunStatus; workflow?: string } = {}): Promise<RunSummary[]> {
+    const out: RunSummary[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.listStreams({ prefix: 'run-', limit: 1000, ...(after ? { after } : {}) });
+      for (const stream of page) {
+        const [first] = await this.store.read(stream.streamId, { from: 1, to: 1 });
+        const [last] = await this.store.read(stream.streamId, { direction: 'backward', limit: 1 });
+        if (first?.type !== RunEvents.RunStarted || !last) continue;
+        const started = first.data as RunStartedData;
+        const summary: RunSummary = {
+          runId: started.runId,
+          workflow: started.workflow,
+          status: statusAfter(last.type),
+          version: last.version,
+          startedAt: first.recordedAt,
+          updatedAt: last.recordedAt,
+        };
+        if ((!filter.status || filter.status === summary.status) && (!filter.workflow || filter.workflow === summary.workflow))
+          out.push(summary);
+      }
+      if (page.length < 1000) return out;
+      after = page.at(-1)?.streamId;
+    }
+  }
+
+  async cancel(runId: string, reason = 'cancelled'): Promise<RunInfo> {
+    await this.#appendChecked(
+      runId,
+      ['running', 'rolled_back'],
+      'cancel',
+      'a rollback in progress must finish first (retryCompensation / resolveByHand)',
+      () => [{ type: RunEvents.RunCancelled, data: { reason } }],
+    );
+    const active = this.#active.get(runId);
+    if (active) {
+      active.controller.abort(new Error(`run cancelled: ${reason}`));
+      await active.promise.catch(() => {});
+    }
+    return this.get(runId);
+  }
+
+  /**
+   * An explicit rollback. The target is found by reading the stream backwards
+   * to the newest Checkpoint or RolledBack event, both of which carry the
+   * checkpoint index: the cost depends on the distance to that event, not on
+   * the length of the run. A run this runtime is driving is first paused at
+   * its next ctx call, so no step completes unrecorded under the request.
+   */
+  async rollback(runId: string, request: RollbackRequest): Promise<RunInfo> {
+    if (!request || typeof request.reason !== 'string' || request.reason.trim() === '') {
+      throw new ValidationError('a rollback needs a reason', [], "runtime.rollback(runId, { to: 'latest', reason: 'why' })");
+    }
+    const after = request.after ?? 'stop';
+    if (!['stop', 'retry', 'fail'].includes(after))
+      throw new ValidationError(`after must be 'stop', 'retry' or 'fail', got ${JSON.stringify(after)}`);
+    const active = this.#active.get(runId);
+    if (active) {
+      active.pause = true;
+      await active.promise.catch(() => {});
+    }
+    await this.#appendChecked(
+      runId,
+      ['running', 'rolled_back', 'completed', 'failed'],
+      'roll back',
+      'resume or resolve the rollback in progress first',
+      async (tail) => {
+        const target = await this.#resolveTarget(runId, tail, request.to);
+        return [
+          {
+            type: RunEvents.RollbackRequested,
+            data: { targetVersion: target.version, label: target.label, reason: request.reason, trigger: { kind: 'requested' }, after },
+          },
+        ];
+      },
+    );
+    return this.#drive(runId, false);
+  }
+
+  /** Runs the blocked compensation again (fresh retry budget, same idempotency key), then the rest of the rollback. */
+  async retryCompensation(runId: string, note?: string): Promise<RunInfo> {
+    await this.#appendChecked(
+      runId,
+      ['needs_attention'],
+      'retry a compensation',
+      'only a run that needs attention has one to retry',
+      (tail) => [
+        { type: RunEvents.CompensationRetried, data: { stepKey: (tail.data as NeedsAttentionData).stepKey, ...(note ? { note } : {}) } },
+      ],
+    );
+    return this.#drive(runId, false);
+  }
+
+  /** Records that an operator undid the blocked step's effect by hand; the rollback goes on. */
+  async resolveByHand(runId: string, note: string): Promise<RunInfo> {
+    if (typeof note !== 'string' || note.trim() === '') throw new ValidationError('resolveByHand needs a note saying what was done');
+    await this.#appendChecked(
+      runId,
+      ['needs_attention'],
+      'resolve by hand',
+      'only a run that needs attention has something to resolve',
+      (tail) => [{ type: RunEvents.ResolvedByHand, data: { stepKey: (tail.data as NeedsAttentionData).stepKey, note } }],
+    );
+    return this.#drive(runId, false);
+  }
+
+  /** Stops driving every run (their steps see an aborted signal) and waits for them to let go. */
+  async close(): Promise<void> {
+    const active = [...this.#active.values()];
+    for (const a of active) a.controller.abort(new Error('runtime closed'));
+    await Promise.allSettled(active.map((a) => a.promise));
+  }
+
+  #workflow(name: string): Workflow {
+    const workflow = this.#workflows.get(name);
+    if (!workflow) throw new UnknownWorkflowError(name);
+    return workflow;
+  }
+
+  /** Reads the last event, checks the status, appends at exactly that version; re-decides if someone wrote in between. */
+  async #appendChecked(
+    runId: string,
+    allowed: RunStatus[],
+    wanted: string,
+    hint: string,
+    make: (tail: EventEnvelope) => Array<{ type: string; data: unknown }> | Promise<Array<{ type: string; data: unknown }>>,
+  ): Promise<void> {
+    for (let tries = 0; ; tries++) {
+      const [tail] = await this.store.read(streamOf(runId), { direction: 'backward', limit: 1 });
+      if (!tail) throw new RunNotFoundError(runId);
+      const status = statusAfter(tail.type);
+      if (!allowed.includes(status)) throw new RunStateError(runId, status, wanted, hint);
+      const events = await make(tail);
+      try {
+        await this.store.append(streamOf(runId), events, { expectedVersion: tail.version });
+        return;
+      } catch (error) {
+        if (!(error instanceof ConcurrencyError) || tries >= 20) throw error;
+      }
+    }
+  }
+
+  async #resolveTarget(runId: string, tail: EventEnvelope, to: RollbackRequest['to']): Promise<{ version: number; label: string }> {
+    if (to === 'start') return { version: 1, label: START_LABEL };
+    let index: CheckpointIndex | undefined;
+    for (let from = tail.version; from >= 1 && !index; from -= 100) {
+      const page = await this.store.read(streamOf(runId), { direction: 'backward', from, limit: 100 });
+      for (const event of page) {
+        if (event.type === RunEvents.Checkpoint) index = (event.data as CheckpointData).index;
+        else if (event.type === RunEvents.RolledBack) index = (event.data as RolledBackData).index;
+        if (index) break;
+      }
+    }
+    index ??= {};
+    const entries = Object.entries(index).sort((a, b) => b[1] - a[1]);
+    if (to === 'latest') {
+      const [label, version] = entries[0] ?? [START_LABEL, 1];
+      return { version, label };
+    }
+    if (typeof to === 'number') {
+      if (to === 1) return { version: 1, label: START_LABEL };
+      const hit = entries.find(([, v]) => v === to);
+      if (hit) return { version: to, label: hit[0] };
+    } else if (typeof to === 'string' && index[to] !== undefined) {
+      return { version: index[to] as number, label: to };
+    }
+    throw new CheckpointNotFoundError(
+      runId,
+      to,
+      entries.map(([l, v]) => `${l}@${v}`),
+    );
+  }
+
+  /** One driver per run per runtime; a second caller joins the first. */
+  #drive(runId: string, resume: boolean): Promise<RunInfo> {
+    const existing = this.#active.get(runId);
+    if (existing && !existing.pause) return existing.promise;
+    const active: Active = { promise: undefined as unknown as Promise<RunInfo>, controller: new AbortController(), pause: false };
+    active.promise = this.#loop(runId, resume, active).finally(() => {
+      if (this.#active.get(runId) === active) this.#active.delete(runId);
+    });
+    this.#active.set(runId, active);
+    return active.promise;
+  }
+
+  async #loop(runId: string, resume: boolean, active: Active): Promise<RunInfo> {
+    const events = await this.store.read(streamOf(runId));
+    const first = events[0];
+    if (!first) throw new RunNotFoundError(runId);
+    const started = first.data as RunStartedData;
+    const workflow = this.#workflow(started.workflow);
+    const log = new RunLog(this.store, runId, events);
+    let compensators: ReadonlyMap<string, Compensator> | undefined;
+    const pass = (mode: 'run' | 'collect') =>
+      new Pass({
+        workflow,
+        log,
+        breakers: this.#breakers,
+        clock: this.#clock,
+        mode,
+        signal: active.controller.signal,
+        shouldPause: () => active.pause,
+      });
+    try {
+      for (;;) {
+        const last = log.events[log.events.length - 1] as EventEnvelope;
+        const status = statusAfter(last.type);
+        if (status === 'completed' || status === 'failed' || status === 'cancelled' || status === 'needs_attention') break;
+        if (status === 'rolled_back' && (last.data as RolledBackData).after === 'stop' && !resume) break;
+        if (active.pause || active.controller.signal.aborted) break;
+
+        const request = pendingRollback(log.events);
+        if (request) {
+          if (!compensators) {
+            // A rollback this process did not start: replay up to the end of the journal to get the steps' closures back.
+            const collect = pass('collect');
+            await workflow.run(collect, started.input).catch(() => {});
+            if (collect.halt?.reason === 'error') throw collect.halt.error;
+            compensators = collect.compensators;
+          }
+          await carryOutRollback({
+            log,
+            request,
+            compensators,
+            clock: this.#clock,
+            signal: active.controller.signal,
+            compensationRetry: this.#compensationRetry,
+          });
+          compensators = undefined;
+          continue;
+        }
+
+        const forward = pass('run');
+        let output: unknown;
+        let thrown: unknown;
+        let threw = false;
+        try {
+          output = await workflow.run(forward, started.input);
+        } catch (error) {
+          threw = true;
+          thrown = error;
+        }
+        await forward.idle();
+        if (forward.halt) {
+          const { reason, error } = forward.halt;
+          if (reason === 'rollback') {
+            compensators = forward.compensators;
+            continue;
+          }
+          if (reason === 'lost') throw error;
+          if (reason === 'error') throw error;
+          break;
+        }
+        const unconsumed = forward.unconsumed;
+        if (unconsumed) throw new NonDeterminismError(runId, forward.seq, `${unconsumed.kind} "${unconsumed.name}"`, 'the end of run()');
+        if (threw) {
+          if (workflow.onFailure === 'compensate-and-fail') {
+            const error = serializeError(thrown);
+            await log.append([
+              {
+                type: RunEvents.RollbackRequested,
+                data: {
+                  targetVersion: 1,
+                  label: START_LABEL,
+                  reason: error.message,
+                  trigger: { kind: 'run-failed', error },
+                  after: 'fail',
+                },
+              },
+            ]);
+          } else {
+            await log.append([{ type: RunEvents.RunFailed, data: { error: serializeError(thrown) } }]);
+          }
+          continue;
+        }
+        try {
+          jsonOrThrow(output ?? null, `output of workflow "${workflow.name}"`);
+        } catch (error) {
+          await log.append([{ type: RunEvents.RunFailed, data: { error: serializeError(error) } }]);
+          continue;
+        }
+        await log.append([{ type: RunEvents.RunCompleted, data: output === undefined ? {} : { output } }]);
+      }
+    } catch (error) {
+      // Someone else wrote to the run (another worker, a cancel): it is theirs now. Report what the log says.
+      if (error instanceof ConcurrencyError) return this.get(runId);
+      if (error instanceof Halt && error.reason === 'paused') return this.#info(log.events);
+      throw error;
+    }
+    return this.#info(log.events);
+  }
+
+  #info(events: EventEnvelope[]): RunInfo {
+    const first = events[0] as EventEnvelope;
+    const last = events[events.length - 1] as EventEnvelope;
+    const started = first.data as RunStartedData;
+    const workflow = this.#workflows.get(started.workflow);
+    const status = statusAfter(last.type);
+    const attention = lastAttention(events);
+    return {
+      runId: started.runId,
+      workflow: started.workflow,
+      workflowVersion: started.workflowVersion,
+      status,
+      version: last.version,
+      state: workflow ? foldState(workflow, effectiveEvents(events)) : undefined,
+      input: started.input,
+      ...(status === 'completed' ? { output: (last.data as { output?: unknown }).output } : {}),
+      ...(status === 'failed' ? { error: (last.data as { error: SerializedError }).error } : {}),
+      rollbacks: rollbacksOf(events),
+      ...(attention ? { attention } : {}),
+      startedAt: first.recordedAt,
+      updatedAt: last.recordedAt,
+    };
+  }
+}

@@ -1,0 +1,106 @@
+import type { ZodType } from 'zod';
+import { ValidationError } from '../events/errors.js';
+import type { CheckpointIndex, TriggerKind } from './events.js';
+import type { FailurePolicy, RetryOptions } from './policy.js';
+
+/** A domain event a workflow emits; `apply` folds these into its state. */
+export interface DomainEvent<T extends string = string, D = unknown> {
+  type: T;
+  data: D;
+}
+
+/** What a step's function is given. */
+export interface StepIO {
+  /** Stable across the step's retries and across resumes after a crash: hand it to external APIs to deduplicate. */
+  idempotencyKey: string;
+  /** Aborted on timeout or cancellation. */
+  signal: AbortSignal;
+  attempt: number;
+}
+
+/** What a compensation or verify hook is given: its own key, and the key the step ran under. */
+export interface CompensationIO extends StepIO {
+  /** The compensated step's idempotency key: what the external API knows the effect by. */
+  stepKey: string;
+}
+
+export interface StepOptions<T> {
+  /** Undoes the step's effect. Journaled, retried, idempotent by its own key. */
+  compensate?: (result: T, io: CompensationIO) => unknown;
+  /** After compensation: is the world as expected? false or a throw blocks the rollback (needs attention). */
+  verify?: (result: T, io: CompensationIO) => unknown;
+  /** The result must satisfy this schema; a mismatch is a failed attempt. */
+  output?: ZodType<T>;
+  /** Per attempt; the signal is aborted when it elapses. */
+  timeoutMs?: number;
+  retry?: RetryOptions;
+  /** Retries of this step's compensation; default the runtime's compensationRetry. */
+  compensationRetry?: RetryOptions;
+  /** Name of a circuit breaker guarding the call. */
+  breaker?: string;
+  /** Overrides the workflow's policy for this step. */
+  onFailure?: FailurePolicy;
+}
+
+export interface RollbackInfo {
+  /** Version of the RolledBack marker. */
+  version: number;
+  targetVersion: number;
+  label: string;
+  reason: string;
+  trigger: { kind: TriggerKind; step?: string; error?: { name: string; message: string; code?: string } };
+}
+
+/** The only door from workflow code to the world: everything through it is journaled. */
+export interface RunContext<S = unknown, E extends DomainEvent = DomainEvent> {
+  readonly runId: string;
+  /** The workflow version the run started under. */
+  readonly workflowVersion: string;
+  /** The reducer state now. */
+  readonly state: S;
+  /** True while calls are being answered from the journal. */
+  readonly replaying: boolean;
+  /** Rollbacks this run has gone through, oldest first: code may take another path after one. */
+  readonly rollbacks: readonly RollbackInfo[];
+  readonly lastRollback: RollbackInfo | undefined;
+  step<T>(name: string, fn: (io: StepIO) => T | Promise<T>, options?: StepOptions<T>): Promise<T>;
+  emit(event: E): Promise<void>;
+  now(): Promise<number>;
+  random(): Promise<number>;
+  uuid(): Promise<string>;
+  sleep(ms: number): Promise<void>;
+  checkpoint(label: string): Promise<void>;
+}
+
+export interface WorkflowDefinition<I, S, E extends DomainEvent, O> {
+  name: string;
+  version?: string;
+  /** Validates (and may transform) the input before anything is written. */
+  input?: ZodType<I>;
+  initialState: S;
+  /** Pure: never mutate `state`. */
+  apply: (state: S, event: E) => S;
+  /** Named predicates over state, checked after every emit. */
+  invariants?: Record<string, (state: S) => boolean>;
+  onFailure?: FailurePolicy;
+  run: (ctx: RunContext<S, E>, input: I) => Promise<O>;
+}
+
+export interface Workflow<I = any, S = any, E extends DomainEvent = any, O = any> extends Readonly<WorkflowDefinition<I, S, E, O>> {
+  readonly version: string;
+}
+
+export function defineWorkflow<I, S, E extends DomainEvent = DomainEvent, O = unknown>(
+  definition: WorkflowDefinition<I, S, E, O>,
+): Workflow<I, S, E, O> {
+  const issues: string[] = [];
+  if (typeof definition.name !== 'string' || !/^[A-Za-z0-9_.:-]{1,100}$/.test(definition.name)) {
+    issues.push('name must be 1-100 characters of letters, digits, _ . : -');
+  }
+  if (typeof definition.apply !== 'function') issues.push('apply must be a function (state, event) => state');
+  if (typeof definition.run !== 'function') issues.push('run must be an async function (ctx, input)');
+  if (issues.length) throw new ValidationError('invalid workflow definition', issues);
+  return Object.freeze({ ...definition, version: definition.version ?? '1' });
+}
+
+export type { CheckpointIndex };

@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { ValidationError } from '../../src/events/errors.js';
+import {
+  createRuntime,
+  defineWorkflow,
+  NotJsonError,
+  RunConflictError,
+  RunNotFoundError,
+  RunStateError,
+  StepFailedError,
+  UnknownWorkflowError,
+} from '../../src/runtime/index.js';
+import { makeStore } from './helpers.js';
+
+const wf = defineWorkflow({
+  name: 'typed',
+  input: z.object({ city: z.string().min(1) }),
+  initialState: null,
+  apply: (s) => s,
+  run: async (ctx, input) => ctx.step('echo', () => input.city),
+});
+
+describe('bad input gets a typed error and writes nothing', () => {
+  it('rejects each kind of bad input', async () => {
+    const store = await makeStore();
+    const runtime = createRuntime({ store });
+    const empty = async () => expect(await store.listStreams()).toEqual([]);
+
+    await expect(runtime.start('nope', {})).rejects.toBeInstanceOf(UnknownWorkflowError);
+    const invalid = await runtime.start(wf, { city: '' } as never).catch((e) => e);
+    expect(invalid).toBeInstanceOf(ValidationError);
+    expect(invalid.message).toContain('city');
+    await expect(runtime.start(wf, { city: 'Oslo' }, { runId: 'has space' })).rejects.toBeInstanceOf(ValidationError);
+    await expect(runtime.resume('ghost')).rejects.toBeInstanceOf(RunNotFoundError);
+    await expect(runtime.get('ghost')).rejects.toBeInstanceOf(RunNotFoundError);
+    await expect(runtime.cancel('ghost')).rejects.toBeInstanceOf(RunNotFoundError);
+    await expect(runtime.retryCompensation('ghost')).rejects.toBeInstanceOf(RunNotFoundError);
+    await expect(runtime.rollback('ghost', { to: 'latest', reason: 'x' })).rejects.toBeInstanceOf(RunNotFoundError);
+    expect(() => defineWorkflow({ name: 'bad name!', initialState: 0, apply: (s) => s, run: async () => 0 })).toThrow(ValidationError);
+    await empty();
+  });
+
+  it('refuses a reused run id with other input or another workflow', async () => {
+    const store = await makeStore();
+    const runtime = createRuntime({ store });
+    await runtime.start(wf, { city: 'Oslo' }, { runId: 'r' });
+    const version = await store.streamVersion('run-r');
+    await expect(runtime.start(wf, { city: 'Rome' }, { runId: 'r' })).rejects.toBeInstanceOf(RunConflictError);
+    const other = defineWorkflow({ ...wf, name: 'other' });
+    await expect(runtime.start(other, { city: 'Oslo' }, { runId: 'r' })).rejects.toBeInstanceOf(RunConflictError);
+    await expect(runtime.retryCompensation('r')).rejects.toBeInstanceOf(RunStateError);
+    await expect(runtime.cancel('r')).rejects.toBeInstanceOf(RunStateError);
+    expect(await store.streamVersion('run-r')).toBe(version);
+  });
+
+  it('a runtime that does not know the workflow cannot resume it', async () => {
+    const store = await makeStore();
+    await createRuntime({ store }).start(wf, { city: 'Oslo' }, { runId: 'r' });
+    await expect(createRuntime({ store }).resume('r')).rejects.toBeInstanceOf(UnknownWorkflowError);
+  });
+
+  it('a step result that is not JSON is a typed failure, never journaled', async () => {
+    const store = await makeStore();
+    const bad = defineWorkflow({
+      name: 'not-json',
+      initialState: null,
+      apply: (s) => s,
+      run: async (ctx) => {
+        const error = await ctx.step('date', () => new Date() as unknown as string, { retry: { attempts: 5 } }).catch((e) => e);
+        return { caught: error instanceof StepFailedError, cause: (error as Error).cause instanceof NotJsonError };
+      },
+    });
+    const info = await createRuntime({ store }).start(bad, null, { runId: 'nj' });
+    expect(info.output).toEqual({ caught: true, cause: true });
+    const events = await store.read('run-nj');
+    // Not retried: retrying cannot make a Date JSON.
+    expect(events.filter((e) => e.type === 'StepStarted')).toHaveLength(1);
+    expect(events.some((e) => e.type === 'StepCompleted')).toBe(false);
+  });
+
+  it('ctx misuse throws before anything is journaled', async () => {
+    const store = await makeStore();
+    const misuse = defineWorkflow({
+      name: 'misuse',
+      initialState: null,
+      apply: (s) => s,
+      run: async (ctx) => {
+        const errors: string[] = [];
+        for (const f of [
+          () => ctx.emit({ type: 'StepCompleted', data: 1 }),
+          () => ctx.emit({ type: 'X', data: () => 1 }),
+          () => ctx.checkpoint(''),
+          () => ctx.checkpoint('latest'),
+          () => ctx.sleep(-1),
+          () => ctx.step('', () => 1),
+        ]) {
+          errors.push(
+            await f().then(
+              () => 'ok',
+              (e) => e.code,
+            ),
+          );
+        }
+        return errors;
+      },
+    });
+    const info = await createRuntime({ store }).start(misuse, null, { runId: 'm' });
+    expect(info.output).toEqual(['VALIDATION', 'NOT_JSON', 'VALIDATION', 'VALIDATION', 'VALIDATION', 'VALIDATION']);
+    expect((await store.read('run-m')).map((e) => e.type)).toEqual(['RunStarted', 'RunCompleted']);
+  });
+});

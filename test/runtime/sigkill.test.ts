@@ -1,0 +1,82 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createRuntime, effectiveEvents, RunEvents, type StepCompletedData, statusAfter } from '../../src/runtime/index.js';
+import { openStore } from '../../src/store/open.js';
+import { crashWorkflow } from '../fixtures/runtime-crash-child.js';
+
+const CHILD = join(import.meta.dirname, '../fixtures/runtime-crash-child.ts');
+
+/** Runs the child; kills it with SIGKILL `killAfterMs` after it is ready (never, when undefined). Resolves with its last line. */
+function runChild(db: string, effects: string, runId: string, kill: number | 'mid-rollback' | undefined): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, db, effects, runId], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (kill === 'mid-rollback' && out.includes('compensating')) child.kill('SIGKILL');
+      if (typeof kill === 'number' && out.startsWith('ready') && !child.killed) setTimeout(() => child.kill('SIGKILL'), kill);
+    });
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (signal === 'SIGKILL') resolve('killed');
+      else if (code === 0) resolve(out.trim().split('\n').at(-1) ?? '');
+      else reject(new Error(`child exited ${code}: ${err}`));
+    });
+  });
+}
+
+describe.skipIf(!existsSync(join(import.meta.dirname, '../../src/store/sqlite.ts')))('SIGKILL crash test (SQLite)', () => {
+  it('a run killed at random moments, including mid-rollback, completes with no step or compensation applied twice', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rewind-kill-'));
+    const db = join(dir, 'runs.db');
+    const effects = join(dir, 'effects.log');
+    let kills = 0;
+    let last = '';
+    const seen = new Set<string>();
+    for (let i = 0; i < 40 && last !== 'completed'; i++) {
+      // The first worker dies inside a compensation, the next ones at random moments; later ones run to the end.
+      last = await runChild(db, effects, 'victim', i === 0 ? 'mid-rollback' : i < 12 ? Math.floor(Math.random() * 150) : undefined);
+      if (last === 'killed') {
+        kills++;
+        const probe = await openStore(`sqlite:${db}`);
+        const [tail] = await probe.read('run-victim', { direction: 'backward', limit: 1 });
+        if (tail) seen.add(statusAfter(tail.type));
+        await probe.close();
+      }
+    }
+    expect(kills).toBeGreaterThan(3);
+    expect(seen).toContain('rolling_back');
+    expect(last).toBe('completed');
+
+    const store = await openStore(`sqlite:${db}`);
+    const wf = crashWorkflow(store, effects);
+    const info = await createRuntime({ store, workflows: [wf] }).get('victim');
+    expect(info.status).toBe('completed');
+    expect(info.state).toBe(41);
+    expect(info.rollbacks).toHaveLength(2);
+
+    const lines = existsSync(effects) ? readFileSync(effects, 'utf8').trim().split('\n') : [];
+    expect(lines.filter((l) => l.startsWith('VIOLATION'))).toEqual([]);
+    const events = await store.read('run-victim');
+    const completed = events.filter((e) => e.type === RunEvents.StepCompleted).map((e) => (e.data as StepCompletedData).idempotencyKey);
+    const kept = new Set(
+      effectiveEvents(events)
+        .filter((e) => e.type === RunEvents.StepCompleted)
+        .map((e) => (e.data as StepCompletedData).idempotencyKey),
+    );
+    for (const key of completed.filter((k) => !k.includes('fragile'))) {
+      // Applied under its key (more than once only if killed between the effect and its record: same key, deduplicated).
+      expect(lines).toContain(`do ${key}`);
+      const undos = lines.filter((l) => l === `undo ${key}`).length;
+      if (kept.has(key)) expect(undos).toBe(0);
+      else expect(undos).toBeGreaterThanOrEqual(1);
+    }
+    expect((await store.verify()).ok).toBe(true);
+    await store.close();
+  }, 120_000);
+});
