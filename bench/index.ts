@@ -1,4 +1,5 @@
 import { startEmbeddedPostgres } from '../test/support/embedded-postgres.js';
+import { benchLangGraph } from './langgraph.js';
 import { printTable } from './lib.js';
 import { benchPostgresStore } from './store-postgres.js';
 import { benchSqliteStore } from './store-sqlite.js';
@@ -16,6 +17,10 @@ const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefi
 const sections: Record<string, (scale: number, databaseUrl: () => Promise<string>) => Promise<void>> = {
   sqlite: (s) => benchSqliteStore(s),
   postgres: async (s, url) => benchPostgresStore(await url(), s),
+  langgraph: async (s, url) => {
+    process.env.DATABASE_URL ??= await url();
+    await benchLangGraph(s);
+  },
 };
 
 let server: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
