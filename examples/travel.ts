@@ -60,6 +60,9 @@ export class TravelWorld {
     this.hotels.set(key, hotel);
     return `HT-${hotel.replace(/\W+/g, '')}`;
   }
+  cancelHotel(key: string): void {
+    this.hotels.delete(key);
+  }
 }
 
 export function travelWorkflow(world: TravelWorld) {
@@ -97,6 +100,7 @@ export function travelWorkflow(world: TravelWorld) {
       await ctx.emit({ type: 'HotelChosen', data: { hotel } });
       const booking = await ctx.step('book-hotel', ({ idempotencyKey }) => world.bookHotel(idempotencyKey, hotel), {
         retry: { attempts: 2, initialDelayMs: 10 },
+        compensate: (_booking, { stepKey }) => world.cancelHotel(stepKey),
       });
       await ctx.emit({ type: 'HotelBooked', data: { booking } });
       return ctx.state;

@@ -16,7 +16,8 @@ export interface OpenStoreOptions extends EventStoreOptions {
  * Opens the log named by a URL:
  * - `memory:` a fresh in-memory store;
  * - `sqlite:<path>` (or `sqlite::memory:`) one SQLite file, created on first use;
- * - `postgres://…` / `postgresql://…` a PostgreSQL database, schema created on first use.
+ * - `postgres://…` / `postgresql://…` a PostgreSQL database, schema created on first use
+ *   (`?schema=name` in the URL, or the `schema` option; default `rewind`).
  */
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<EventStore> {
   if (typeof url !== 'string' || url.length === 0) {
@@ -30,8 +31,12 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     return new Store(SqliteBackend.open(path, options), options);
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    // `?schema=name` in the URL picks the schema, so a CLI flag or an env var can carry it.
+    const parsed = new URL(url);
+    const schema = options.schema ?? parsed.searchParams.get('schema') ?? undefined;
+    parsed.searchParams.delete('schema');
     const { PostgresBackend } = await import('./postgres.js');
-    return new Store(await PostgresBackend.connect(url, options), options);
+    return new Store(await PostgresBackend.connect(parsed.toString(), { ...options, schema }), options);
   }
   throw new StoreConfigError(
     `unknown store URL "${url}"`,

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { RewindError } from '../../events/errors.js';
 import { registerLogCommands } from './commands/log.js';
+import { registerRunCommands } from './commands/runs.js';
 import { DEFAULT_DB } from './context.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { colour } from './output.js';
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .showHelpAfterError()
     .exitOverride();
+  registerRunCommands(program);
   registerLogCommands(program);
   return program;
 }

@@ -1,0 +1,167 @@
+import type { Command } from 'commander';
+import { NotFoundError, ValidationError } from '../../../events/errors.js';
+import { createRuntime, type Runtime, type RunStatus, runStreamId } from '../../../runtime/index.js';
+import type { EventStore } from '../../../store/types.js';
+import { type GlobalOptions, storeUrl, withStore } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import { age, colour, printJson, table } from '../output.js';
+import { renderTimeline, STATUS_COLOUR, timelineOf } from '../timeline.js';
+import { loadWorkflows } from '../workflows.js';
+
+const STATUSES: RunStatus[] = ['running', 'completed', 'failed', 'rolling_back', 'rolled_back', 'needs_attention', 'cancelled'];
+
+interface WorkflowOption {
+  workflows?: string;
+}
+
+async function withRuntime<T>(options: GlobalOptions & WorkflowOption, fn: (runtime: Runtime, store: EventStore) => Promise<T>): Promise<T> {
+  const workflows = await loadWorkflows(options.workflows);
+  return withStore(options, async (store) => {
+    const runtime = createRuntime({ store, workflows });
+    try {
+      return await fn(runtime, store);
+    } finally {
+      await runtime.close();
+    }
+  });
+}
+
+const paintStatus = (status: string) => (STATUS_COLOUR[status] ?? ((s: string) => s))(status);
+
+/** Commands over runs: demo, runs, show, rollback, retry, resolve, cancel, resume. */
+export function registerRunCommands(program: Command): void {
+  program
+    .command('demo')
+    .description('run the travel-booking example: a hotel is full, the run rolls back (refund, cancel flight) and retries')
+    .addHelpText('after', '\nExamples:\n  rewind demo\n  rewind demo --db sqlite:/tmp/demo.db --json')
+    .action(async (_opts, cmd: Command) => {
+      const options = cmd.optsWithGlobals<GlobalOptions>();
+      const { runTravelDemo } = await import('../../../../examples/travel.js');
+      await withStore(options, async (store) => {
+        const { runId, info, world } = await runTravelDemo(store);
+        const events = await store.read(runStreamId(runId));
+        if (options.json) return printJson({ runId, status: info.status, state: info.state, timeline: timelineOf(events) });
+        console.log(`${colour.bold('Rewind demo')}: a travel agent books a flight, charges the card, then a hotel.`);
+        console.log(`The first hotel is full, so the run rolls back to its "planned" checkpoint, compensating newest first,`);
+        console.log(`and the agent retries with another hotel. Rolled-back events stay in the log, marked ${colour.dim('↶')}.\n`);
+        console.log(`run ${colour.bold(runId)} on ${storeUrl(options)}\n`);
+        console.log(renderTimeline(timelineOf(events)));
+        console.log(`\nstatus ${paintStatus(info.status)}  state ${JSON.stringify(info.state)}`);
+        console.log(`outside world: flights ${JSON.stringify(Object.fromEntries(world.flights))}, payments ${JSON.stringify(Object.fromEntries(world.payments))}`);
+        console.log(colour.dim(`\nnext: rewind runs · rewind show ${runId} · rewind verify · rewind rollback ${runId} --to planned --reason "try again"`));
+      });
+    });
+
+  program
+    .command('runs')
+    .description('list runs, newest first')
+    .option('--status <status>', `only runs in this status (${STATUSES.join(', ')})`)
+    .option('--workflow <name>', 'only runs of this workflow')
+    .addHelpText('after', '\nExamples:\n  rewind runs\n  rewind runs --status needs_attention --json')
+    .action(async (opts: { status?: string; workflow?: string }, cmd: Command) => {
+      const options = cmd.optsWithGlobals<GlobalOptions>();
+      if (opts.status && !STATUSES.includes(opts.status as RunStatus)) {
+        throw new ValidationError(`unknown status "${opts.status}"`, [], `use one of ${STATUSES.join(', ')}`);
+      }
+      const runs = await withStore(options, (store) =>
+        createRuntime({ store }).list({ status: opts.status as RunStatus | undefined, workflow: opts.workflow }),
+      );
+      runs.sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+      if (options.json) return printJson(runs);
+      if (runs.length === 0) return console.log(colour.dim('no runs yet: try `rewind demo`'));
+      console.log(
+        table(
+          runs.map((r) => [r.runId, r.workflow, paintStatus(r.status), String(r.version), age(r.startedAt), age(r.updatedAt)]),
+          ['run', 'workflow', 'status', 'events', 'started', 'updated'],
+        ),
+      );
+    });
+
+  program
+    .command('show')
+    .description("a run's timeline: steps and their durations, checkpoints, rollbacks, compensations, errors")
+    .argument('<run>', 'run id')
+    .addHelpText('after', '\nExamples:\n  rewind show travel-1732370000000\n  rewind show my-run --json')
+    .action(async (runId: string, _opts, cmd: Command) => {
+      const options = cmd.optsWithGlobals<GlobalOptions>();
+      await withStore(options, async (store) => {
+        const events = await store.read(runStreamId(runId));
+        if (events.length === 0) throw new NotFoundError(`run "${runId}"`, 'list runs with `rewind runs`');
+        const info = await createRuntime({ store }).get(runId);
+        const timeline = timelineOf(events);
+        if (options.json) return printJson({ ...info, timeline });
+        console.log(`${colour.bold(runId)}  ${info.workflow}@${info.workflowVersion}  ${paintStatus(info.status)}  ${events.length} events\n`);
+        console.log(renderTimeline(timeline));
+        if (info.attention) {
+          console.log(`\n${colour.red('needs attention')}: ${info.attention.stage} of ${info.attention.step}: ${info.attention.error.message}`);
+          console.log(colour.dim(`  rewind retry ${runId}   or   rewind resolve ${runId} --note "what you did"`));
+        }
+        if (info.status === 'failed' && info.error) console.log(`\n${colour.red('failed')}: ${info.error.message}`);
+      });
+    });
+
+  const runAction = (
+    name: string,
+    description: string,
+    configure: (c: Command) => Command,
+    act: (runtime: Runtime, runId: string, opts: Record<string, any>) => Promise<{ status: string }>,
+    example: string,
+  ) =>
+    configure(
+      program
+        .command(name)
+        .description(description)
+        .argument('<run>', 'run id')
+        .option('--workflows <module>', 'module exporting the workflow definitions (default: the bundled examples)')
+        .addHelpText('after', `\nExamples:\n  ${example}`),
+    ).action(async (runId: string, opts: Record<string, any>, cmd: Command) => {
+      const options = cmd.optsWithGlobals<GlobalOptions & WorkflowOption>();
+      const info = await withRuntime(options, (runtime) => act(runtime, runId, opts));
+      if (options.json) printJson(info);
+      else console.log(`${colour.bold(runId)} is now ${paintStatus(info.status)}`);
+      process.exitCode = info.status === 'needs_attention' || info.status === 'failed' ? EXIT.failed : EXIT.ok;
+    });
+
+  runAction(
+    'rollback',
+    'roll a run back to a checkpoint: compensations newest first, then a RolledBack marker',
+    (c) =>
+      c
+        .requiredOption('--to <label|version>', "a checkpoint label, a version, 'latest' or 'start'")
+        .requiredOption('--reason <text>', 'why: recorded in the log')
+        .option('--then <what>', "after the rollback: 'stop' (default), 'retry' or 'fail'", 'stop'),
+    (runtime, runId, opts) => {
+      const to = /^\d+$/.test(opts.to) ? Number(opts.to) : opts.to;
+      return runtime.rollback(runId, { to, reason: opts.reason, after: opts.then });
+    },
+    'rewind rollback my-run --to planned --reason "hotel was wrong" --then retry',
+  );
+  runAction(
+    'retry',
+    "retry a run's blocked compensation (same idempotency key, fresh retry budget)",
+    (c) => c.option('--note <text>', 'recorded with the retry'),
+    (runtime, runId, opts) => runtime.retryCompensation(runId, opts.note),
+    'rewind retry my-run --note "refund API is back"',
+  );
+  runAction(
+    'resolve',
+    "record that a blocked compensation's effect was undone by hand; the rollback goes on",
+    (c) => c.requiredOption('--note <text>', 'what was done, for the audit trail'),
+    (runtime, runId, opts) => runtime.resolveByHand(runId, opts.note),
+    'rewind resolve my-run --note "refunded in the Stripe dashboard"',
+  );
+  runAction(
+    'cancel',
+    'cancel a run',
+    (c) => c.option('--reason <text>', 'recorded in the log', 'cancelled from the CLI'),
+    (runtime, runId, opts) => runtime.cancel(runId, opts.reason),
+    'rewind cancel my-run --reason "customer withdrew"',
+  );
+  runAction(
+    'resume',
+    'drive a run forward from where its log ends (after a crash, or a rollback with --then stop)',
+    (c) => c,
+    (runtime, runId) => runtime.resume(runId),
+    'rewind resume my-run',
+  );
+}

@@ -1,0 +1,33 @@
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { ValidationError } from '../../events/errors.js';
+import type { Workflow } from '../../runtime/index.js';
+
+/**
+ * The workflow code a command needs (to resume a run, or to compensate its
+ * steps in a rollback): a module given with --workflows that exports
+ * workflow definitions (as `workflows`, the default export, or any named
+ * export), else the bundled examples so the demo's runs work out of the box.
+ */
+export async function loadWorkflows(modulePath?: string): Promise<Workflow[]> {
+  if (!modulePath) {
+    const { exampleWorkflows } = await import('../../../examples/index.js');
+    return exampleWorkflows();
+  }
+  let mod: Record<string, unknown>;
+  try {
+    mod = await import(pathToFileURL(resolve(modulePath)).href);
+  } catch (error) {
+    throw new ValidationError(`cannot load workflows from ${modulePath}: ${(error as Error).message}`, [], 'pass a JavaScript module that exports workflow definitions');
+  }
+  const candidates = [mod.workflows, mod.default, ...Object.values(mod)].flat();
+  const found = [...new Set(candidates.filter(isWorkflow))];
+  if (found.length === 0) {
+    throw new ValidationError(`${modulePath} exports no workflow definitions`, [], 'export the result of defineWorkflow(...) (or an array of them as `workflows`)');
+  }
+  return found;
+}
+
+function isWorkflow(value: unknown): value is Workflow {
+  return typeof value === 'object' && value !== null && typeof (value as Workflow).run === 'function' && typeof (value as Workflow).name === 'string';
+}
