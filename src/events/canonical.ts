@@ -7,10 +7,11 @@ import { ValidationError } from './errors.js';
  * Anything JSON cannot carry faithfully is refused rather than silently changed.
  */
 export function canonicalJson(value: unknown): string {
-  return write(value, '$');
+  return write(value, '$', new Set());
 }
 
-function write(value: unknown, path: string): string {
+/** `ancestors` holds the objects on the path to `value`, so a cycle is named instead of overflowing the stack. */
+function write(value: unknown, path: string, ancestors: Set<object>): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'boolean':
@@ -21,22 +22,32 @@ function write(value: unknown, path: string): string {
     case 'string':
       return JSON.stringify(value);
     case 'object': {
-      if (Array.isArray(value)) {
-        return `[${value.map((item, i) => (item === undefined ? 'null' : write(item, `${path}[${i}]`))).join(',')}]`;
+      if (ancestors.has(value)) throw notJson(path, 'a reference back to one of its own containers (a cycle)');
+      ancestors.add(value);
+      try {
+        return writeContainer(value, path, ancestors);
+      } finally {
+        ancestors.delete(value);
       }
-      const proto = Object.getPrototypeOf(value);
-      if (proto !== Object.prototype && proto !== null) {
-        throw notJson(path, `an instance of ${(value as object).constructor?.name ?? 'a class'}`);
-      }
-      const record = value as Record<string, unknown>;
-      const keys = Object.keys(record)
-        .filter((k) => record[k] !== undefined)
-        .sort();
-      return `{${keys.map((k) => `${JSON.stringify(k)}:${write(record[k], `${path}.${k}`)}`).join(',')}}`;
     }
     default:
       throw notJson(path, `a ${typeof value}`);
   }
+}
+
+function writeContainer(value: object, path: string, ancestors: Set<object>): string {
+  if (Array.isArray(value)) {
+    return `[${value.map((item, i) => (item === undefined ? 'null' : write(item, `${path}[${i}]`, ancestors))).join(',')}]`;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) {
+    throw notJson(path, `an instance of ${value.constructor?.name ?? 'a class'}`);
+  }
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record)
+    .filter((k) => record[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${write(record[k], `${path}.${k}`, ancestors)}`).join(',')}}`;
 }
 
 function notJson(path: string, what: string): ValidationError {

@@ -1,5 +1,5 @@
 import type { EventEnvelope, NewEvent } from '../events/envelope.js';
-import { StoreClosedError, ValidationError } from '../events/errors.js';
+import { StoreClosedError, StoreConfigError, ValidationError } from '../events/errors.js';
 import { verifyChain } from '../events/hash.js';
 import { EventRegistry } from '../events/registry.js';
 import { prepareAppends } from './prepare.js';
@@ -21,6 +21,8 @@ import type {
 
 export interface EventStoreOptions {
   registry?: EventRegistry;
+  /** Largest event accepted, data and metadata as stored (default 1 MiB). */
+  maxEventBytes?: number;
   /** Clock for recordedAt; tests may fix it. */
   now?: () => string;
 }
@@ -37,6 +39,7 @@ export class Store implements EventStore {
   readonly registry: EventRegistry;
   readonly #backend: StorageBackend;
   readonly #now: () => string;
+  readonly #maxEventBytes: number | undefined;
   #closed = false;
   readonly #closing = new AbortController();
 
@@ -44,6 +47,10 @@ export class Store implements EventStore {
     this.#backend = backend;
     this.registry = options.registry ?? new EventRegistry();
     this.#now = options.now ?? (() => new Date().toISOString());
+    if (options.maxEventBytes !== undefined && !(Number.isInteger(options.maxEventBytes) && options.maxEventBytes > 0)) {
+      throw new StoreConfigError(`maxEventBytes must be a positive integer, got ${options.maxEventBytes}`);
+    }
+    this.#maxEventBytes = options.maxEventBytes;
   }
 
   get backend(): string {
@@ -57,7 +64,7 @@ export class Store implements EventStore {
 
   async appendMany(appends: StreamAppend[]): Promise<AppendResult[]> {
     this.#open();
-    const prepared = prepareAppends(appends, this.registry, this.#now);
+    const prepared = prepareAppends(appends, { registry: this.registry, now: this.#now, maxEventBytes: this.#maxEventBytes });
     const results = await this.#backend.append(prepared);
     return results.map((r) => ({ ...r, events: r.events.map((e) => this.registry.upcastEvent(e)) }));
   }

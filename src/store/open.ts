@@ -10,6 +10,8 @@ export interface OpenStoreOptions extends EventStoreOptions {
   poolSize?: number;
   /** PostgreSQL: schema holding Rewind's tables (default 'rewind'). */
   schema?: string;
+  /** PostgreSQL: give up connecting after this long (default 10 s). */
+  connectTimeoutMs?: number;
 }
 
 /**

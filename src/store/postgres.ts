@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { EventEnvelope } from '../events/envelope.js';
-import { ConcurrencyError, EventIdConflictError, StoreConfigError, ValidationError } from '../events/errors.js';
+import { ConcurrencyError, EventIdConflictError, RewindError, StoreConfigError, ValidationError } from '../events/errors.js';
 import { resultOf } from './memory.js';
 import { NOTIFY_CHANNEL, SQLSTATE, migrations } from './postgres/schema.js';
 import type {
@@ -21,6 +21,8 @@ export interface PostgresOptions {
   poolSize?: number;
   /** Schema holding Rewind's tables (default 'rewind'). */
   schema?: string;
+  /** Give up connecting after this long (default 10 s). */
+  connectTimeoutMs?: number;
 }
 
 /*
@@ -82,14 +84,16 @@ export class PostgresBackend implements StorageBackend {
   readonly #schema: string;
   readonly #s: string;
   readonly #url: string;
+  readonly #connectTimeoutMs: number;
   readonly #events = new EventEmitter().setMaxListeners(0);
   #listener: pg.Client | undefined;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #reconnectDelay = 100;
   #closed = false;
 
-  private constructor(url: string, pool: pg.Pool, schema: string) {
+  private constructor(url: string, pool: pg.Pool, schema: string, connectTimeoutMs: number) {
     this.#url = url;
+    this.#connectTimeoutMs = connectTimeoutMs;
     this.#pool = pool;
     this.#schema = schema;
     this.#s = `"${schema}"`;
@@ -102,17 +106,19 @@ export class PostgresBackend implements StorageBackend {
     }
     const poolSize = options.poolSize ?? 10;
     if (!Number.isInteger(poolSize) || poolSize < 1) throw new StoreConfigError('poolSize must be a positive integer');
-    const pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: 'rewind' });
+    const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    // Without a timeout an unreachable host (a dropped SYN) hangs until the OS gives up, minutes later.
+    const pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: 'rewind', connectionTimeoutMillis: connectTimeoutMs });
     // An idle client losing its connection must not crash the process; the pool replaces it.
     pool.on('error', () => {});
-    const backend = new PostgresBackend(url, pool, schema);
+    const backend = new PostgresBackend(url, pool, schema, connectTimeoutMs);
     try {
       await backend.#migrate();
       await backend.#listen();
     } catch (error) {
       await backend.close();
-      if (!(error instanceof pg.DatabaseError) && typeof (error as NodeJS.ErrnoException).code === 'string') {
-        // A network error (ECONNREFUSED, ENOTFOUND…): say where, never the password.
+      if (!(error instanceof pg.DatabaseError) && !(error instanceof RewindError)) {
+        // A network error (ECONNREFUSED, ENOTFOUND, a connect timeout…): say where, never the password.
         throw new StoreConfigError(`cannot reach PostgreSQL at ${where(url)}: ${(error as Error).message}`, 'check the URL and that the server is running');
       }
       throw error;
@@ -146,7 +152,11 @@ export class PostgresBackend implements StorageBackend {
 
   async #listen(): Promise<void> {
     // Named, so an operator can tell which schema a LISTEN connection serves.
-    const client = new pg.Client({ connectionString: this.#url, application_name: `rewind listener ${this.#schema}` });
+    const client = new pg.Client({
+      connectionString: this.#url,
+      application_name: `rewind listener ${this.#schema}`,
+      connectionTimeoutMillis: this.#connectTimeoutMs,
+    });
     const lost = () => {
       if (this.#listener !== client) return;
       this.#listener = undefined;

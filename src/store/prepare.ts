@@ -7,13 +7,23 @@ import type { EventRegistry } from '../events/registry.js';
 import type { PreparedAppend, PreparedEvent, StreamAppend } from './types.js';
 
 const MAX_ID_LENGTH = 200;
+/** The default largest event (data and metadata as stored); an agent's log is not a blob store. */
+export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
+// C0 and C1 control characters: invisible in every listing, a source of confusion and forged-looking ids.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+export interface PrepareOptions {
+  registry: EventRegistry;
+  now: () => string;
+  maxEventBytes?: number;
+}
 
 /**
  * Checks a whole batch and turns it into prepared appends, or throws a
  * ValidationError listing every problem found. Runs before any I/O, so bad
  * input never reaches the database.
  */
-export function prepareAppends(appends: StreamAppend[], registry: EventRegistry, now: () => string): PreparedAppend[] {
+export function prepareAppends(appends: StreamAppend[], { registry, now, maxEventBytes = DEFAULT_MAX_EVENT_BYTES }: PrepareOptions): PreparedAppend[] {
   const issues: string[] = [];
   if (!Array.isArray(appends) || appends.length === 0) {
     throw new ValidationError('appendMany needs a non-empty array of { streamId, events, expectedVersion }');
@@ -32,7 +42,7 @@ export function prepareAppends(appends: StreamAppend[], registry: EventRegistry,
     const { streamId, events } = append;
     const expectedVersion = append.expectedVersion ?? 'any';
     if (!isId(streamId)) {
-      issues.push(`${prefix(where, 'streamId')} must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
+      issues.push(`${prefix(where, 'streamId')} must be a non-empty string of at most ${MAX_ID_LENGTH} characters without control characters`);
     } else if (seenStreams.has(streamId)) {
       issues.push(`stream "${streamId}" appears twice in one appendMany; merge its events into one entry`);
     } else {
@@ -55,10 +65,12 @@ export function prepareAppends(appends: StreamAppend[], registry: EventRegistry,
         issues.push(`${at} must be an object with a type and data`);
         return;
       }
-      if (typeof event.type !== 'string' || event.type.length === 0 || event.type.length > MAX_ID_LENGTH) {
-        issues.push(`${at}.type must be a non-empty string`);
+      if (!isId(event.type)) {
+        issues.push(`${at}.type must be a non-empty string of at most ${MAX_ID_LENGTH} characters without control characters`);
       }
-      if (event.id !== undefined && !isId(event.id)) issues.push(`${at}.id must be a non-empty string when given`);
+      if (event.id !== undefined && !isId(event.id)) {
+        issues.push(`${at}.id must be a non-empty string of at most ${MAX_ID_LENGTH} characters without control characters`);
+      }
       if (event.id !== undefined && seenIds.has(event.id)) issues.push(`${at}.id ${event.id} appears twice in this append`);
       if (event.schemaVersion !== undefined && !(Number.isInteger(event.schemaVersion) && event.schemaVersion >= 1)) {
         issues.push(`${at}.schemaVersion must be a positive integer`);
@@ -82,6 +94,11 @@ export function prepareAppends(appends: StreamAppend[], registry: EventRegistry,
       } catch (error) {
         if (!(error instanceof ValidationError)) throw error;
         issues.push(`${at}: ${error.message}`);
+        return;
+      }
+      const bytes = Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson);
+      if (bytes > maxEventBytes) {
+        issues.push(`${at} is ${bytes} bytes of data and metadata, over the limit of ${maxEventBytes}; store large payloads elsewhere and put a reference in the event, or raise maxEventBytes`);
         return;
       }
       const id = event.id ?? uuidv7();
@@ -132,7 +149,7 @@ function prefix(where: string, field: string): string {
 }
 
 function isId(value: unknown): value is string {
-  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH;
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH && !CONTROL.test(value);
 }
 
 export function isExpectedVersion(value: unknown): value is ExpectedVersion {

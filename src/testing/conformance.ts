@@ -198,6 +198,17 @@ export function describeEventStoreConformance(name: string, open: () => Promise<
       const cases: [string, (s: EventStore) => Promise<unknown>][] = [
         ['no events', (s) => s.append('s', [])],
         ['an empty stream id', (s) => s.append('', [ev('A')])],
+        ['an over-long stream id', (s) => s.append('s'.repeat(201), [ev('A')])],
+        ['a control character in a stream id', (s) => s.append('run\u0000-1', [ev('A')])],
+        ['a newline in an event type', (s) => s.append('s', [ev('Paid\nForged')])],
+        ['a cycle in data', (s) => {
+          const data: Record<string, unknown> = { a: 1 };
+          data.self = data;
+          return s.append('s', [ev('A', data)]);
+        }],
+        ['a function in data', (s) => s.append('s', [ev('A', { f: () => 1 })])],
+        ['undefined data', (s) => s.append('s', [{ type: 'A', data: undefined }])],
+        ['an event over the size limit', (s) => s.append('s', [ev('A', { blob: 'x'.repeat(1024 * 1024) })])],
         ['a missing type', (s) => s.append('s', [{ data: {} } as unknown as NewEvent])],
         ['missing data', (s) => s.append('s', [{ type: 'A' } as NewEvent])],
         ['a NaN in data', (s) => s.append('s', [ev('A', { n: Number.NaN })])],

@@ -29,6 +29,7 @@ describe('canonicalJson', () => {
     ['a Map', { m: new Map() }, '$.m'],
     ['a bigint', { n: 1n }, '$.n'],
     ['a function', { f: () => 1 }, '$.f'],
+    ['a cycle', (() => { const o: Record<string, unknown> = { list: [] }; (o.list as unknown[]).push(o); return o; })(), '$.list[0]'],
   ])('refuses %s and says where it is', (_what, value, path) => {
     const error = (() => {
       try {

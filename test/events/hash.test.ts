@@ -53,7 +53,7 @@ describe('hash chain', () => {
   it('digests prepared events exactly as contentDigest does (property)', () => {
     fc.assert(
       fc.property(fc.jsonValue(), fc.dictionary(fc.string(), fc.jsonValue()), fc.string({ minLength: 1 }), (data, metadata, type) => {
-        const [prepared] = prepareAppends([{ streamId: 's', events: [{ id: 'x', type, data, metadata: metadata as EventMetadata }] }], new EventRegistry(), () => '2026-01-01T00:00:00.000Z');
+        const [prepared] = prepareAppends([{ streamId: 's', events: [{ id: 'x', type, data, metadata: metadata as EventMetadata }] }], { registry: new EventRegistry(), now: () => '2026-01-01T00:00:00.000Z' });
         const event = prepared!.events[0]!;
         expect(event.digest).toBe(contentDigest({ id: 'x', streamId: 's', type, schemaVersion: 1, data: event.data, metadata: event.metadata }));
       }),

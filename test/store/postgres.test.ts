@@ -93,9 +93,10 @@ describe('PostgreSQL: the global-order gap', () => {
       const client = await rawClient();
       const registry = new EventRegistry();
       for (let round = 0; Date.now() - started < runFor - 600; round++) {
-        const [prepared] = prepareAppends([{ streamId: `held-${h}`, events: [{ type: 'held', data: { h, round } }] }], registry, () =>
-          new Date().toISOString(),
-        );
+        const [prepared] = prepareAppends([{ streamId: `held-${h}`, events: [{ type: 'held', data: { h, round } }] }], {
+          registry,
+          now: () => new Date().toISOString(),
+        });
         const batch = JSON.stringify([
           {
             streamId: prepared?.streamId,
@@ -147,7 +148,7 @@ describe('PostgreSQL: the global-order gap', () => {
     await store.append('before', [{ type: 't', data: 1 }]);
     const client = await rawClient();
     const registry = new EventRegistry();
-    const [prepared] = prepareAppends([{ streamId: 'slow', events: [{ type: 't', data: 2 }] }], registry, () => new Date().toISOString());
+    const [prepared] = prepareAppends([{ streamId: 'slow', events: [{ type: 't', data: 2 }] }], { registry, now: () => new Date().toISOString() });
     const batch = JSON.stringify([
       { streamId: 'slow', expectedVersion: 'any', events: prepared?.events.map((e) => ({ ...e, data: e.dataJson, metadata: e.metadataJson })) },
     ]);
