@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createRuntime, effectiveEvents, RunEvents, type StepCompletedData, statusAfter } from '../../src/runtime/index.js';
 import { openStore } from '../../src/store/open.js';
 import { crashWorkflow } from '../fixtures/runtime-crash-child.js';
+import { databaseUrl, uniqueSchema } from '../support/postgres.js';
 
 const CHILD = join(import.meta.dirname, '../fixtures/runtime-crash-child.ts');
 
@@ -30,10 +31,15 @@ function runChild(db: string, effects: string, runId: string, kill: number | 'mi
   });
 }
 
-describe.skipIf(!existsSync(join(import.meta.dirname, '../../src/store/sqlite.ts')))('SIGKILL crash test (SQLite)', () => {
+const backends: [string, (dir: string) => string][] = [
+  ['SQLite', (dir) => `sqlite:${join(dir, 'runs.db')}`],
+  ['PostgreSQL', () => `${databaseUrl()}?schema=${uniqueSchema()}`],
+];
+
+describe.each(backends)('SIGKILL crash test (%s)', (_name, storeUrl) => {
   it('a run killed at random moments, including mid-rollback, completes with no step or compensation applied twice', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rewind-kill-'));
-    const db = join(dir, 'runs.db');
+    const db = storeUrl(dir);
     const effects = join(dir, 'effects.log');
     let kills = 0;
     let last = '';
@@ -43,7 +49,7 @@ describe.skipIf(!existsSync(join(import.meta.dirname, '../../src/store/sqlite.ts
       last = await runChild(db, effects, 'victim', i === 0 ? 'mid-rollback' : i < 12 ? Math.floor(Math.random() * 150) : undefined);
       if (last === 'killed') {
         kills++;
-        const probe = await openStore(`sqlite:${db}`);
+        const probe = await openStore(db);
         const [tail] = await probe.read('run-victim', { direction: 'backward', limit: 1 });
         if (tail) seen.add(statusAfter(tail.type));
         await probe.close();
@@ -53,7 +59,7 @@ describe.skipIf(!existsSync(join(import.meta.dirname, '../../src/store/sqlite.ts
     expect(seen).toContain('rolling_back');
     expect(last).toBe('completed');
 
-    const store = await openStore(`sqlite:${db}`);
+    const store = await openStore(db);
     const wf = crashWorkflow(store, effects);
     const info = await createRuntime({ store, workflows: [wf] }).get('victim');
     expect(info.status).toBe('completed');
@@ -78,5 +84,6 @@ describe.skipIf(!existsSync(join(import.meta.dirname, '../../src/store/sqlite.ts
     }
     expect((await store.verify()).ok).toBe(true);
     await store.close();
+    rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 });
