@@ -28,6 +28,16 @@ export interface EventStoreOptions {
 }
 
 const DEFAULT_LIMIT = 1000;
+
+const backends = new WeakMap<EventStore, StorageBackend>();
+
+/**
+ * The backend under a Store. For the layers that keep their own data beside
+ * the log (projections), so the public EventStore stays what applications need.
+ */
+export function storageBackendOf(store: EventStore): StorageBackend | undefined {
+  return backends.get(store);
+}
 const MAX_LIMIT = 100_000;
 
 /**
@@ -45,6 +55,7 @@ export class Store implements EventStore {
 
   constructor(backend: StorageBackend, options: EventStoreOptions = {}) {
     this.#backend = backend;
+    backends.set(this, backend);
     this.registry = options.registry ?? new EventRegistry();
     this.#now = options.now ?? (() => new Date().toISOString());
     if (options.maxEventBytes !== undefined && !(Number.isInteger(options.maxEventBytes) && options.maxEventBytes > 0)) {

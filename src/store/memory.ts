@@ -6,6 +6,7 @@ import { findStoredBatch } from './idempotency.js';
 import { expectedVersionHolds } from './prepare.js';
 import type {
   AppendResult,
+  AppendTransactionHook,
   EventFilter,
   ListStreamsOptions,
   PreparedAppend,
@@ -14,6 +15,7 @@ import type {
   Snapshot,
   StorageBackend,
   StreamInfo,
+  SyncProjectionHost,
 } from './types.js';
 
 /** A stored event keeps its JSON as text, so every read hands out a fresh copy, as a database would. */
@@ -41,6 +43,16 @@ export class MemoryBackend implements StorageBackend {
   readonly #checkpoints = new Map<string, number>();
   readonly #snapshots = new Map<string, Snapshot<string>[]>();
   readonly #events = new EventEmitter().setMaxListeners(0);
+  readonly #appendHooks = new Set<AppendTransactionHook>();
+  readonly projectionHost: SyncProjectionHost = {
+    kind: 'memory',
+    readAllSync: (from, limit, filter) => this.#readAll(from, limit, filter),
+    readStreamSync: (streamId, toVersion) => (this.#streams.get(streamId) ?? []).slice(0, toVersion).map(toEnvelope),
+    addAppendHook: (hook) => {
+      this.#appendHooks.add(hook);
+      return () => this.#appendHooks.delete(hook);
+    },
+  };
 
   async append(appends: PreparedAppend[]): Promise<AppendResult[]> {
     // Decide everything before writing anything: all or nothing.
@@ -55,6 +67,8 @@ export class MemoryBackend implements StorageBackend {
       return { append };
     });
 
+    const logLength = this.#log.length;
+    const fresh: Row[] = [];
     const results = plan.map(({ stored, append }) => {
       if (stored) return resultOf(stored.map(toEnvelope));
       const { streamId, events } = append as PreparedAppend;
@@ -84,11 +98,31 @@ export class MemoryBackend implements StorageBackend {
         this.#log.push(row);
         this.#byId.set(row.id, row);
         written.push(row);
+        fresh.push(row);
       }
       return resultOf(written.map(toEnvelope));
     });
+    if (this.#appendHooks.size > 0 && fresh.length > 0) {
+      try {
+        const envelopes = fresh.map(toEnvelope);
+        for (const hook of this.#appendHooks) hook(envelopes);
+      } catch (error) {
+        this.#undo(logLength);
+        throw error;
+      }
+    }
     queueMicrotask(() => this.#events.emit('append'));
     return results;
+  }
+
+  /** Takes back everything appended after the log had `length` events: a hook refused the append. */
+  #undo(length: number): void {
+    for (const row of this.#log.splice(length)) {
+      this.#byId.delete(row.id);
+      const rows = this.#streams.get(row.streamId) as Row[];
+      rows.pop();
+      if (rows.length === 0) this.#streams.delete(row.streamId);
+    }
   }
 
   async read(streamId: string, options: ReadOptions & { direction: 'forward' | 'backward' }): Promise<EventEnvelope[]> {
@@ -108,6 +142,10 @@ export class MemoryBackend implements StorageBackend {
   }
 
   async readAll(from: number, limit: number, filter: EventFilter | undefined): Promise<ReadAllPage> {
+    return this.#readAll(from, limit, filter);
+  }
+
+  #readAll(from: number, limit: number, filter: EventFilter | undefined): ReadAllPage {
     const events: EventEnvelope[] = [];
     const types = filter?.types ? new Set(filter.types) : undefined;
     for (let i = Math.max(from - 1, 0); i < this.#log.length && events.length < limit; i++) {

@@ -3,11 +3,13 @@ import pg from 'pg';
 import type { EventEnvelope } from '../events/envelope.js';
 import { ConcurrencyError, EventIdConflictError, RewindError, StoreConfigError, ValidationError } from '../events/errors.js';
 import { resultOf } from './memory.js';
-import { NOTIFY_CHANNEL, SQLSTATE, migrations } from './postgres/schema.js';
+import { INLINE_LOCK, NOTIFY_CHANNEL, SQLSTATE, migrations } from './postgres/schema.js';
 import type {
   AppendResult,
   EventFilter,
   ListStreamsOptions,
+  PostgresAppendHook,
+  PostgresProjectionHost,
   PreparedAppend,
   ReadAllPage,
   ReadOptions,
@@ -90,6 +92,8 @@ export class PostgresBackend implements StorageBackend {
   #reconnectTimer: NodeJS.Timeout | undefined;
   #reconnectDelay = 100;
   #closed = false;
+  readonly projectionHost: PostgresProjectionHost;
+  readonly #appendHooks = new Set<PostgresAppendHook>();
 
   private constructor(url: string, pool: pg.Pool, schema: string, connectTimeoutMs: number) {
     this.#url = url;
@@ -97,6 +101,16 @@ export class PostgresBackend implements StorageBackend {
     this.#pool = pool;
     this.#schema = schema;
     this.#s = `"${schema}"`;
+    this.projectionHost = {
+      kind: 'postgres',
+      pool,
+      schema: this.#s,
+      inlineLock: INLINE_LOCK(`'${schema}'`),
+      addAppendHook: (hook) => {
+        this.#appendHooks.add(hook);
+        return () => this.#appendHooks.delete(hook);
+      },
+    };
   }
 
   static async connect(url: string, options: PostgresOptions = {}): Promise<PostgresBackend> {
@@ -216,12 +230,7 @@ export class PostgresBackend implements StorageBackend {
     );
     for (let attempt = 1; ; attempt++) {
       try {
-        const { rows } = await this.#pool.query<EventRow & { r_ord: number }>(
-          `SELECT r_ord, r_id AS id, r_stream_id AS stream_id, r_version AS version, r_position AS position, r_type AS type,
-                  r_schema_version AS schema_version, r_data AS data, r_metadata AS metadata, r_recorded_at AS recorded_at, r_hash AS hash
-           FROM ${this.#s}.append_events($1::jsonb)`,
-          [batch],
-        );
+        const rows = this.#appendHooks.size > 0 ? await this.#appendWithHooks(batch) : await this.#appendRows(this.#pool, batch);
         const grouped: EventEnvelope[][] = appends.map(() => []);
         for (const row of rows) grouped[row.r_ord]?.push(toEnvelope(row));
         for (const events of grouped) events.sort((x, y) => x.version - y.version);
@@ -233,6 +242,50 @@ export class PostgresBackend implements StorageBackend {
         if (mapped === 'retry' && attempt < APPEND_ATTEMPTS) continue;
         throw mapped === 'retry' ? idConflictFromUniqueViolation(error) : mapped;
       }
+    }
+  }
+
+  async #appendRows(db: pg.Pool | pg.PoolClient, batch: string): Promise<(EventRow & { r_ord: number })[]> {
+    const { rows } = await db.query<EventRow & { r_ord: number }>(
+      `SELECT r_ord, r_id AS id, r_stream_id AS stream_id, r_version AS version, r_position AS position, r_type AS type,
+              r_schema_version AS schema_version, r_data AS data, r_metadata AS metadata, r_recorded_at AS recorded_at, r_hash AS hash
+       FROM ${this.#s}.append_events($1::jsonb)`,
+      [batch],
+    );
+    return rows;
+  }
+
+  /** Inline projections: the append and their writes share one client-side transaction; a hook that throws rolls both back. */
+  async #appendWithHooks(batch: string): Promise<(EventRow & { r_ord: number })[]> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      const rows = await this.#appendRows(client, batch);
+      const tx = {
+        client,
+        eventsAfter: async (position: number) => {
+          const { rows: after } = await client.query<EventRow>(
+            `SELECT ${EVENT_COLUMNS} FROM ${this.#s}.events WHERE position > $1 ORDER BY position`,
+            [position],
+          );
+          return after.map(toEnvelope);
+        },
+        readStream: async (streamId: string, toVersion: number) => {
+          const { rows: stream } = await client.query<EventRow>(
+            `SELECT ${EVENT_COLUMNS} FROM ${this.#s}.events WHERE stream_id = $1 AND version <= $2 ORDER BY version`,
+            [streamId, clampVersion(toVersion)],
+          );
+          return stream.map(toEnvelope);
+        },
+      };
+      for (const hook of this.#appendHooks) await hook(tx);
+      await client.query('COMMIT');
+      return rows;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
     }
   }
 

@@ -10,6 +10,7 @@ import { resultOf } from './memory.js';
 import { expectedVersionHolds } from './prepare.js';
 import type {
   AppendResult,
+  AppendTransactionHook,
   EventFilter,
   ListStreamsOptions,
   PreparedAppend,
@@ -18,6 +19,7 @@ import type {
   Snapshot,
   StorageBackend,
   StreamInfo,
+  SyncProjectionHost,
 } from './types.js';
 
 export interface SqliteOptions {
@@ -117,6 +119,8 @@ export class SqliteBackend implements StorageBackend {
   readonly #readPage: (query: PageQuery) => ReadAllPage;
   #queue: PendingAppend[] = [];
   #closed = false;
+  readonly #appendHooks = new Set<AppendTransactionHook>();
+  readonly projectionHost: SyncProjectionHost;
 
   static open(path: string, options: SqliteOptions = {}): SqliteBackend {
     const inMemory = path === ':memory:';
@@ -200,6 +204,16 @@ export class SqliteBackend implements StorageBackend {
       events: this.#sql.readAll.all(query).map(toEnvelope),
       scannedTo: this.#sql.head.get() as number,
     }));
+    this.projectionHost = {
+      kind: 'sqlite',
+      database: db,
+      readAllSync: (from, limit, filter) => this.#readAllSync(from, limit, filter),
+      readStreamSync: (streamId, toVersion) => this.#sql.readForward.all(streamId, 1, toVersion, -1).map(toEnvelope),
+      addAppendHook: (hook) => {
+        this.#appendHooks.add(hook);
+        return () => this.#appendHooks.delete(hook);
+      },
+    };
   }
 
   /**
@@ -245,7 +259,10 @@ export class SqliteBackend implements StorageBackend {
   #applyCall(appends: PreparedAppend[]): Outcome {
     this.#sql.savepoint.run();
     try {
-      const results = appends.map((append) => this.#write(append));
+      const written: EventEnvelope[] = [];
+      const results = appends.map((append) => this.#write(append, written));
+      // Inside the call's savepoint: a hook that throws takes the call's events back with it.
+      if (this.#appendHooks.size > 0 && written.length > 0) for (const hook of this.#appendHooks) hook(written);
       this.#sql.release.run();
       return { ok: true, results };
     } catch (error) {
@@ -257,7 +274,8 @@ export class SqliteBackend implements StorageBackend {
     }
   }
 
-  #write(append: PreparedAppend): AppendResult {
+  /** Adds the events it writes (not those of an idempotent retry) to `written`. */
+  #write(append: PreparedAppend, fresh: EventEnvelope[]): AppendResult {
     const stored = findStoredBatch(append, (id) => this.#sql.eventById.get(id));
     if (stored) return resultOf(stored.map(toEnvelope));
     const { streamId, events } = append;
@@ -290,6 +308,7 @@ export class SqliteBackend implements StorageBackend {
     });
     const last = written[written.length - 1] as EventEnvelope;
     this.#sql.upsertStream.run(streamId, last.version, last.hash, last.position);
+    fresh.push(...written);
     return resultOf(written);
   }
 
@@ -305,6 +324,10 @@ export class SqliteBackend implements StorageBackend {
 
   async readAll(from: number, limit: number, filter: EventFilter | undefined): Promise<ReadAllPage> {
     this.#open();
+    return this.#readAllSync(from, limit, filter);
+  }
+
+  #readAllSync(from: number, limit: number, filter: EventFilter | undefined): ReadAllPage {
     const [low, high] = prefixRange(filter?.streamPrefix);
     // One statement for every filter: the type list travels as a JSON array.
     return this.#readPage({ from, low, high, types: filter?.types ? JSON.stringify(filter.types) : null, limit });

@@ -1,3 +1,5 @@
+import type BetterSqlite3 from 'better-sqlite3';
+import type pg from 'pg';
 import type { EventEnvelope, EventMetadata, Json, NewEvent } from '../events/envelope.js';
 import type { ExpectedVersion } from '../events/errors.js';
 import type { ChainBreak } from '../events/hash.js';
@@ -201,4 +203,48 @@ export interface StorageBackend {
   /** Calls the listener (soon) after events may have been appended, by this process or, where the backend can tell, another. */
   onAppend(listener: () => void): () => void;
   close(): Promise<void>;
+
+  /** Optional: lets the projections layer keep read models in the log's database and transactions. */
+  readonly projectionHost?: ProjectionHost;
 }
+
+/**
+ * Runs inside an append's transaction once its new events are written (as stored, not upcast;
+ * idempotent retries that write nothing do not call it). Throwing aborts the whole append.
+ */
+export type AppendTransactionHook = (written: EventEnvelope[]) => void;
+
+/** Memory and SQLite: everything happens synchronously inside the append, so the host offers synchronous reads. */
+export interface SyncProjectionHost {
+  readonly kind: 'memory' | 'sqlite';
+  /** SQLite: the log's own connection, for read-model tables in the same file and transactions. */
+  readonly database?: BetterSqlite3.Database;
+  readAllSync(from: number, limit: number, filter?: EventFilter): ReadAllPage;
+  /** The stream's stored events, versions 1..toVersion. */
+  readStreamSync(streamId: string, toVersion: number): EventEnvelope[];
+  addAppendHook(hook: AppendTransactionHook): () => void;
+}
+
+/** PostgreSQL: read models live in the log's schema; the projections layer runs its own transactions on the pool. */
+export interface PostgresProjectionHost {
+  readonly kind: 'postgres';
+  readonly pool: pg.Pool;
+  /** The schema name, already quoted for SQL. */
+  readonly schema: string;
+  /** Arguments of the advisory lock appends take turns on while an inline projection is registered. */
+  readonly inlineLock: string;
+  /** With a hook installed, appends run in a client-side transaction and call it before COMMIT. */
+  addAppendHook(hook: PostgresAppendHook): () => void;
+}
+
+/** The appending transaction, as a hook sees it: its own events are visible here before the commit. */
+export interface PostgresAppendTransaction {
+  client: pg.PoolClient;
+  /** Every event after this position (appends take turns while inline projections exist, so none is in flight). */
+  eventsAfter(position: number): Promise<EventEnvelope[]>;
+  readStream(streamId: string, toVersion: number): Promise<EventEnvelope[]>;
+}
+
+export type PostgresAppendHook = (tx: PostgresAppendTransaction) => Promise<void>;
+
+export type ProjectionHost = SyncProjectionHost | PostgresProjectionHost;

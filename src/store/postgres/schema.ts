@@ -63,7 +63,65 @@ CREATE TABLE ${s}.snapshots (
 );
 
 -- One round trip per append. See postgres.ts for why the mutex exists.
-CREATE FUNCTION ${s}.append_events(batch jsonb)
+${appendEventsFunction(s, lit, false)}`,
+    // Read models (src/projections): the registry, and documents per projection generation.
+    `
+CREATE TABLE ${s}.projections (
+  name text COLLATE "C" PRIMARY KEY,
+  -- Applied inside appending transactions: appends take turns while any such projection is registered.
+  inline boolean NOT NULL DEFAULT false,
+  version integer NOT NULL,
+  generation integer NOT NULL,
+  position bigint NOT NULL,
+  last_event_at text,
+  error text,
+  error_position bigint,
+  rebuild_generation integer,
+  rebuild_version integer,
+  rebuild_position bigint,
+  rebuild_last_event_at text,
+  updated_at text NOT NULL
+);
+
+CREATE TABLE ${s}.projection_docs (
+  projection text COLLATE "C" NOT NULL,
+  generation integer NOT NULL,
+  key text COLLATE "C" NOT NULL,
+  stream_id text COLLATE "C" NOT NULL,
+  doc jsonb NOT NULL,
+  PRIMARY KEY (projection, generation, key)
+);
+-- A rollback deletes one stream's documents.
+CREATE INDEX projection_docs_by_stream ON ${s}.projection_docs (projection, generation, stream_id);
+`,
+    // Inline projections: appends take turns (see INLINE_TURNS), so an inline projection sees every earlier append committed.
+    appendEventsFunction(s, lit, true),
+  ];
+}
+
+/** The advisory lock appends take while an inline projection exists; a rebuild's final swap takes it too. */
+export const INLINE_LOCK = (lit: string) => `hashtext('rewind.inline'), hashtext(${lit})`;
+
+/*
+ * An inline projection is applied inside the appending transaction and reads
+ * every event after its position from there. That is only right if no append
+ * ordered before it is still in flight, which the xmin rule cannot promise. So
+ * while any inline projection is registered, every append (from any process,
+ * whether it applies projections or not) takes this transaction lock before
+ * drawing positions and holds it to commit: appends take turns. Without inline
+ * projections nothing changes. Taken first, before the stream locks, and it
+ * takes no xid.
+ */
+const INLINE_TURNS = (s: string, lit: string) => `  IF EXISTS (SELECT 1 FROM ${s}.projections WHERE inline) THEN
+    PERFORM pg_advisory_xact_lock(${INLINE_LOCK(lit)});
+  END IF;
+
+`;
+
+/** The append function; migration 1 created it without the inline turns, migration 3 replaces it with them. */
+function appendEventsFunction(s: string, lit: string, inlineTurns: boolean): string {
+  return `
+${inlineTurns ? 'CREATE OR REPLACE' : 'CREATE'} FUNCTION ${s}.append_events(batch jsonb)
 RETURNS TABLE (r_ord integer, r_id text, r_stream_id text, r_version integer, r_position bigint, r_type text,
                r_schema_version integer, r_data json, r_metadata json, r_recorded_at text, r_hash text)
 LANGUAGE plpgsql AS $fn$
@@ -105,7 +163,7 @@ BEGIN
       USING ERRCODE = '${SQLSTATE.misuse}';
   END IF;
 
-  -- Stream locks without taking an xid; a fixed order, so no deadlock between batches.
+${inlineTurns ? INLINE_TURNS(s, lit) : ''}  -- Stream locks without taking an xid; a fixed order, so no deadlock between batches.
   FOR lock_key IN
     SELECT DISTINCT hashtextextended(x ->> 'streamId', hashtext(${lit})) FROM jsonb_array_elements(batch) x ORDER BY 1
   LOOP
@@ -237,6 +295,5 @@ BEGIN
     ORDER BY e.position;
 END
 $fn$;
-`,
-  ];
+`;
 }

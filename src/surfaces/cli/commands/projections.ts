@@ -1,0 +1,120 @@
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import { ValidationError } from '../../../events/errors.js';
+import { type AnyProjection, checkDefinitions } from '../../../projections/definition.js';
+import { openProjections, type ProjectionStatus } from '../../../projections/projections.js';
+import { builtInProjections } from '../../../runtime/read-models.js';
+import { type GlobalOptions, withStore } from '../context.js';
+import { colour, printJson, table } from '../output.js';
+
+interface ProjectionOptions {
+  projections?: string;
+}
+
+/**
+ * `rewind projections status|rebuild`. The projections are Rewind's built-in
+ * read models plus, with --projections <module>, the application's own: a
+ * module whose `projections` (or default) export is an array of definitions.
+ */
+export function registerProjectionCommands(program: Command): void {
+  const group = program
+    .command('projections')
+    .description('read models built from the log: status and rebuild')
+    .option('--projections <module>', 'also load the projection definitions exported (as `projections` or default) by this module');
+
+  group
+    .command('status')
+    .description('position, lag behind the head and last error of each projection')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  rewind projections status\n  rewind projections status --projections ./dist/projections.js --json',
+    )
+    .action(async (_opts, cmd: Command) => {
+      const options = cmd.optsWithGlobals<GlobalOptions & ProjectionOptions>();
+      const definitions = await loadDefinitions(options.projections);
+      const statuses = await withStore(options, async (store) => {
+        const projections = await openProjections(store, definitions, { readOnly: true });
+        return projections.status();
+      });
+      if (options.json) return printJson(statuses);
+      console.log(table(statuses.map(statusRow), ['projection', 'mode', 'version', 'state', 'position', 'behind', 'lag', 'error']));
+    });
+
+  group
+    .command('rebuild')
+    .description('rebuild a projection from position 0 into a fresh generation, swapped in when caught up')
+    .argument('<name>', 'the projection')
+    .addHelpText('after', '\nQueries keep seeing the current model until the swap.\n\nExamples:\n  rewind projections rebuild runs')
+    .action(async (name: string, _opts, cmd: Command) => {
+      const options = cmd.optsWithGlobals<GlobalOptions & ProjectionOptions>();
+      const definitions = await loadDefinitions(options.projections);
+      const bar = options.json || !process.stderr.isTTY ? undefined : progressBar();
+      const started = performance.now();
+      let last = { processed: 0, total: 0, rate: 0 };
+      let barStarted = false;
+      try {
+        await withStore(options, async (store) => {
+          const projections = await openProjections(store, definitions);
+          await projections.rebuild(name, {
+            onProgress: (p) => {
+              last = p;
+              const rate = Math.round(p.rate).toLocaleString('en-US');
+              if (!bar) return;
+              if (!barStarted) bar.start(p.total, p.processed, { rate });
+              barStarted = true;
+              bar.setTotal(p.total);
+              bar.update(p.processed, { rate });
+            },
+          });
+          await projections.close();
+        });
+      } finally {
+        bar?.stop();
+      }
+      const seconds = (performance.now() - started) / 1000;
+      if (options.json) return printJson({ projection: name, rebuilt: true, positions: last.processed, seconds });
+      console.log(
+        `${colour.green('✓')} ${colour.bold(name)} rebuilt over ${last.processed.toLocaleString('en-US')} positions in ${seconds.toFixed(1)}s`,
+      );
+    });
+}
+
+function progressBar(): cliProgress.SingleBar {
+  return new cliProgress.SingleBar(
+    {
+      format: ' {bar} {percentage}% | {value}/{total} positions | {rate}/s | {eta_formatted} left',
+      stream: process.stderr,
+      hideCursor: true,
+      etaBuffer: 20,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+}
+
+function statusRow(s: ProjectionStatus): string[] {
+  const state = s.state === 'ok' ? colour.green('ok') : s.state === 'failed' ? colour.red('failed') : colour.yellow(s.state);
+  const version = s.activeVersion === s.version ? String(s.version) : `${s.activeVersion}→${s.version}`;
+  const error = s.error ? `at ${s.error.position}: ${s.error.message.slice(0, 60)}` : '';
+  return [s.name, s.mode, version, state, String(s.position), String(s.lagEvents), `${s.lagSeconds.toFixed(1)}s`, error];
+}
+
+/** The built-in read models, plus those of --projections <module>. */
+export async function loadDefinitions(module: string | undefined): Promise<AnyProjection[]> {
+  const all: AnyProjection[] = [...builtInProjections];
+  if (module !== undefined) {
+    let loaded: Record<string, unknown>;
+    try {
+      loaded = (await import(pathToFileURL(resolve(module)).href)) as Record<string, unknown>;
+    } catch (error) {
+      throw new ValidationError(`cannot load projections from ${module}: ${(error as Error).message}`);
+    }
+    const found = loaded.projections ?? loaded.default;
+    if (!Array.isArray(found))
+      throw new ValidationError(`${module} must export an array of projection definitions as \`projections\` or default`);
+    all.push(...(found as AnyProjection[]));
+  }
+  checkDefinitions(all);
+  return all;
+}

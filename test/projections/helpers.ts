@@ -1,0 +1,88 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { EventEnvelope } from '../../src/events/envelope.js';
+import { type Doc, defineProjection, type ProjectionDefinition } from '../../src/projections/definition.js';
+import { effectiveHistory } from '../../src/projections/effective-history.js';
+import { Store } from '../../src/store/event-store.js';
+import { MemoryBackend } from '../../src/store/memory.js';
+import { SqliteBackend } from '../../src/store/sqlite.js';
+import type { EventStore } from '../../src/store/types.js';
+import { openTestPostgresStore } from '../support/postgres.js';
+
+export const root = fileURLToPath(new URL('../..', import.meta.url));
+
+export type Kind = 'memory' | 'sqlite' | 'postgres';
+/** PostgreSQL too, unless REWIND_SKIP_POSTGRES=1 leaves its server out of the run. */
+export const kinds: Kind[] = process.env.REWIND_SKIP_POSTGRES === '1' ? ['memory', 'sqlite'] : ['memory', 'sqlite', 'postgres'];
+
+const dirs: string[] = [];
+export function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'rewind-projections-'));
+  dirs.push(dir);
+  return dir;
+}
+export function removeTempDirs(): void {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+export async function openTestStore(kind: Kind, file?: string): Promise<EventStore> {
+  if (kind === 'memory') return new Store(new MemoryBackend());
+  if (kind === 'postgres') return openTestPostgresStore();
+  return new Store(SqliteBackend.open(file ?? join(tempDir(), 'rewind.db')));
+}
+
+export interface ItemDoc extends Doc {
+  stream: string;
+  item: string;
+  total: number;
+  adds: number;
+  notes: string[];
+}
+
+/**
+ * Items per stream: Added { item, n } adds to one, Removed { item } deletes it,
+ * Noted { item, text } appends a note. One document per (stream, item).
+ */
+export function itemsProjection(
+  name: string,
+  mode: 'inline' | 'async',
+  version = 1,
+  overrides: Partial<ProjectionDefinition<ItemDoc>> = {},
+) {
+  return defineProjection<ItemDoc>({
+    name,
+    version,
+    mode,
+    types: ['Added', 'Removed', 'Noted'],
+    key: (e) => `${e.streamId}/${(e.data as { item: string }).item}`,
+    evolve: (doc, e) => evolveItem(doc, e),
+    ...overrides,
+  });
+}
+
+export function evolveItem(doc: ItemDoc | undefined, e: EventEnvelope): ItemDoc | undefined {
+  const d = e.data as { item: string; n?: number; text?: string };
+  if (e.type === 'Removed') return undefined;
+  const base = doc ?? { stream: e.streamId, item: d.item, total: 0, adds: 0, notes: [] };
+  if (e.type === 'Added') return { ...base, total: base.total + (d.n ?? 0), adds: base.adds + 1 };
+  return { ...base, notes: [...base.notes, d.text ?? ''] };
+}
+
+/** The model computed straight from the log, with no projection machinery: what every path must equal. */
+export function expectedItems(events: EventEnvelope[]): { key: string; streamId: string; doc: ItemDoc }[] {
+  const byStream = new Map<string, EventEnvelope[]>();
+  for (const e of events) byStream.set(e.streamId, [...(byStream.get(e.streamId) ?? []), e]);
+  const docs = new Map<string, { key: string; streamId: string; doc: ItemDoc }>();
+  for (const [streamId, list] of byStream) {
+    for (const e of effectiveHistory(list, { keepMarkers: true })) {
+      if (!['Added', 'Removed', 'Noted'].includes(e.type)) continue;
+      const key = `${streamId}/${(e.data as { item: string }).item}`;
+      const next = evolveItem(docs.get(key)?.doc, e);
+      if (next) docs.set(key, { key, streamId, doc: next });
+      else docs.delete(key);
+    }
+  }
+  return [...docs.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
+}
