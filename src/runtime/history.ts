@@ -1,4 +1,5 @@
 import type { EventEnvelope, Json } from '../events/envelope.js';
+import { effectiveHistory } from '../projections/effective-history.js';
 import {
   type CheckpointData,
   type CheckpointIndex,
@@ -22,21 +23,12 @@ export type RunStatus = 'running' | 'completed' | 'failed' | 'rolling_back' | 'r
 
 /**
  * The events that still count: for every RolledBack marker, the events after
- * its target up to the marker are dropped (markers included). Markers only
- * point backwards, so one forward pass with a stack handles nesting: a later
- * rollback to an older checkpoint simply pops further.
+ * its target up to the marker are dropped (markers included). The one
+ * definition lives with the projections, so a read model never disagrees with
+ * a replay.
  */
 export function effectiveEvents(events: readonly EventEnvelope[]): EventEnvelope[] {
-  const kept: EventEnvelope[] = [];
-  for (const event of events) {
-    if (event.type === RunEvents.RolledBack) {
-      const target = (event.data as RolledBackData).targetVersion;
-      while (kept.length > 0 && (kept[kept.length - 1] as EventEnvelope).version > target) kept.pop();
-    } else {
-      kept.push(event);
-    }
-  }
-  return kept;
+  return effectiveHistory(events);
 }
 
 export function isDomainEvent(event: EventEnvelope): boolean {

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { RewindError } from '../../events/errors.js';
 import { registerLogCommands } from './commands/log.js';
+import { registerProjectionCommands } from './commands/projections.js';
 import { registerRunCommands } from './commands/runs.js';
 import { DEFAULT_DB } from './context.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerRunCommands(program);
   registerLogCommands(program);
+  registerProjectionCommands(program);
   return program;
 }
 
