@@ -42,6 +42,8 @@ export const RunEvents = {
   RunCompleted: 'RunCompleted',
   RunFailed: 'RunFailed',
   RunCancelled: 'RunCancelled',
+  /** A fork's copy of the original ends here; what follows is the fork's own (time-travel.ts). */
+  ForkedFrom: 'ForkedFrom',
 } as const;
 
 export type RunEventType = (typeof RunEvents)[keyof typeof RunEvents];
@@ -67,6 +69,12 @@ export interface RunStartedData {
   workflow: string;
   workflowVersion: string;
   input: Json | null;
+  /** Set on a fork: the run and version its copied history came from. */
+  forkedFrom?: ForkedFromData;
+}
+export interface ForkedFromData {
+  runId: string;
+  version: number;
 }
 export interface StepStartedData {
   seq: number;
@@ -110,6 +118,12 @@ export interface RollbackRequestedData {
   reason: string;
   trigger: { kind: TriggerKind; step?: string; error?: SerializedError };
   after: RollbackAfter;
+  /**
+   * Set when a coordinator rolls this run back together with others: the
+   * coordinator, not the run's driver, writes the RolledBack marker, in one
+   * commit with every other participant's (coordinator.ts).
+   */
+  coordinator?: string;
 }
 export interface CompensationStartedData {
   step: string;

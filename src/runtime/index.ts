@@ -16,6 +16,23 @@
  */
 export { BreakerEvents, type BreakerOptions, type BreakerState, Breakers } from './breaker.js';
 export { type Clock, systemClock } from './clock.js';
+export {
+  Coordinator,
+  createCoordinator,
+  defineGroup,
+  type GroupDefinition,
+  GroupEvents,
+  type GroupInfo,
+  GroupNotFoundError,
+  type GroupRollbackRequest,
+  GroupStateError,
+  type GroupStatus,
+  groupStreamOf,
+  LabelMissingError,
+  type ParticipantDefinition,
+  type ParticipantInfo,
+} from './coordinator.js';
+export { diffState, formatPath, type StateDiff, type StatePath } from './diff.js';
 export * from './errors.js';
 export * from './events.js';
 export {
@@ -42,6 +59,25 @@ export {
   type StartOptions,
 } from './runtime.js';
 export {
+  type At,
+  type CheckpointRecord,
+  type DivergentEvent,
+  diffRuns,
+  type ForkOptions,
+  type ForkOrigin,
+  ForkPointError,
+  type HistoryEvent,
+  historyOf,
+  planFork,
+  type Relation,
+  type RollbackRecord,
+  type RunDiff,
+  type RunHistory,
+  resolveAt,
+  type StateAt,
+  TimeTravelError,
+} from './time-travel.js';
+export {
   type CompensationIO,
   type DomainEvent,
   defineWorkflow,
@@ -52,3 +88,13 @@ export {
   type Workflow,
   type WorkflowDefinition,
 } from './workflow.js';
+export {
+  type ClaimedRun,
+  MemoryRunQueue,
+  openRunQueue,
+  type QueueEntry,
+  type RunQueue,
+  type RunRequest,
+  SqliteRunQueue,
+} from './run-queue.js';
+export { createWorker, type Worker, type WorkerEvent, type WorkerOptions } from './worker.js';

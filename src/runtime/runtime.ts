@@ -30,6 +30,18 @@ import { effectiveEvents, foldState, lastAttention, pendingRollback, type RunSta
 import type { RetryOptions } from './policy.js';
 import { carryOutRollback } from './rollback.js';
 import { RunLog, streamOf } from './run-log.js';
+import type { RunQueue, RunRequest } from './run-queue.js';
+import {
+  type At,
+  diffStoredRuns,
+  type ForkOptions,
+  historyOf,
+  type RunDiff,
+  type RunHistory,
+  readStateAt,
+  type StateAt,
+  writeFork,
+} from './time-travel.js';
 import type { RollbackInfo, Workflow } from './workflow.js';
 
 export interface RuntimeOptions {
@@ -41,7 +53,16 @@ export interface RuntimeOptions {
   breakers?: Record<string, BreakerOptions>;
   /** Retries of a compensation before the run needs attention. Default 3 attempts from 100 ms. */
   compensationRetry?: RetryOptions;
+  /**
+   * Workers drive the runs (see worker.ts): `start(…, { detach: true })`, resume,
+   * rollback, retryCompensation and resolveByHand record the request in the
+   * log, queue the run and return without driving it here.
+   */
+  queue?: RunQueue;
 }
+
+/** How long a run queued ahead of its first event waits before a worker may look for it (see start()). */
+const HANDOFF_GRACE_MS = 30_000;
 
 export interface RunInfo<S = unknown> {
   runId: string;
@@ -94,6 +115,17 @@ interface Active {
 
 const RUN_ID = /^[A-Za-z0-9_.:@-]{1,200}$/;
 
+/** @internal */
+export const RUNTIME_INTERNALS = Symbol('rewind.runtime.internals');
+/** @internal */
+export interface RuntimeInternals {
+  workflow(name: string): Workflow;
+  clock: Clock;
+  breakers: Breakers;
+  compensationRetry: RetryOptions;
+  hold(runId: string): Promise<void>;
+}
+
 export function createRuntime(options: RuntimeOptions): Runtime {
   return new Runtime(options);
 }
@@ -110,6 +142,7 @@ export class Runtime {
   readonly #clock: Clock;
   readonly #breakers: Breakers;
   readonly #compensationRetry: RetryOptions;
+  readonly #queue: RunQueue | undefined;
 
   constructor(options: RuntimeOptions) {
     this.store = options.store;
@@ -117,6 +150,7 @@ export class Runtime {
     this.#breakers = new Breakers(this.store, () => this.#clock.now(), options.breakerDefaults);
     for (const [name, o] of Object.entries(options.breakers ?? {})) this.#breakers.configure(name, o);
     this.#compensationRetry = options.compensationRetry ?? { attempts: 3, initialDelayMs: 100 };
+    this.#queue = options.queue;
     for (const workflow of options.workflows ?? []) this.register(workflow);
   }
 
@@ -155,6 +189,9 @@ export class Runtime {
       throw new ValidationError(`invalid run id ${JSON.stringify(runId)}`, [], 'use 1-200 letters, digits and _ . : @ -');
     }
     const data: RunStartedData = { runId, workflow: wf.name, workflowVersion: wf.version, input: value as Json };
+    const queue = options.detach ? this.#queue : undefined;
+    // Queued before the append (due only after a grace), so a crash between the append and the enqueue below cannot leave a run no worker finds.
+    await queue?.enqueue(runId, wf.name, 'start', { delayMs: HANDOFF_GRACE_MS });
     try {
       await this.store.append(streamOf(runId), [{ type: RunEvents.RunStarted, data }], { expectedVersion: 'no_stream' });
     } catch (error) {
@@ -163,6 +200,10 @@ export class Runtime {
       const existing = first?.data as RunStartedData | undefined;
       if (existing?.workflow !== wf.name) throw new RunConflictError(runId, `as a run of workflow "${existing?.workflow}"`);
       if (canonicalJson(existing.input) !== canonicalJson(value)) throw new RunConflictError(runId, 'with other input');
+    }
+    if (queue) {
+      await queue.enqueue(runId, wf.name, 'start');
+      return (await this.get(runId)) as RunInfo<S>;
     }
     const promise = this.#drive(runId, false);
     if (options.detach) {
@@ -174,7 +215,25 @@ export class Runtime {
 
   /** Continues a run from where its log ends: after a crash, a rollback that stopped, or an operator's fix. */
   resume(runId: string): Promise<RunInfo> {
-    return this.#drive(runId, true);
+    return this.#handOff(runId, 'resume', true);
+  }
+
+  /**
+   * What a worker does with a run it claimed: drives it from where its log ends,
+   * like resume(), except that a run rolled back with after 'stop' stays stopped.
+   */
+  drive(runId: string): Promise<RunInfo> {
+    return this.#drive(runId, false);
+  }
+
+  /** Stops driving one run without writing anything (its steps see an aborted signal): a worker that lost the run's lease lets go. */
+  async abandon(runId: string, reason = 'run abandoned'): Promise<void> {
+    const active = this.#active.get(runId);
+    if (!active) return;
+    // Both: the abort reaches a step in flight, the pause stops the code at its next ctx call should a step ignore the abort.
+    active.pause = true;
+    active.controller.abort(new Error(reason));
+    await active.promise.catch(() => {});
   }
 
   /** Settles when this runtime stops driving the run (at once when it is not driving it). */
@@ -188,6 +247,54 @@ export class Runtime {
     const events = await this.store.read(streamOf(runId));
     if (events.length === 0) throw new RunNotFoundError(runId);
     return this.#info(events) as RunInfo<S>;
+  }
+
+  // --- Time travel (time-travel.ts) ---
+
+  /** Every event with its effective / rolled-back mark, the checkpoints, and the rollbacks and why. */
+  async history(runId: string): Promise<RunHistory> {
+    const events = await this.store.read(streamOf(runId));
+    if (events.length === 0) throw new RunNotFoundError(runId);
+    return historyOf(events);
+  }
+
+  /** The state as it was at a version, a time or a checkpoint label: a later rollback does not change it. */
+  stateAt<S = unknown>(runId: string, at: At): Promise<StateAt<S>> {
+    return readStateAt<S>(this.store, runId, (name) => this.#workflow(name), at);
+  }
+
+  /** A new run with this one's history up to `at` (default its end), continued under other input or code like a start. */
+  async fork(runId: string, options: ForkOptions = {}): Promise<RunInfo> {
+    if (options.workflow && typeof options.workflow !== 'string') this.register(options.workflow);
+    const forkId = await writeFork(this.store, runId, options, (name) => this.#workflow(name));
+    if (options.detach && !this.#queue) {
+      this.#drive(forkId, false).catch(() => {});
+      return this.get(forkId);
+    }
+    return this.#handOff(forkId, 'start', false);
+  }
+
+  /** The first divergent effective event of two runs, and a structural diff of their states (at the ends, or at `at`). */
+  diff(a: string, b: string, options: { at?: At | [At, At] } = {}): Promise<RunDiff> {
+    return diffStoredRuns(this.store, a, b, options, (name) => this.#workflows.get(name));
+  }
+
+  /** @internal What coordinator.ts needs to carry out a participant's part of a coordinated rollback. */
+  [RUNTIME_INTERNALS](): RuntimeInternals {
+    return {
+      workflow: (name) => this.#workflow(name),
+      clock: this.#clock,
+      breakers: this.#breakers,
+      compensationRetry: this.#compensationRetry,
+      // As rollback() does: a run this runtime drives stops at its next ctx call, so no step completes unrecorded.
+      hold: async (runId) => {
+        const active = this.#active.get(runId);
+        if (active) {
+          active.pause = true;
+          await active.promise.catch(() => {});
+        }
+      },
+    };
   }
 
   /** One RunStarted and one last event per run: the status is decided by the last event alone. */
@@ -259,6 +366,7 @@ export class Runtime {
       'resume or resolve the rollback in progress first',
       async (tail) => {
         const target = await this.#resolveTarget(runId, tail, request.to);
+        await this.#preQueue(runId, 'rollback');
         return [
           {
             type: RunEvents.RollbackRequested,
@@ -267,7 +375,7 @@ export class Runtime {
         ];
       },
     );
-    return this.#drive(runId, false);
+    return this.#handOff(runId, 'rollback', false);
   }
 
   /** Runs the blocked compensation again (fresh retry budget, same idempotency key), then the rest of the rollback. */
@@ -277,11 +385,14 @@ export class Runtime {
       ['needs_attention'],
       'retry a compensation',
       'only a run that needs attention has one to retry',
-      (tail) => [
-        { type: RunEvents.CompensationRetried, data: { stepKey: (tail.data as NeedsAttentionData).stepKey, ...(note ? { note } : {}) } },
-      ],
+      async (tail) => {
+        await this.#preQueue(runId, 'retry');
+        return [
+          { type: RunEvents.CompensationRetried, data: { stepKey: (tail.data as NeedsAttentionData).stepKey, ...(note ? { note } : {}) } },
+        ];
+      },
     );
-    return this.#drive(runId, false);
+    return this.#handOff(runId, 'retry', false);
   }
 
   /** Records that an operator undid the blocked step's effect by hand; the rollback goes on. */
@@ -292,9 +403,12 @@ export class Runtime {
       ['needs_attention'],
       'resolve by hand',
       'only a run that needs attention has something to resolve',
-      (tail) => [{ type: RunEvents.ResolvedByHand, data: { stepKey: (tail.data as NeedsAttentionData).stepKey, note } }],
+      async (tail) => {
+        await this.#preQueue(runId, 'resolve');
+        return [{ type: RunEvents.ResolvedByHand, data: { stepKey: (tail.data as NeedsAttentionData).stepKey, note } }];
+      },
     );
-    return this.#drive(runId, false);
+    return this.#handOff(runId, 'resolve', false);
   }
 
   /** Stops driving every run (their steps see an aborted signal) and waits for them to let go. */
@@ -364,6 +478,28 @@ export class Runtime {
     );
   }
 
+  /**
+   * With a queue the request is already in the log (or, for resume, needs none):
+   * the queue only tells the workers the run needs driving.
+   */
+  async #handOff(runId: string, request: RunRequest, resume: boolean): Promise<RunInfo> {
+    if (!this.#queue) return this.#drive(runId, resume);
+    const info = await this.get(runId);
+    await this.#queue.enqueue(runId, info.workflow, request);
+    return info;
+  }
+
+  /**
+   * With a queue, once a request is known to be valid and just before it is
+   * appended: the run is queued due only after a grace, so a crash between the
+   * append and #handOff's enqueue still leaves it to a worker.
+   */
+  async #preQueue(runId: string, request: RunRequest): Promise<void> {
+    if (!this.#queue) return;
+    const [first] = await this.store.read(streamOf(runId), { from: 1, to: 1 });
+    if (first) await this.#queue.enqueue(runId, (first.data as RunStartedData).workflow, request, { delayMs: HANDOFF_GRACE_MS });
+  }
+
   /** One driver per run per runtime; a second caller joins the first. */
   #drive(runId: string, resume: boolean): Promise<RunInfo> {
     const existing = this.#active.get(runId);
@@ -404,6 +540,9 @@ export class Runtime {
 
         const request = pendingRollback(log.events);
         if (request) {
+          // A coordinated rollback is finished by its coordinator, in one commit with the other participants' markers:
+          // finishing it here would let a reader see this agent rolled back alone.
+          if (request.data.coordinator !== undefined) break;
           if (!compensators) {
             // A rollback this process did not start: replay up to the end of the journal to get the steps' closures back.
             const collect = pass('collect');

@@ -1,0 +1,100 @@
+import { type Command, InvalidArgumentError } from 'commander';
+import { createWorker, type WorkerEvent } from '../../../runtime/worker.js';
+import { type GlobalOptions, withStore } from '../context.js';
+import { colour } from '../output.js';
+import { loadWorkflows } from '../workflows.js';
+
+interface WorkerCommandOptions {
+  workflows?: string;
+  concurrency: number;
+  leaseMs: number;
+  graceMs: number;
+  id?: string;
+}
+
+/** `rewind worker`: claims runnable runs from the store's queue and drives them until SIGINT or SIGTERM. */
+export function registerWorkerCommand(program: Command): void {
+  program
+    .command('worker')
+    .description('drive queued runs (started with detach, resumed, rolled back or retried) until interrupted')
+    .option('--workflows <module>', 'module exporting the workflow definitions (default: the bundled examples)')
+    .option('--concurrency <n>', 'runs driven at once', parsePositive, 4)
+    .option('--lease-ms <ms>', 'how long a claim lasts without renewal; a dead worker’s runs come back after it', parsePositive, 30_000)
+    .option('--grace-ms <ms>', 'on SIGINT/SIGTERM, how long running runs get to finish before they are handed back', parsePositive, 10_000)
+    .option('--id <name>', 'the name this worker holds leases under (default host:pid:random)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Several workers may share one PostgreSQL database (or, on one machine, one SQLite file):',
+        'each run is driven by one worker at a time, and a run whose worker dies is taken over',
+        'once its lease lapses. A second SIGINT stops at once.',
+        '',
+        'Examples:',
+        '  rewind worker',
+        '  rewind worker --db postgres://rewind@db/rewind --workflows ./dist/workflows.js --concurrency 8',
+        '  rewind worker --json | tee worker.log',
+      ].join('\n'),
+    )
+    .action(async (opts: WorkerCommandOptions, cmd: Command) => {
+      const options = cmd.optsWithGlobals<GlobalOptions & WorkerCommandOptions>();
+      const workflows = await loadWorkflows(opts.workflows);
+      await withStore(options, async (store) => {
+        const worker = createWorker({
+          store,
+          workflows,
+          concurrency: opts.concurrency,
+          leaseMs: opts.leaseMs,
+          ...(opts.id ? { id: opts.id } : {}),
+          onEvent: (event) =>
+            process.stdout.write(`${options.json ? JSON.stringify({ at: new Date().toISOString(), ...event }) : describe(event)}\n`),
+        });
+        let stopping: Promise<void> | undefined;
+        const done = new Promise<void>((resolve) => {
+          const onSignal = (signal: NodeJS.Signals) => {
+            if (stopping) {
+              // Asked twice: leave now; the leases lapse and other workers take the runs over.
+              process.stderr.write(`${signal} again: stopping at once\n`);
+              process.exit(130);
+            }
+            process.stderr.write(`${signal}: finishing running runs (up to ${opts.graceMs} ms), then stopping\n`);
+            stopping = worker.stop({ graceMs: opts.graceMs }).then(() => {
+              process.off('SIGINT', onSignal);
+              process.off('SIGTERM', onSignal);
+              resolve();
+            });
+          };
+          process.on('SIGINT', onSignal);
+          process.on('SIGTERM', onSignal);
+        });
+        await worker.start();
+        await done;
+      });
+    });
+}
+
+function describe(e: WorkerEvent): string {
+  const head = `${new Date().toISOString()} ${colour.dim(e.worker)}`;
+  switch (e.type) {
+    case 'started':
+      return `${head} ${colour.green('started')}`;
+    case 'claimed':
+      return `${head} ${colour.cyan('claimed')} ${e.runId} (${e.workflow}, ${e.request}, attempt ${e.attempt})`;
+    case 'finished':
+      return `${head} ${colour.green('finished')} ${e.runId}: ${e.status}`;
+    case 'requeued':
+      return `${head} ${colour.yellow('requeued')} ${e.runId}${e.status ? `: ${e.status}` : ''}, ${e.reason}; due in ${e.delayMs} ms`;
+    case 'lost':
+      return `${head} ${colour.yellow('lost')} ${e.runId}: another worker holds it now`;
+    case 'error':
+      return `${head} ${colour.red('error')}${e.runId ? ` ${e.runId}` : ''}: ${e.error.message}`;
+    case 'stopped':
+      return `${head} stopped`;
+  }
+}
+
+function parsePositive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive whole number');
+  return n;
+}
