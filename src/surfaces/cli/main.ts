@@ -3,6 +3,7 @@ import { RewindError } from '../../events/errors.js';
 import { registerLogCommands } from './commands/log.js';
 import { registerProjectionCommands } from './commands/projections.js';
 import { registerRunCommands } from './commands/runs.js';
+import { registerWorkerCommand } from './commands/worker.js';
 import { DEFAULT_DB } from './context.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { colour } from './output.js';
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerRunCommands(program);
   registerLogCommands(program);
   registerProjectionCommands(program);
+  registerWorkerCommand(program);
   return program;
 }
 

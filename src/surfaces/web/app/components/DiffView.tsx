@@ -1,0 +1,174 @@
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import * as api from '../api';
+import { compareRuns, diffJson, type Envelope, formatPath, journalStateAt, type RunInfo, summarise } from '../model';
+import { JsonView } from './JsonView';
+import { StatusPill } from './StatusPill';
+
+interface Side {
+  info: RunInfo;
+  events: Envelope[];
+}
+
+/**
+ * Two runs side by side: their effective histories aligned, the first event
+ * where they differ, and a structural diff of their states at the end.
+ * Computed here from GET /runs/{id} and /runs/{id}/events.
+ */
+export function DiffView({ a, b, onError }: { a: string; b: string; onError(e: unknown): void }) {
+  const [sides, setSides] = useState<[Side, Side] | undefined>();
+  const [failed, setFailed] = useState<string | undefined>();
+  useEffect(() => {
+    let cancelled = false;
+    setSides(undefined);
+    const load = async (id: string): Promise<Side> => {
+      const [info, events] = await Promise.all([api.getRun(id), api.runEvents(id)]);
+      return { info, events };
+    };
+    Promise.all([load(a), load(b)])
+      .then((s) => !cancelled && setSides(s))
+      .catch((e) => {
+        if (cancelled) return;
+        setFailed(e instanceof Error ? e.message : String(e));
+        onError(e);
+      });
+    return () => {
+      cancelled = true;
+    };
+  }, [a, b]);
+
+  const cmp = useMemo(() => (sides ? compareRuns(sides[0].events, sides[1].events) : undefined), [sides]);
+  if (failed)
+    return (
+      <section class="page">
+        <p class="empty">
+          {failed}. <a href="#/">Back to the runs</a>
+        </p>
+      </section>
+    );
+  if (!sides || !cmp)
+    return (
+      <section class="page">
+        <p class="empty">
+          Loading {a} and {b}…
+        </p>
+      </section>
+    );
+  const [A, B] = sides;
+
+  // The workflow's state when the server folds it (RunInfo.state); otherwise the run journal derived here.
+  const serverStates = A.info.state !== undefined && B.info.state !== undefined;
+  const sa = serverStates ? A.info.state : journalStateAt(A.events, A.events.length);
+  const sb = serverStates ? B.info.state : journalStateAt(B.events, B.events.length);
+  const changes = diffJson(sa, sb);
+  const marksA = new Map(changes.filter((c) => c.op !== 'added').map((c) => [formatPath(c.path), c.op] as const));
+  const marksB = new Map(changes.filter((c) => c.op !== 'removed').map((c) => [formatPath(c.path), c.op] as const));
+  const startA = A.events[0]?.data as { forkedFrom?: { runId: string; version: number } } | undefined;
+  const startB = B.events[0]?.data as { forkedFrom?: { runId: string; version: number } } | undefined;
+  const relation =
+    startB?.forkedFrom?.runId === a
+      ? `${b} is a fork of ${a} at v${startB.forkedFrom.version}`
+      : startA?.forkedFrom?.runId === b
+        ? `${a} is a fork of ${b} at v${startA.forkedFrom.version}`
+        : A.info.workflow === B.info.workflow
+          ? `two runs of ${A.info.workflow}`
+          : `different workflows (${A.info.workflow} and ${B.info.workflow})`;
+  const da = cmp.divergence !== undefined ? cmp.a[cmp.divergence] : undefined;
+  const db = cmp.divergence !== undefined ? cmp.b[cmp.divergence] : undefined;
+  const n = Math.max(cmp.a.length, cmp.b.length);
+
+  return (
+    <section class="page diff-page" data-testid="diff">
+      <header class="run-head">
+        <div class="crumbs">
+          <a href="#/" class="back">
+            ← Runs
+          </a>
+        </div>
+        <div class="title-line">
+          <h1>Compare</h1>
+          <span class="meta">{relation}</span>
+          <span class="grow" />
+          <a class="btn" href={`#/diff/${encodeURIComponent(b)}/${encodeURIComponent(a)}`} title="swap sides">
+            ⇄ Swap
+          </a>
+        </div>
+        <p class="verdict" data-testid="verdict">
+          {cmp.identical
+            ? `Same effective history (${cmp.shared} events).`
+            : cmp.shared === 0
+              ? 'They share nothing: they differ from the first event.'
+              : `They share ${cmp.shared} effective event${cmp.shared === 1 ? '' : 's'}, then diverge: `}
+          {da || db ? (
+            <>
+              <b class="a-col">{da ? `v${da.version} ${da.type}` : 'the end'}</b> vs{' '}
+              <b class="b-col">{db ? `v${db.version} ${db.type}` : 'the end'}</b>
+            </>
+          ) : null}
+        </p>
+      </header>
+      <div class="split two">
+        {[A, B].map((s, side) => (
+          <div class="pane" key={s.info.runId}>
+            <div class="pane-head">
+              <a class="mono" href={`#/runs/${encodeURIComponent(s.info.runId)}`}>
+                {side === 0 ? 'A' : 'B'} · {s.info.runId}
+              </a>
+              <StatusPill status={s.info.status} />
+            </div>
+            <ol class="timeline cmp">
+              {Array.from({ length: n }, (_, i) => {
+                const e = (side === 0 ? cmp.a : cmp.b)[i];
+                const cls = i < cmp.shared ? 'shared' : i === cmp.divergence ? 'diverge' : 'own';
+                if (!e && i !== cmp.divergence) return null;
+                return (
+                  <li key={i} class={`row ${cls}${e ? '' : ' blank'}`} data-index={i}>
+                    <span class="v">{e ? e.version : ''}</span>
+                    <span class="type">{e ? e.type : i === cmp.divergence ? '(ends)' : ''}</span>
+                    <span class="sum">
+                      <span class="text">{e ? summarise(e) : ''}</span>
+                    </span>
+                  </li>
+                );
+              })}
+            </ol>
+          </div>
+        ))}
+      </div>
+      <div class="split two">
+        {[
+          [A, sa, marksA],
+          [B, sb, marksB],
+        ].map(([s, st, marks], side) => (
+          <div class="pane" key={side}>
+            <div class="pane-head">
+              <span>
+                State of {side === 0 ? 'A' : 'B'} at its end (v{(s as Side).events.length})
+              </span>
+              <span class="dim">{serverStates ? 'workflow state' : 'run journal'}</span>
+            </div>
+            <JsonView value={st} marks={marks as Map<string, 'added' | 'removed' | 'changed'>} label={side === 0 ? 'state-a' : 'state-b'} />
+          </div>
+        ))}
+      </div>
+      <div class="pane">
+        <div class="pane-head">
+          <span>State diff A → B</span>
+          <span class="dim">{changes.length === 0 ? 'equal' : `${changes.length} change${changes.length === 1 ? '' : 's'}`}</span>
+        </div>
+        <div class="changes">
+          {changes.map((c) => (
+            <div key={c.at + c.op} class={`chg chg-${c.op}`}>
+              <span class="op">{c.op === 'added' ? '+' : c.op === 'removed' ? '−' : '~'}</span>
+              <span class="mono">{c.at}</span>
+              <span class="mono val">
+                {c.op === 'changed'
+                  ? `${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`
+                  : JSON.stringify(c.op === 'added' ? c.to : c.from)}
+              </span>
+            </div>
+          ))}
+        </div>
+      </div>
+    </section>
+  );
+}

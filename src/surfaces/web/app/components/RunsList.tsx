@@ -1,0 +1,255 @@
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { ApiError, follow, listRuns } from '../api';
+import { age, type RunStatus, type RunSummary, STATUS_LABEL, STATUSES } from '../model';
+import { navigate } from '../router';
+import { StatusPill } from './StatusPill';
+
+interface Props {
+  onError(error: unknown): void;
+  onLive(connected: boolean): void;
+}
+
+const FILTER_KEY = 'rewind.filters';
+
+function savedFilters(): { status: RunStatus | ''; workflow: string; q: string } {
+  try {
+    return { status: '', workflow: '', q: '', ...JSON.parse(sessionStorage.getItem(FILTER_KEY) ?? '{}') };
+  } catch {
+    return { status: '', workflow: '', q: '' };
+  }
+}
+
+/** Every run, newest first: status, workflow, age; filters, search, and two picked for a diff. */
+export function RunsList({ onError, onLive }: Props) {
+  const [runs, setRuns] = useState<RunSummary[] | undefined>(undefined);
+  const [filters, setFilters] = useState(savedFilters);
+  const [cursor, setCursor] = useState(0);
+  const [picked, setPicked] = useState<string[]>([]);
+  const [, tick] = useState(0);
+  const search = useRef<HTMLInputElement>(null);
+
+  useEffect(() => {
+    try {
+      sessionStorage.setItem(FILTER_KEY, JSON.stringify(filters));
+    } catch {}
+  }, [filters]);
+
+  useEffect(() => {
+    let cancelled = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const load = () =>
+      listRuns()
+        .then((r) => !cancelled && setRuns(r.sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.runId.localeCompare(a.runId))))
+        .catch((e) => {
+          if (cancelled) return;
+          onError(e);
+          setRuns((r) => r ?? []);
+        });
+    void load();
+    // Any event of any run may change its status or version: reload, at most every 300 ms.
+    const stop = follow(
+      { streamPrefix: 'run-' },
+      () => {
+        clearTimeout(timer);
+        timer = setTimeout(load, 300);
+      },
+      onLive,
+    );
+    const clock = setInterval(() => tick((n) => n + 1), 10_000);
+    return () => {
+      cancelled = true;
+      stop();
+      clearInterval(clock);
+      clearTimeout(timer);
+      onLive(false);
+    };
+  }, []);
+
+  const workflows = useMemo(() => [...new Set((runs ?? []).map((r) => r.workflow))].sort(), [runs]);
+  const counts = useMemo(() => {
+    const c: Record<string, number> = {};
+    for (const r of runs ?? []) c[r.status] = (c[r.status] ?? 0) + 1;
+    return c;
+  }, [runs]);
+  const shown = useMemo(() => {
+    const q = filters.q.trim().toLowerCase();
+    return (runs ?? []).filter(
+      (r) =>
+        (!filters.status || r.status === filters.status) &&
+        (!filters.workflow || r.workflow === filters.workflow) &&
+        (!q || r.runId.toLowerCase().includes(q)),
+    );
+  }, [runs, filters]);
+
+  useEffect(() => setCursor((c) => Math.min(c, Math.max(0, shown.length - 1))), [shown.length]);
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.metaKey || e.ctrlKey || e.altKey || document.querySelector('.modal')) return;
+      const typing =
+        e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement || e.target instanceof HTMLTextAreaElement;
+      if (typing) {
+        if (e.key === 'Escape' || (e.key === 'ArrowDown' && e.target === search.current)) {
+          (e.target as HTMLElement).blur();
+          e.preventDefault();
+        }
+        if (e.key === 'Enter' && e.target === search.current && shown[cursor]) navigate(`/runs/${encodeURIComponent(shown[cursor].runId)}`);
+        return;
+      }
+      if (e.key === '/') {
+        e.preventDefault();
+        search.current?.focus();
+      } else if (e.key === 'j' || e.key === 'ArrowDown') {
+        e.preventDefault();
+        setCursor((c) => Math.min(c + 1, shown.length - 1));
+      } else if (e.key === 'k' || e.key === 'ArrowUp') {
+        e.preventDefault();
+        setCursor((c) => Math.max(c - 1, 0));
+      } else if (e.key === 'Enter' || e.key === 'o') {
+        const run = shown[cursor];
+        if (run) navigate(`/runs/${encodeURIComponent(run.runId)}`);
+      } else if (e.key === 'x') {
+        const run = shown[cursor];
+        if (run) toggle(run.runId);
+      }
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [shown, cursor]);
+
+  useEffect(() => {
+    document.querySelector('.runs tbody tr.cursor')?.scrollIntoView({ block: 'nearest' });
+  }, [cursor]);
+
+  const toggle = (runId: string) => setPicked((p) => (p.includes(runId) ? p.filter((x) => x !== runId) : [...p.slice(-1), runId]));
+
+  return (
+    <section class="page runs-page">
+      <div class="toolbar">
+        <h1>Runs</h1>
+        <fieldset class="chips" aria-label="filter by status">
+          <button type="button" class={`chip${filters.status === '' ? ' on' : ''}`} onClick={() => setFilters({ ...filters, status: '' })}>
+            all <span class="n">{runs?.length ?? 0}</span>
+          </button>
+          {STATUSES.filter((s) => counts[s] || filters.status === s).map((s) => (
+            <button
+              type="button"
+              key={s}
+              class={`chip st-${s}${filters.status === s ? ' on' : ''}`}
+              onClick={() => setFilters({ ...filters, status: filters.status === s ? '' : s })}
+            >
+              {STATUS_LABEL[s]} <span class="n">{counts[s] ?? 0}</span>
+            </button>
+          ))}
+        </fieldset>
+        <span class="grow" />
+        <label class="field">
+          <span>status</span>
+          <select
+            value={filters.status}
+            aria-label="status"
+            onChange={(e) => setFilters({ ...filters, status: (e.target as HTMLSelectElement).value as RunStatus | '' })}
+          >
+            <option value="">any</option>
+            {STATUSES.map((s) => (
+              <option key={s} value={s}>
+                {STATUS_LABEL[s]}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label class="field">
+          <span>workflow</span>
+          <select
+            value={filters.workflow}
+            aria-label="workflow"
+            onChange={(e) => setFilters({ ...filters, workflow: (e.target as HTMLSelectElement).value })}
+          >
+            <option value="">any</option>
+            {workflows.map((w) => (
+              <option key={w} value={w}>
+                {w}
+              </option>
+            ))}
+          </select>
+        </label>
+        <input
+          ref={search}
+          class="search"
+          type="search"
+          placeholder="search run id   /"
+          aria-label="search run id"
+          value={filters.q}
+          onInput={(e) => setFilters({ ...filters, q: (e.target as HTMLInputElement).value })}
+        />
+        <button
+          type="button"
+          class="btn"
+          disabled={picked.length !== 2}
+          title={picked.length === 2 ? `compare ${picked[0]} and ${picked[1]}` : 'tick two runs (x) to compare them'}
+          onClick={() => navigate(`/diff/${encodeURIComponent(picked[0] as string)}/${encodeURIComponent(picked[1] as string)}`)}
+        >
+          Compare {picked.length}/2
+        </button>
+      </div>
+      {runs === undefined ? (
+        <p class="empty">Loading runs…</p>
+      ) : shown.length === 0 ? (
+        <p class="empty">{runs.length === 0 ? 'No runs yet. Try `rewind demo`, then reload.' : 'No run matches these filters.'}</p>
+      ) : (
+        <table class="runs" data-testid="runs">
+          <thead>
+            <tr>
+              <th class="pick" aria-label="compare" />
+              <th>status</th>
+              <th>run</th>
+              <th>workflow</th>
+              <th class="num">events</th>
+              <th>started</th>
+              <th>updated</th>
+            </tr>
+          </thead>
+          <tbody>
+            {shown.map((r, i) => (
+              <tr
+                key={r.runId}
+                class={i === cursor ? 'cursor' : ''}
+                data-run={r.runId}
+                onClick={() => navigate(`/runs/${encodeURIComponent(r.runId)}`)}
+              >
+                {/* biome-ignore lint/a11y/useKeyWithClickEvents: only keeps a click on the checkbox from opening the run */}
+                <td class="pick" onClick={(e) => e.stopPropagation()}>
+                  <input
+                    type="checkbox"
+                    checked={picked.includes(r.runId)}
+                    aria-label={`pick ${r.runId} to compare`}
+                    onChange={() => toggle(r.runId)}
+                  />
+                </td>
+                <td>
+                  <StatusPill status={r.status} />
+                </td>
+                <td class="mono id">
+                  <a href={`#/runs/${encodeURIComponent(r.runId)}`} onClick={(e) => e.stopPropagation()}>
+                    {r.runId}
+                  </a>
+                </td>
+                <td>{r.workflow}</td>
+                <td class="num mono">{r.version}</td>
+                <td title={r.startedAt}>{age(r.startedAt)}</td>
+                <td title={r.updatedAt}>{age(r.updatedAt)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <p class="keys">
+        <kbd>j</kbd>/<kbd>k</kbd> move · <kbd>Enter</kbd> open · <kbd>/</kbd> search · <kbd>x</kbd> pick for compare
+      </p>
+    </section>
+  );
+}
+
+export function isAuthError(e: unknown): boolean {
+  return e instanceof ApiError && (e.status === 401 || e.status === 403);
+}

@@ -1,0 +1,381 @@
+// biome-ignore-all lint/performance/useDomNodeTextContent: these are Playwright Locator.innerText() calls, not DOM properties
+// The web debugger end to end, in a real headless Chromium (Debian's package,
+// driven by playwright-core; never a downloaded browser) against the real
+// HTTP server over a SQLite file seeded with the demo run.
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exampleWorkflows } from '../../examples/index.js';
+import { runTravelDemo } from '../../examples/travel.js';
+import { createRuntime, defineWorkflow, type Runtime, runStreamId } from '../../src/runtime/index.js';
+import { openStore } from '../../src/store/open.js';
+import type { EventStore } from '../../src/store/types.js';
+import { type RunningServer, startServer } from '../../src/surfaces/http/server.js';
+
+const CHROMIUM = process.env.REWIND_CHROMIUM ?? '/usr/bin/chromium';
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const WEB_SRC = join(ROOT, 'src/surfaces/web');
+const WEB_DIST = join(ROOT, 'dist/web');
+/** Screenshots of the main views: into docs/screenshots with REWIND_SCREENSHOTS=1, else next to the test's database. */
+const SHOTS_TO_DOCS = process.env.REWIND_SCREENSHOTS === '1';
+const RUN = 'trip-demo';
+const OTHER = 'trip-b';
+const STUCK = 'payout-7';
+const FAILED = 'report-3';
+
+/** A payout whose refund fails until the bank is back: its rollback gets stuck and needs attention. */
+const bank = { refunds: true };
+const payout = defineWorkflow<{ to: string; cents: number }, { paid: string[] }, { type: 'Paid'; data: { to: string } }>({
+  name: 'payout',
+  version: '1',
+  initialState: { paid: [] },
+  apply: (s, e) => (e.type === 'Paid' ? { paid: [...s.paid, e.data.to] } : s),
+  onFailure: { rollbackTo: 'ready', after: 'fail' },
+  run: async (ctx, input) => {
+    await ctx.checkpoint('ready');
+    await ctx.step('pay', () => `TX-${input.to}`, {
+      compensate: () => {
+        if (!bank.refunds) throw new Error('bank unavailable');
+      },
+    });
+    await ctx.emit({ type: 'Paid', data: { to: input.to } });
+    await ctx.step('notify', () => {
+      throw new Error('mail server refused the message');
+    });
+  },
+});
+/** A run that simply fails. */
+const report = defineWorkflow<{ month: string }, Record<string, never>>({
+  name: 'report',
+  version: '2',
+  initialState: {},
+  apply: (s) => s,
+  onFailure: 'fail',
+  run: async (ctx) => {
+    await ctx.step('fetch-figures', () => {
+      throw new Error('warehouse timeout after 30 s');
+    });
+  },
+});
+
+/** Builds dist/web with vite's API when it is missing or older than its sources. */
+async function ensureBuilt(): Promise<void> {
+  const built = join(WEB_DIST, 'index.html');
+  const newest = (dir: string): number =>
+    Math.max(
+      0,
+      ...readdirSync(dir, { withFileTypes: true }).map((d) =>
+        d.isDirectory() ? newest(join(dir, d.name)) : statSync(join(dir, d.name)).mtimeMs,
+      ),
+    );
+  if (existsSync(built) && statSync(built).mtimeMs >= newest(WEB_SRC)) return;
+  const { build } = await import('vite');
+  await build({ configFile: join(WEB_SRC, 'vite.config.ts'), logLevel: 'warn' });
+}
+
+let dir: string;
+let store: EventStore;
+let runtime: Runtime;
+let server: RunningServer;
+let browser: Browser;
+let page: Page;
+
+async function shot(name: string): Promise<void> {
+  const into = SHOTS_TO_DOCS ? join(ROOT, 'docs/screenshots') : join(dir, 'screenshots');
+  mkdirSync(into, { recursive: true });
+  // The toasts of earlier steps would hide part of the view.
+  await page.evaluate(() => document.querySelector('.toasts')?.replaceChildren());
+  await page.screenshot({ path: join(into, `${name}.png`) });
+}
+
+const row = (version: number) => page.locator(`[data-testid=timeline] li[data-version="${version}"]`);
+const selectedVersion = async () => Number(await page.locator('[data-testid=timeline] li[aria-current=true]').getAttribute('data-version'));
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `the browser tests need Chromium at ${CHROMIUM} and it is missing: install it with \`apt-get install chromium\` (CI's .ci/run does), or point REWIND_CHROMIUM at one`,
+    );
+  }
+  await ensureBuilt();
+  dir = await mkdtemp(join(tmpdir(), 'rewind-web-'));
+  store = await openStore(`sqlite:${join(dir, 'rewind.db')}`);
+  await runTravelDemo(store, { runId: RUN });
+  runtime = createRuntime({
+    store,
+    workflows: [...exampleWorkflows(), payout, report],
+    compensationRetry: { attempts: 2, initialDelayMs: 1 },
+  });
+  await runtime.start(report, { month: '2026-10' }, { runId: FAILED });
+  bank.refunds = false;
+  await runtime.start(payout, { to: 'ada', cents: 4200 }, { runId: STUCK });
+  server = await startServer({ store, runtime, port: 0, staticDir: WEB_DIST, log: () => {} });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
+  page.setDefaultTimeout(10_000);
+  // Nothing may come from anywhere but the server under test.
+  await page.route('**/*', (route) =>
+    route.request().url().startsWith(server.url) || route.request().url().startsWith('data:') ? route.continue() : route.abort(),
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  await runtime?.close();
+  await store?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('web debugger in headless Chromium', () => {
+  it('lists runs with status and workflow, filters them, and shows new runs live', async () => {
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${server.url}/`);
+    const demo = page.locator(`tr[data-run="${RUN}"]`);
+    await expect.poll(() => demo.count()).toBe(1);
+    expect(await demo.locator('.pill').getAttribute('data-status')).toBe('completed');
+    expect(await demo.innerText()).toContain('travel');
+    await expect.poll(() => page.locator('[data-testid=live]').innerText()).toContain('live');
+
+    // A run started elsewhere shows up without a reload: the live feed.
+    await runTravelDemo(store, { runId: OTHER });
+    await expect.poll(() => page.locator(`tr[data-run="${OTHER}"]`).count()).toBe(1);
+
+    await page.selectOption('select[aria-label=status]', 'failed');
+    await expect.poll(() => page.locator('table.runs tbody tr').count()).toBe(1);
+    expect(await page.locator(`tr[data-run="${FAILED}"] .pill`).getAttribute('data-status')).toBe('failed');
+    await page.selectOption('select[aria-label=status]', '');
+    expect(await page.locator(`tr[data-run="${STUCK}"] .pill`).getAttribute('data-status')).toBe('needs_attention');
+    await page.selectOption('select[aria-label=workflow]', 'travel');
+    await expect.poll(() => page.locator('table.runs tbody tr').count()).toBe(2);
+    await page.selectOption('select[aria-label=workflow]', '');
+    await page.fill('input[aria-label="search run id"]', 'demo');
+    await expect.poll(() => page.locator('table.runs tbody tr').count()).toBe(1);
+    await page.fill('input[aria-label="search run id"]', '');
+    await expect.poll(() => page.locator('table.runs tbody tr').count()).toBe(4);
+    await page.locator('body').click({ position: { x: 5, y: 300 } });
+    await shot('runs-list');
+    expect(errors).toEqual([]);
+  });
+
+  it('opens the demo run, steps through its timeline with the keyboard and shows the rollback', async () => {
+    await page.locator(`tr[data-run="${RUN}"]`).click();
+    await expect.poll(() => page.locator('[data-testid=timeline] li').count()).toBe(31);
+    expect(await page.locator('[data-testid=run-id]').innerText()).toBe(RUN);
+    // Opens on the newest event.
+    await expect.poll(selectedVersion).toBe(31);
+
+    await page.keyboard.press('g');
+    await expect.poll(selectedVersion).toBe(1);
+    for (let i = 0; i < 3; i++) await page.keyboard.press('j');
+    await expect.poll(selectedVersion).toBe(4);
+    await page.keyboard.press('ArrowDown');
+    await expect.poll(selectedVersion).toBe(5);
+    await page.keyboard.press('k');
+    await expect.poll(selectedVersion).toBe(4);
+    await page.keyboard.press('ArrowUp');
+    await expect.poll(selectedVersion).toBe(3);
+    expect(page.url()).toContain(`#/runs/${RUN}/v/3`);
+    // n jumps to the next checkpoint, rollback or failure: the first failed hotel booking.
+    await page.keyboard.press('n');
+    await expect.poll(selectedVersion).toBe(11);
+    expect(await page.locator('[data-testid=state-version]').innerText()).toBe('v11');
+
+    // The rollback: v3..v19 undone but present and marked, v20 the marker, the checkpoint flagged.
+    const undone = page.locator('[data-testid=timeline] li[data-status=rolled_back]');
+    expect(await undone.count()).toBe(17);
+    expect(await undone.first().getAttribute('data-version')).toBe('3');
+    expect(await undone.last().getAttribute('data-version')).toBe('19');
+    expect(await row(9).getAttribute('class')).toContain('undone');
+    expect(await row(9).innerText()).toContain('undone by v20');
+    expect(await row(20).getAttribute('data-status')).toBe('marker');
+    expect(await row(20).innerText()).toMatch(/rolled back to “planned” \(v2\)/);
+    expect(await row(2).innerText()).toContain('planned');
+    expect(await row(21).getAttribute('data-status')).toBe('effective');
+    expect(await page.locator('.rb-chip').innerText()).toContain('17 events undone');
+    // A step's end shows how long it took.
+    expect(await row(22).locator('.dur').innerText()).toMatch(/\d+ ms/);
+  });
+
+  it('shows the state at a selected event, the change from the one before, and the raw envelope with its hash', async () => {
+    await row(23).click();
+    await expect.poll(selectedVersion).toBe(23);
+    expect(await page.locator('[data-testid=state-version]').innerText()).toBe('v23');
+    const state = page.locator('[data-testid=state]');
+    expect(await state.innerText()).toContain('FL-book-flight-r1');
+    // v23 is FlightBooked: exactly that is highlighted as new.
+    const added = state.locator('[data-mark=added]');
+    expect(await added.count()).toBeGreaterThan(0);
+    expect((await added.allInnerTexts()).join('\n')).toContain('FlightBooked');
+    expect(await state.locator('[data-mark=removed], [data-mark=changed]').count()).toBe(0);
+    expect(await page.locator('[data-testid=changes]').innerText()).toContain('emitted');
+    const [stored] = await store.read(runStreamId(RUN), { from: 23, to: 23 });
+    expect(await page.locator('[data-testid=hash]').innerText()).toBe(stored?.hash);
+    expect(await page.locator('[data-testid=envelope]').innerText()).toContain(stored?.id as string);
+
+    // A rolled-back event: its state as it was then, and a note that it was undone.
+    await row(9).click();
+    expect(await page.locator('.undone-note').innerText()).toContain('rolled back by v20');
+    expect(await state.innerText()).toContain('Grand Hotel');
+    await row(27).click();
+    await page.locator('[data-testid=detail]').hover();
+    await shot('run-timeline');
+  });
+
+  it('rolls the run back from the UI after confirmation, and the new events appear in the page and in the log', async () => {
+    const before = await store.streamVersion(runStreamId(RUN));
+    await page.locator('[data-action=rollback]').click();
+    const dialog = page.locator('.modal');
+    await dialog.waitFor();
+    // Nothing happens until it is confirmed with a reason.
+    expect(await dialog.locator('[data-testid=confirm]').isDisabled()).toBe(true);
+    await dialog.locator('select[name=to]').selectOption('planned');
+    await dialog.locator('input[name=reason]').fill('rolled back from the browser test');
+    await shot('rollback-dialog');
+    await dialog.locator('[data-testid=confirm]').click();
+    await dialog.waitFor({ state: 'detached' });
+
+    // In the log: RollbackRequested, the compensations, and the RolledBack marker with our reason.
+    await expect
+      .poll(async () => (await store.read(runStreamId(RUN))).some((e) => e.version > before && e.type === 'RolledBack'))
+      .toBe(true);
+    const events = await store.read(runStreamId(RUN));
+    const added = events.filter((e) => e.version > before);
+    expect(added[0]?.type).toBe('RollbackRequested');
+    expect(added.map((e) => e.type)).toContain('CompensationCompleted');
+    const marker = added.find((e) => e.type === 'RolledBack');
+    expect(marker?.data).toMatchObject({ label: 'planned', targetVersion: 2, reason: 'rolled back from the browser test' });
+
+    // In the page: every new event, the newest selected, the run rolled back, v21..v31 now undone too.
+    await expect.poll(() => page.locator('[data-testid=timeline] li').count()).toBe(events.length);
+    await expect.poll(() => page.locator('.title-line .pill').getAttribute('data-status')).toBe('rolled_back');
+    expect(await row(marker?.version as number).getAttribute('data-status')).toBe('marker');
+    expect(await row(25).getAttribute('data-status')).toBe('rolled_back');
+    expect(await row(25).innerText()).toContain(`undone by v${marker?.version}`);
+    await expect.poll(() => selectedVersion()).toBe(events.length);
+    expect(await page.locator('.rb-chip').count()).toBe(2);
+    await page.keyboard.press('G');
+    await shot('run-after-rollback');
+  });
+
+  it('compares two runs side by side: the first divergent event and the state diff', async () => {
+    await page.goto(`${server.url}/#/diff/${RUN}/${OTHER}`);
+    const verdict = page.locator('[data-testid=verdict]');
+    await expect.poll(() => verdict.innerText()).toContain('share 2 effective events');
+    expect(await verdict.innerText()).toContain('the end');
+    expect(await page.locator('.timeline.cmp li.diverge').count()).toBe(2);
+    // A stopped at its checkpoint; B went on and booked everything.
+    const b = page.locator('[data-testid=state-b]');
+    expect(await b.locator('[data-mark]').count()).toBeGreaterThan(0);
+    expect(await b.innerText()).toContain('HT-HarbourInn');
+    await shot('diff');
+  });
+
+  it('follows a run live: events another client causes appear without a reload', async () => {
+    await page.goto(`${server.url}/#/runs/${OTHER}`);
+    await expect.poll(() => page.locator('[data-testid=timeline] li').count()).toBe(31);
+    await expect.poll(() => page.locator('[data-testid=live]').innerText()).toContain('live');
+    // Someone else (the CLI, a script) rolls it back through the API; the page did nothing.
+    const response = await fetch(`${server.url}/runs/${OTHER}/rollback`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ to: 'planned', reason: 'from another client' }),
+    });
+    expect(response.status).toBe(200);
+    const head = await store.streamVersion(runStreamId(OTHER));
+    expect(head).toBeGreaterThan(31);
+    await expect.poll(() => page.locator('[data-testid=timeline] li').count()).toBe(head);
+    await expect.poll(() => page.locator('.title-line .pill').getAttribute('data-status')).toBe('rolled_back');
+    await expect.poll(() => selectedVersion()).toBe(head);
+  });
+
+  it('retries a stuck compensation from the UI after confirmation', async () => {
+    await page.goto(`${server.url}/#/runs/${STUCK}`);
+    await expect.poll(() => page.locator('.title-line .pill').getAttribute('data-status')).toBe('needs_attention');
+    expect(await page.locator('.attention').innerText()).toContain('bank unavailable');
+    const retry = page.locator('[data-action=retry]');
+    expect(await retry.isDisabled()).toBe(false);
+    await shot('run-needs-attention');
+    bank.refunds = true;
+    await retry.click();
+    await page.locator('.modal [data-testid=confirm]').click();
+    await expect.poll(async () => (await store.read(runStreamId(STUCK))).map((e) => e.type)).toContain('CompensationRetried');
+    await expect.poll(() => page.locator('.title-line .pill').getAttribute('data-status')).toBe('failed');
+    const head = await store.streamVersion(runStreamId(STUCK));
+    await expect.poll(() => page.locator('[data-testid=timeline] li').count()).toBe(head);
+    expect(await retry.isDisabled()).toBe(true);
+  });
+
+  it('uses the time-travel routes once the server lists them: the workflow state at an event, and fork', async () => {
+    // Stand-ins for GET /runs/{runId}/state and POST /runs/{runId}/fork, answered by the real runtime
+    // (runtime.stateAt, runtime.fork): the contract the web debugger expects from the HTTP API.
+    const document = await (await fetch(`${server.url}/openapi.json`)).json();
+    document.paths['/runs/{runId}/state'] = { get: { summary: 'stand-in' } };
+    document.paths['/runs/{runId}/fork'] = { post: { summary: 'stand-in' } };
+    await page.route(`${server.url}/openapi.json`, (route) => route.fulfill({ json: document }));
+    await page.route(/\/runs\/[^/]+\/(state|fork)(\?.*)?$/, async (route) => {
+      const url = new URL(route.request().url());
+      const runId = decodeURIComponent(url.pathname.split('/')[2] as string);
+      if (url.pathname.endsWith('/state')) {
+        return route.fulfill({ json: await runtime.stateAt(runId, Number(url.searchParams.get('at'))) });
+      }
+      const { at } = route.request().postDataJSON() as { at: number };
+      return route.fulfill({ status: 202, json: await runtime.fork(runId, { at, runId: 'trip-fork', detach: true }) });
+    });
+    try {
+      await page.goto(`${server.url}/#/runs/${RUN}/v/9`);
+      await page.reload();
+      await expect.poll(() => page.locator('[data-testid=detail] .pane-head').first().innerText()).toContain('workflow state');
+      // The reducer's state as it was at v9 (the first hotel chosen), the change highlighted.
+      const state = page.locator('[data-testid=state]');
+      await expect.poll(() => state.innerText()).toContain('Grand Hotel');
+      expect(await state.innerText()).toContain('triedHotels');
+      expect((await state.locator('[data-mark=added]').allInnerTexts()).join('')).toContain('Grand Hotel');
+      await shot('run-workflow-state');
+
+      await page.keyboard.press('p');
+      await expect.poll(selectedVersion).toBe(2);
+      const fork = page.locator('[data-action=fork]');
+      expect(await fork.isDisabled()).toBe(false);
+      await fork.click();
+      await page.locator('.modal [data-testid=confirm]').click();
+      await expect.poll(() => page.url()).toContain('#/runs/trip-fork');
+      await expect.poll(() => page.locator('[data-testid=run-id]').innerText()).toBe('trip-fork');
+      await expect.poll(() => row(1).innerText()).toContain(`fork of ${RUN} at v2`);
+      const [started] = await store.read(runStreamId('trip-fork'), { from: 1, to: 1 });
+      expect(started?.data).toMatchObject({ forkedFrom: { runId: RUN, version: 2 } });
+    } finally {
+      await page.unroute(`${server.url}/openapi.json`);
+      await page.unroute(/\/runs\/[^/]+\/(state|fork)(\?.*)?$/);
+    }
+  });
+
+  it('keeps a bearer token in sessionStorage and sends it', async () => {
+    await page.goto(`${server.url}/#/`);
+    await page.getByRole('button', { name: /token/ }).click();
+    await page.fill('input[aria-label="bearer token"]', 'some-admin-token-0123456789');
+    await page.getByRole('button', { name: 'Save' }).click();
+    const sent = page.waitForRequest((r) => r.url().includes('/runs') && r.headers().authorization !== undefined);
+    await page.reload();
+    expect((await sent).headers().authorization).toBe('Bearer some-admin-token-0123456789');
+    expect(await page.evaluate(() => sessionStorage.getItem('rewind.token'))).toBe('some-admin-token-0123456789');
+    await page.evaluate(() => sessionStorage.removeItem('rewind.token'));
+  });
+});
