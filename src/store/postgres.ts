@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { EventEnvelope } from '../events/envelope.js';
 import { ConcurrencyError, EventIdConflictError, RewindError, StoreConfigError, ValidationError } from '../events/errors.js';
 import { resultOf } from './memory.js';
+import { PgListener } from './postgres/listener.js';
 import { INLINE_LOCK, NOTIFY_CHANNEL, SQLSTATE, migrations } from './postgres/schema.js';
 import type {
   AppendResult,
@@ -54,7 +55,6 @@ export interface PostgresOptions {
 const DEFAULT_SCHEMA = 'rewind';
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const POLL_MS = 750;
-const RECONNECT_MAX_MS = 5_000;
 /** An id inserted concurrently into another stream surfaces as a unique violation: retry to report it properly. */
 const APPEND_ATTEMPTS = 3;
 
@@ -86,18 +86,23 @@ export class PostgresBackend implements StorageBackend {
   readonly #schema: string;
   readonly #s: string;
   readonly #url: string;
-  readonly #connectTimeoutMs: number;
   readonly #events = new EventEmitter().setMaxListeners(0);
-  #listener: pg.Client | undefined;
-  #reconnectTimer: NodeJS.Timeout | undefined;
-  #reconnectDelay = 100;
+  readonly #listener: PgListener;
   #closed = false;
   readonly projectionHost: PostgresProjectionHost;
   readonly #appendHooks = new Set<PostgresAppendHook>();
 
   private constructor(url: string, pool: pg.Pool, schema: string, connectTimeoutMs: number) {
     this.#url = url;
-    this.#connectTimeoutMs = connectTimeoutMs;
+    this.#listener = new PgListener({
+      connectionString: url,
+      applicationName: `rewind listener ${schema}`,
+      channel: NOTIFY_CHANNEL,
+      payload: schema,
+      connectTimeoutMs,
+      // After a reconnect too: appends may have landed while nobody listened.
+      onNotify: () => this.#wake(),
+    });
     this.#pool = pool;
     this.#schema = schema;
     this.#s = `"${schema}"`;
@@ -128,7 +133,7 @@ export class PostgresBackend implements StorageBackend {
     const backend = new PostgresBackend(url, pool, schema, connectTimeoutMs);
     try {
       await backend.#migrate();
-      await backend.#listen();
+      await backend.#listener.start();
     } catch (error) {
       await backend.close();
       if (!(error instanceof pg.DatabaseError) && !(error instanceof RewindError)) {
@@ -162,50 +167,6 @@ export class PostgresBackend implements StorageBackend {
     } finally {
       client.release();
     }
-  }
-
-  async #listen(): Promise<void> {
-    // Named, so an operator can tell which schema a LISTEN connection serves.
-    const client = new pg.Client({
-      connectionString: this.#url,
-      application_name: `rewind listener ${this.#schema}`,
-      connectionTimeoutMillis: this.#connectTimeoutMs,
-    });
-    const lost = () => {
-      if (this.#listener !== client) return;
-      this.#listener = undefined;
-      client.end().catch(() => {});
-      this.#scheduleReconnect();
-    };
-    client.on('error', lost);
-    client.on('end', lost);
-    client.on('notification', (message) => {
-      if (message.channel === NOTIFY_CHANNEL && message.payload === this.#schema) this.#wake();
-    });
-    await client.connect();
-    await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
-    if (this.#closed) {
-      await client.end().catch(() => {});
-      return;
-    }
-    this.#listener = client;
-    this.#reconnectDelay = 100;
-  }
-
-  #scheduleReconnect(): void {
-    if (this.#closed || this.#reconnectTimer) return;
-    this.#reconnectTimer = setTimeout(() => {
-      this.#reconnectTimer = undefined;
-      this.#listen().then(
-        // Appends may have landed while nobody listened.
-        () => this.#wake(),
-        () => {
-          this.#reconnectDelay = Math.min(this.#reconnectDelay * 2, RECONNECT_MAX_MS);
-          this.#scheduleReconnect();
-        },
-      );
-    }, this.#reconnectDelay);
-    this.#reconnectTimer.unref();
   }
 
   #wake(): void {
@@ -408,11 +369,8 @@ export class PostgresBackend implements StorageBackend {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
-    const listener = this.#listener;
-    this.#listener = undefined;
     this.#events.removeAllListeners();
-    await Promise.all([listener?.end().catch(() => {}), this.#pool.end().catch(() => {})]);
+    await Promise.all([this.#listener.close(), this.#pool.end().catch(() => {})]);
   }
 }
 

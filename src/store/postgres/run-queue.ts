@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { PgListener } from './listener.js';
 
 /*
  * The run queue on PostgreSQL: which runs are runnable and which worker holds
@@ -39,7 +40,6 @@ export interface PgQueueEntry extends PgClaimedRun {
 /** Channel shared by every schema; the payload names the schema. */
 export const RUN_QUEUE_CHANNEL = 'rewind_run_queue';
 
-const RECONNECT_MAX_MS = 5_000;
 
 interface Row {
   run_id: string;
@@ -54,22 +54,29 @@ export class PostgresRunQueue {
   readonly #s: string;
   readonly #name: string;
   readonly #listeners = new Set<() => void>();
-  #listener: pg.Client | undefined;
-  #reconnectTimer: NodeJS.Timeout | undefined;
-  #reconnectDelay = 100;
+  readonly #listener: PgListener;
   #closed = false;
 
   private constructor(pool: pg.Pool, quotedSchema: string) {
     this.#pool = pool;
     this.#s = quotedSchema;
     this.#name = quotedSchema.replace(/^"|"$/g, '');
+    this.#listener = new PgListener({
+      connectionString: pool.options.connectionString,
+      applicationName: `rewind queue ${this.#name}`,
+      channel: RUN_QUEUE_CHANNEL,
+      payload: this.#name,
+      // After a reconnect too: requests may have arrived while nobody listened.
+      onNotify: () => this.#wake(),
+    });
   }
 
   /** `quotedSchema` is the schema the log lives in, quoted (as PostgresProjectionHost gives it). */
   static async open(pool: pg.Pool, quotedSchema: string): Promise<PostgresRunQueue> {
     const queue = new PostgresRunQueue(pool, quotedSchema);
     await queue.#migrate();
-    await queue.#listen().catch(() => queue.#scheduleReconnect());
+    // Workers also poll, so they can run before the LISTEN connection is up.
+    await queue.#listener.start().catch(() => queue.#listener.retryInBackground());
     return queue;
   }
 
@@ -197,55 +204,12 @@ export class PostgresRunQueue {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
-    const listener = this.#listener;
-    this.#listener = undefined;
     this.#listeners.clear();
-    await listener?.end().catch(() => {});
+    await this.#listener.close();
   }
 
   #wake(): void {
     for (const listener of this.#listeners) listener();
-  }
-
-  async #listen(): Promise<void> {
-    // Its own connection: a pooled one would be handed to someone else between notifications.
-    const client = new pg.Client({ connectionString: this.#pool.options.connectionString, application_name: `rewind queue ${this.#name}` });
-    const lost = () => {
-      if (this.#listener !== client) return;
-      this.#listener = undefined;
-      client.end().catch(() => {});
-      this.#scheduleReconnect();
-    };
-    client.on('error', lost);
-    client.on('end', lost);
-    client.on('notification', (message) => {
-      if (message.channel === RUN_QUEUE_CHANNEL && message.payload === this.#name) this.#wake();
-    });
-    await client.connect();
-    await client.query(`LISTEN ${RUN_QUEUE_CHANNEL}`);
-    if (this.#closed) {
-      await client.end().catch(() => {});
-      return;
-    }
-    this.#listener = client;
-    this.#reconnectDelay = 100;
-  }
-
-  #scheduleReconnect(): void {
-    if (this.#closed || this.#reconnectTimer) return;
-    this.#reconnectTimer = setTimeout(() => {
-      this.#reconnectTimer = undefined;
-      this.#listen().then(
-        // Requests may have arrived while nobody listened.
-        () => this.#wake(),
-        () => {
-          this.#reconnectDelay = Math.min(this.#reconnectDelay * 2, RECONNECT_MAX_MS);
-          this.#scheduleReconnect();
-        },
-      );
-    }, this.#reconnectDelay);
-    this.#reconnectTimer.unref();
   }
 }
 
