@@ -72,6 +72,10 @@ const SCHEMA = `
 const EVENT_COLUMNS = `id, stream_id AS streamId, version, position, type, schema_version AS schemaVersion,
   data, metadata, recorded_at AS recordedAt, hash, digest`;
 
+/** What the read statements return, in raw (array) mode: READ_COLUMNS in order. */
+const READ_COLUMNS = 'id, stream_id, version, position, type, schema_version, data, metadata, recorded_at, hash';
+type ReadRow = [string, string, number, number, string, number, string, string, string, string];
+
 interface EventRow {
   id: string;
   streamId: string;
@@ -169,19 +173,24 @@ export class SqliteBackend implements StorageBackend {
         `INSERT INTO streams (stream_id, version, head, position) VALUES (?, ?, ?, ?)
          ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, head = excluded.head, position = excluded.position`,
       ),
-      readForward: db.prepare<[string, number, number, number], EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? AND version <= ? ORDER BY version LIMIT ?`,
-      ),
-      readBackward: db.prepare<[string, number, number, number], EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ? AND version <= ? AND version >= ? ORDER BY version DESC LIMIT ?`,
-      ),
-      readAll: db.prepare<[PageQuery], EventRow>(
-        `SELECT ${EVENT_COLUMNS} FROM events
+      // Reads fetch rows as arrays (raw mode) and without the digest: no keyed row object per event.
+      readForward: db
+        .prepare<[string, number, number, number], ReadRow>(
+          `SELECT ${READ_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? AND version <= ? ORDER BY version LIMIT ?`,
+        )
+        .raw(true),
+      readBackward: db
+        .prepare<[string, number, number, number], ReadRow>(
+          `SELECT ${READ_COLUMNS} FROM events WHERE stream_id = ? AND version <= ? AND version >= ? ORDER BY version DESC LIMIT ?`,
+        )
+        .raw(true),
+      readAll: db.prepare<[PageQuery], ReadRow>(
+        `SELECT ${READ_COLUMNS} FROM events
          WHERE position >= @from
            AND (@low IS NULL OR stream_id >= @low) AND (@high IS NULL OR stream_id < @high)
            AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
          ORDER BY position LIMIT @limit`,
-      ),
+      ).raw(true),
       head: db.prepare<[], number>('SELECT coalesce(max(position), 0) FROM events').pluck(),
       streamVersion: db.prepare<[string], number>('SELECT version FROM streams WHERE stream_id = ?').pluck(),
       // Bounds, not `@x IS NULL OR …`, so SQLite seeks in the primary key and stops at the end of the prefix.
@@ -201,14 +210,14 @@ export class SqliteBackend implements StorageBackend {
     };
     // One read transaction: the page and its scannedTo come from the same snapshot.
     this.#readPage = db.transaction((query: PageQuery) => ({
-      events: this.#sql.readAll.all(query).map(toEnvelope),
+      events: (this.#sql.readAll.all(query) as unknown as ReadRow[]).map(fromReadRow),
       scannedTo: this.#sql.head.get() as number,
     }));
     this.projectionHost = {
       kind: 'sqlite',
       database: db,
       readAllSync: (from, limit, filter) => this.#readAllSync(from, limit, filter),
-      readStreamSync: (streamId, toVersion) => this.#sql.readForward.all(streamId, 1, toVersion, -1).map(toEnvelope),
+      readStreamSync: (streamId, toVersion) => (this.#sql.readForward.all(streamId, 1, toVersion, -1) as unknown as ReadRow[]).map(fromReadRow),
       addAppendHook: (hook) => {
         this.#appendHooks.add(hook);
         return () => this.#appendHooks.delete(hook);
@@ -319,7 +328,7 @@ export class SqliteBackend implements StorageBackend {
       options.direction === 'forward'
         ? this.#sql.readForward.all(streamId, options.from ?? 1, options.to ?? Number.MAX_SAFE_INTEGER, limit)
         : this.#sql.readBackward.all(streamId, options.from ?? Number.MAX_SAFE_INTEGER, options.to ?? 1, limit);
-    return rows.map(toEnvelope);
+    return (rows as unknown as ReadRow[]).map(fromReadRow);
   }
 
   async readAll(from: number, limit: number, filter: EventFilter | undefined): Promise<ReadAllPage> {
@@ -474,6 +483,21 @@ export function prefixRange(prefix: string | undefined): [string | null, string 
 function listStreamsSql(upperBound: string): string {
   return `SELECT stream_id AS streamId, version, head, position FROM streams
     WHERE stream_id >= @low AND stream_id > @after ${upperBound} ORDER BY stream_id LIMIT @limit`;
+}
+
+function fromReadRow(row: ReadRow): EventEnvelope {
+  return {
+    id: row[0],
+    streamId: row[1],
+    version: row[2],
+    position: row[3],
+    type: row[4],
+    schemaVersion: row[5],
+    data: JSON.parse(row[6]),
+    metadata: JSON.parse(row[7]),
+    recordedAt: row[8],
+    hash: row[9],
+  };
 }
 
 function toEnvelope(row: EventRow): EventEnvelope {

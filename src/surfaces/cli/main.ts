@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { RewindError } from '../../events/errors.js';
+import { registerBenchCommand } from './commands/bench.js';
 import { registerLogCommands } from './commands/log.js';
 import { registerProjectionCommands } from './commands/projections.js';
 import { registerRunCommands } from './commands/runs.js';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerLogCommands(program);
   registerProjectionCommands(program);
   registerWorkerCommand(program);
+  registerBenchCommand(program);
   return program;
 }
 

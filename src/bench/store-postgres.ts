@@ -1,0 +1,303 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { openStore } from '../store/open.js';
+import type { EventStore } from '../store/types.js';
+import { measure, note, ratio, record, target } from './lib.js';
+import { versionOf } from './versions.js';
+import {
+  APPENDS_PER_STREAM,
+  batch,
+  concurrent,
+  describeErrors,
+  EVENTS_PER_APPEND,
+  evolve,
+  FOLD_EVENTS,
+  type FoldState,
+  initialFold,
+  medianSeconds,
+  optional,
+  payload,
+  SNAPSHOT_LAG,
+} from './workload.js';
+
+const SECTION = 'postgres';
+const WRITERS = 8;
+type EmmettPostgres = typeof import('@event-driven-io/emmett-postgresql');
+type Event = { type: string; data: unknown };
+
+/**
+ * Issue 2's workloads on PostgreSQL: Rewind against raw `pg` doing the same
+ * transactional work in one round trip, and Emmett's PostgreSQL store (in a
+ * database of its own). The server commits synchronously (fsync on,
+ * synchronous_commit on): the embedded one the bench starts is configured so.
+ */
+export async function benchPostgresStore(url: string, scale: number): Promise<void> {
+  const streams = Math.max(WRITERS, Math.round(50 * scale));
+  const appends = streams * APPENDS_PER_STREAM;
+  const schema = `bench_${Date.now().toString(36)}`;
+  const admin = new pg.Pool({ connectionString: url, max: WRITERS + 2 });
+  const settings = await admin.query<{ name: string; setting: string }>(
+    "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'server_version')",
+  );
+  note(
+    SECTION,
+    `${streams} streams × ${APPENDS_PER_STREAM} appends × ${EVENTS_PER_APPEND} events (--scale 20 for 1,000 streams); server ` +
+      settings.rows.map((r) => `${r.name}=${r.setting}`).join(', '),
+  );
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  const raw = await rawPostgres(admin, schema);
+  const store = await openStore(url, { schema, poolSize: WRITERS });
+  const emmettModule = await optional<EmmettPostgres>('@event-driven-io/emmett-postgresql');
+  if (emmettModule instanceof Error) note(SECTION, `Emmett skipped: ${emmettModule.message}`);
+  const emmettDb = `emmett_${schema}`;
+  let es: ReturnType<EmmettPostgres['getPostgreSQLEventStore']> | undefined;
+  if (!(emmettModule instanceof Error)) {
+    await admin.query(`CREATE DATABASE ${emmettDb}`);
+    const emmettUrl = new URL(url);
+    emmettUrl.pathname = `/${emmettDb}`;
+    es = emmettModule.getPostgreSQLEventStore(emmettUrl.toString());
+    await es.appendToStream('warmup-0', [{ type: 'ToolCalled', data: payload(0, 0) }]);
+    note(
+      SECTION,
+      `Emmett ${versionOf('@event-driven-io/emmett-postgresql')} via getPostgreSQLEventStore(url) (its default pooled connections)`,
+    );
+  }
+  try {
+    // (1) Sequential appends, each awaited.
+    const RAW_SEQ = 'raw pg: appends one by one';
+    const seqStreams = Math.max(1, Math.round(streams / 2));
+    await measure(
+      SECTION,
+      RAW_SEQ,
+      seqStreams * APPENDS_PER_STREAM,
+      () => sequentialOf(seqStreams, (s, a) => raw.append(`agent-${s}`, a * EVENTS_PER_APPEND, batch(s, a))),
+      { unit: 'appends/s' },
+    );
+    await measure(
+      SECTION,
+      'rewind: appends one by one',
+      seqStreams * APPENDS_PER_STREAM,
+      () => sequentialOf(seqStreams, (s, a) => store.append(`agent-${s}`, batch(s, a), { expectedVersion: a * EVENTS_PER_APPEND })),
+      { unit: 'appends/s', baseline: RAW_SEQ },
+    );
+    if (es) {
+      const e = es;
+      await timedConcurrent('emmett: appends one by one', seqStreams, 1, RAW_SEQ, (s, a) =>
+        e.appendToStream(`agent-${s}`, batch(s, a), { expectedStreamVersion: BigInt(a * EVENTS_PER_APPEND) }),
+      );
+    }
+
+    // (2) 8 concurrent writers, each on its own streams.
+    const RAW_W = `raw pg: ${WRITERS} concurrent writers`;
+    await timedConcurrent(RAW_W, streams, WRITERS, undefined, (s, a) => raw.append(`w-${s}`, a * EVENTS_PER_APPEND, batch(s, a)));
+    const ours = await timedConcurrent(`rewind: ${WRITERS} concurrent writers`, streams, WRITERS, RAW_W, (s, a) =>
+      store.append(`w-${s}`, batch(s, a), { expectedVersion: a * EVENTS_PER_APPEND }),
+    );
+    if (es) {
+      const e = es;
+      const theirs = await timedConcurrent(`emmett: ${WRITERS} concurrent writers`, streams, WRITERS, RAW_W, (s, a) =>
+        e.appendToStream(`w-${s}`, batch(s, a), { expectedStreamVersion: BigInt(a * EVENTS_PER_APPEND) }),
+      );
+      const r = ratio(ours, theirs) as number;
+      target({
+        section: SECTION,
+        what: `${WRITERS} concurrent writers ≥ 2× Emmett`,
+        met: r >= 2,
+        got: `${r.toFixed(2)}× Emmett`,
+        why:
+          r >= 2
+            ? undefined
+            : `both are commit-bound: rewind is at ${(ratio(ours) as number).toFixed(2)}× raw, Emmett at ${(ratio(theirs) as number).toFixed(2)}× raw; ` +
+              "Rewind's append_events() also serialises the draw of xids and positions under a per-schema mutex (the global-order guarantee)",
+      });
+    }
+
+    // (3) Reading every stream back.
+    const RAW_READ = 'raw pg: read every stream (pg parses JSON)';
+    const events = appends * EVENTS_PER_APPEND;
+    const readAll = async (read: (id: string) => Promise<unknown>) => {
+      for (let s = 0; s < streams; s++) await read(`w-${s}`);
+    };
+    await readAll(raw.read);
+    await measure(SECTION, RAW_READ, events, () => readAll(raw.read), { unit: 'events/s' });
+    await readAll((id) => store.read(id));
+    await measure(SECTION, 'rewind: read every stream', events, () => readAll((id) => store.read(id)), {
+      unit: 'events/s',
+      baseline: RAW_READ,
+    });
+    if (es) {
+      const e = es;
+      await readAll((id) => e.readStream(id));
+      await measure(SECTION, 'emmett: read every stream', events, () => readAll((id) => e.readStream(id)), {
+        unit: 'events/s',
+        baseline: RAW_READ,
+      });
+    }
+
+    // (4) Folding one 100,000-event stream.
+    await foldSection(raw, store, es);
+  } finally {
+    await store.close();
+    await es?.close().catch(() => {});
+    await admin.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => {});
+    if (es) await admin.query(`DROP DATABASE IF EXISTS ${emmettDb} WITH (FORCE)`).catch(() => {});
+    await admin.end();
+  }
+}
+
+async function sequentialOf(streams: number, append: (s: number, a: number) => Promise<unknown>): Promise<void> {
+  for (let s = 0; s < streams; s++) for (let a = 0; a < APPENDS_PER_STREAM; a++) await append(s, a);
+}
+
+/** Appends with `width` in flight; failures are counted, reported, and left out of the rate. */
+async function timedConcurrent(
+  name: string,
+  streams: number,
+  width: number,
+  baseline: string | undefined,
+  append: (s: number, a: number) => Promise<unknown>,
+) {
+  const start = process.hrtime.bigint();
+  const result = await concurrent(streams, width, async (s, a) => {
+    await append(s, a);
+  });
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  if (result.failed > 0) note(SECTION, `FINDING: ${name}: ${result.failed} appends failed or never ran: ${describeErrors(result.errors)}`);
+  return record({ section: SECTION, name, ops: result.ok, seconds, unit: 'appends/s', baseline });
+}
+
+async function foldSection(
+  raw: Awaited<ReturnType<typeof rawPostgres>>,
+  store: EventStore,
+  es: ReturnType<EmmettPostgres['getPostgreSQLEventStore']> | undefined,
+): Promise<void> {
+  const foldId = 'fold-1';
+  const chunk = 1000;
+  const big = (i: number) => Array.from({ length: chunk }, (_, k) => ({ type: 'ToolCalled', data: payload(1, i * chunk + k) }));
+  for (let i = 0; i < FOLD_EVENTS / chunk; i++) {
+    await Promise.all([
+      raw.append(foldId, i * chunk, big(i)),
+      store.append(foldId, big(i), { expectedVersion: i * chunk }),
+      es?.appendToStream(foldId, big(i), { expectedStreamVersion: BigInt(i * chunk) }),
+    ]);
+  }
+  const snapAt = FOLD_EVENTS - SNAPSHOT_LAG;
+  const snapState = await raw.fold(foldId, 0, snapAt, initialFold());
+  await raw.saveSnapshot(foldId, snapAt, snapState);
+  await store.saveSnapshot(foldId, snapAt, snapState, 'bench-1');
+  const fig = async (name: string, runs: number, fn: () => Promise<unknown>, baseline?: string) =>
+    record({
+      section: SECTION,
+      name,
+      ops: 1,
+      seconds: await medianSeconds(runs, fn),
+      unit: 'ms per fold (median)',
+      kind: 'latency',
+      baseline,
+    });
+  const RAW_FOLD = 'raw pg: fold 100k events';
+  await fig(RAW_FOLD, 3, () => raw.fold(foldId, 0, FOLD_EVENTS, initialFold()));
+  await fig(
+    'rewind: fold 100k events',
+    3,
+    async () => {
+      let state = initialFold();
+      for (const e of await store.read(foldId)) state = evolve(state, e.data);
+      return state;
+    },
+    RAW_FOLD,
+  );
+  if (es) {
+    await fig(
+      'emmett: aggregateStream of 100k events',
+      3,
+      () => es.aggregateStream(foldId, { evolve: (s: FoldState, e: { data: unknown }) => evolve(s, e.data), initialState: initialFold }),
+      RAW_FOLD,
+    );
+  }
+  const RAW_SNAP = `raw pg: fold from a snapshot ${SNAPSHOT_LAG} behind`;
+  await fig(RAW_SNAP, 21, async () => {
+    const snap = await raw.loadSnapshot(foldId);
+    return raw.fold(foldId, snap.version, FOLD_EVENTS, snap.state);
+  });
+  await fig(
+    `rewind: fold from a snapshot ${SNAPSHOT_LAG} behind`,
+    21,
+    async () => {
+      const snap = await store.loadSnapshot<FoldState>(foldId, 'bench-1');
+      let state = snap?.state ?? initialFold();
+      for (const e of await store.read(foldId, { from: (snap?.version ?? 0) + 1 })) state = evolve(state, e.data);
+      return state;
+    },
+    RAW_SNAP,
+  );
+}
+
+/**
+ * The physical limit: one statement per append (one round trip, one implicit
+ * transaction): move the stream row to its new version if it is at the
+ * expected one, and insert the events only if it did. Same row shape as
+ * Rewind's (json data, 64-character hash and digest), without hashing, the
+ * global-order mutex or idempotency checks.
+ */
+async function rawPostgres(db: pg.Pool, schema: string) {
+  await db.query(`
+    CREATE TABLE ${schema}.raw_streams (stream_id text COLLATE "C" PRIMARY KEY, version integer NOT NULL);
+    CREATE TABLE ${schema}.raw_events (position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id text COLLATE "C" NOT NULL UNIQUE,
+      stream_id text COLLATE "C" NOT NULL, version integer NOT NULL, type text NOT NULL, schema_version integer NOT NULL,
+      data json NOT NULL, metadata json NOT NULL, recorded_at text NOT NULL, digest text NOT NULL, hash text NOT NULL,
+      UNIQUE (stream_id, version));
+    CREATE TABLE ${schema}.raw_snapshots (stream_id text PRIMARY KEY, version integer NOT NULL, state text NOT NULL);`);
+  const hash = 'f'.repeat(64);
+  const appendSql = `
+    WITH s AS (
+      INSERT INTO ${schema}.raw_streams AS t (stream_id, version) VALUES ($1, $2::int + $3::int)
+      ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version WHERE t.version = $2::int
+      RETURNING 1)
+    INSERT INTO ${schema}.raw_events (id, stream_id, version, type, schema_version, data, metadata, recorded_at, digest, hash)
+    SELECT e.id, $1, $2::int + e.o::int, e.type, 1, e.data, '{}', $7, $8, $8
+    FROM unnest($4::text[], $5::text[], $6::json[]) WITH ORDINALITY AS e(id, type, data, o)
+    WHERE EXISTS (SELECT 1 FROM s)`;
+  return {
+    append: async (streamId: string, expected: number, events: Event[]) => {
+      const r = await db.query(appendSql, [
+        streamId,
+        expected,
+        events.length,
+        events.map(() => randomUUID()),
+        events.map((e) => e.type),
+        events.map((e) => JSON.stringify(e.data)),
+        new Date().toISOString(),
+        hash,
+      ]);
+      if (r.rowCount !== events.length) throw new Error(`stream ${streamId} is not at version ${expected}`);
+    },
+    read: async (streamId: string) =>
+      (
+        await db.query(
+          `SELECT id, stream_id, version, position, type, schema_version, data, metadata, recorded_at, hash FROM ${schema}.raw_events
+           WHERE stream_id = $1 ORDER BY version`,
+          [streamId],
+        )
+      ).rows,
+    fold: async (streamId: string, after: number, to: number, state: FoldState) => {
+      const { rows } = await db.query<{ data: unknown }>(
+        `SELECT data FROM ${schema}.raw_events WHERE stream_id = $1 AND version > $2 AND version <= $3 ORDER BY version`,
+        [streamId, after, to],
+      );
+      for (const row of rows) state = evolve(state, row.data);
+      return state;
+    },
+    saveSnapshot: async (streamId: string, version: number, state: FoldState) => {
+      await db.query(`INSERT INTO ${schema}.raw_snapshots VALUES ($1, $2, $3)`, [streamId, version, JSON.stringify(state)]);
+    },
+    loadSnapshot: async (streamId: string) => {
+      const { rows } = await db.query<{ version: number; state: string }>(
+        `SELECT version, state FROM ${schema}.raw_snapshots WHERE stream_id = $1 ORDER BY version DESC LIMIT 1`,
+        [streamId],
+      );
+      const row = rows[0] as { version: number; state: string };
+      return { version: row.version, state: JSON.parse(row.state) as FoldState };
+    },
+  };
+}
