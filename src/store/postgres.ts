@@ -88,6 +88,8 @@ export class PostgresBackend implements StorageBackend {
   readonly #url: string;
   readonly #events = new EventEmitter().setMaxListeners(0);
   readonly #listener: PgListener;
+  #notifying = false;
+  #notifyAgain = false;
   #closed = false;
   readonly projectionHost: PostgresProjectionHost;
   readonly #appendHooks = new Set<PostgresAppendHook>();
@@ -169,6 +171,31 @@ export class PostgresBackend implements StorageBackend {
     }
   }
 
+  /**
+   * Wakes other processes' subscribers after a commit. Coalesced: while one
+   * NOTIFY is on its way, further appends only ask for one more, so a burst of
+   * appends costs a few notifications. Its transaction skips the WAL flush: it
+   * announces events that are already durable, and a lost one is covered by
+   * the subscribers' poll.
+   */
+  #notifyOthers(): void {
+    if (this.#notifying) {
+      this.#notifyAgain = true;
+      return;
+    }
+    this.#notifying = true;
+    this.#pool
+      .query(`BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('${NOTIFY_CHANNEL}', '${this.#schema}'); COMMIT`)
+      .catch(() => {})
+      .finally(() => {
+        this.#notifying = false;
+        if (this.#notifyAgain && !this.#closed) {
+          this.#notifyAgain = false;
+          this.#notifyOthers();
+        }
+      });
+  }
+
   #wake(): void {
     this.#events.emit('append');
   }
@@ -197,6 +224,7 @@ export class PostgresBackend implements StorageBackend {
         for (const events of grouped) events.sort((x, y) => x.version - y.version);
         // Our own process hears it at once; others through NOTIFY.
         queueMicrotask(() => this.#wake());
+        this.#notifyOthers();
         return grouped.map(resultOf);
       } catch (error) {
         const mapped = this.#appendError(error, appends);
