@@ -1,0 +1,296 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { type RunInfo, RunNotFoundError, type RunStatus, type Runtime, runStreamId, UnknownWorkflowError } from '../../../runtime/index.js';
+import { describeError } from '../errors.js';
+import { type Api, type Deps, type Env, EnvelopeSchema, errors, integerQuery, json } from './shared.js';
+
+// A record, so the compiler fails here when the runtime adds or drops a status.
+const STATUSES: Record<RunStatus, true> = {
+  running: true,
+  completed: true,
+  failed: true,
+  rolling_back: true,
+  rolled_back: true,
+  needs_attention: true,
+  cancelled: true,
+};
+const RUN_STATUSES = Object.keys(STATUSES) as [RunStatus, ...RunStatus[]];
+
+const RunIdParam = z.object({
+  runId: z
+    .string()
+    .min(1)
+    .max(200)
+    .openapi({ param: { name: 'runId', in: 'path' }, description: 'the run id (its stream is "run-<id>")', example: 'trip-42' }),
+});
+
+const RunSummarySchema = z
+  .object({
+    runId: z.string(),
+    workflow: z.string(),
+    status: z.enum(RUN_STATUSES),
+    version: z.number().int(),
+    startedAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi('RunSummary');
+
+const ErrorInfoSchema = z.object({ name: z.string(), message: z.string(), code: z.string().optional() }).catchall(z.any());
+
+const RollbackInfoSchema = z
+  .object({
+    version: z.number().int(),
+    targetVersion: z.number().int(),
+    label: z.string(),
+    reason: z.string(),
+    trigger: z.object({ kind: z.string(), step: z.string().optional(), error: ErrorInfoSchema.optional() }),
+  })
+  .openapi('RollbackInfo');
+
+const RunInfoSchema = RunSummarySchema.extend({
+  workflowVersion: z.string(),
+  state: z
+    .any()
+    .openapi({ description: "the reducer's state over the effective history; absent when this server does not know the workflow" }),
+  input: z.any(),
+  output: z.any().optional(),
+  error: ErrorInfoSchema.optional(),
+  rollbacks: z.array(RollbackInfoSchema),
+  attention: z
+    .object({ step: z.string(), stepKey: z.string(), stage: z.string(), error: ErrorInfoSchema })
+    .optional()
+    .openapi({ description: 'why the run needs attention, when it does' }),
+}).openapi('RunInfo');
+
+/** 200 when the action finished within the wait, 202 when it was recorded and goes on (see act()). */
+const actionAnswers = (description: string) => ({
+  200: json(RunInfoSchema, description),
+  202: json(RunInfoSchema, 'recorded; the run goes on (follow /events/live or poll the run)'),
+});
+
+const body = <T extends z.ZodType>(schema: T) => ({ required: true, content: { 'application/json': { schema } } });
+
+const listRuns = createRoute({
+  method: 'get',
+  path: '/runs',
+  summary: 'List runs in id order',
+  tags: ['runs'],
+  request: {
+    query: z.object({
+      status: z.enum(RUN_STATUSES).optional(),
+      workflow: z.string().min(1).optional(),
+      after: z.string().optional().openapi({ description: 'run ids after this one: pass the previous page\'s "next"' }),
+      limit: integerQuery('page size (default 100)', 1, 1000),
+    }),
+  },
+  responses: { 200: json(z.object({ runs: z.array(RunSummarySchema), next: z.string().optional() }), 'a page of runs'), ...errors(400) },
+});
+
+const getRun = createRoute({
+  method: 'get',
+  path: '/runs/{runId}',
+  summary: 'One run: status, state, rollbacks, attention',
+  tags: ['runs'],
+  request: { params: RunIdParam },
+  responses: { 200: json(RunInfoSchema, 'the run'), ...errors(400, 404) },
+});
+
+const runHistory = createRoute({
+  method: 'get',
+  path: '/runs/{runId}/events',
+  summary: "A run's history: every event of its stream, rolled-back ones included",
+  tags: ['runs'],
+  request: {
+    params: RunIdParam,
+    query: z.object({ from: integerQuery('first version (inclusive)', 0), limit: integerQuery('page size (default 1000)', 1, 10_000) }),
+  },
+  responses: {
+    200: json(
+      z.object({ events: z.array(EnvelopeSchema), next: z.number().int().optional() }),
+      'events; "next" is the version to continue from',
+    ),
+    ...errors(400, 404),
+  },
+});
+
+const startRun = createRoute({
+  method: 'post',
+  path: '/runs',
+  summary: 'Start a run of a workflow this server knows (idempotent by runId)',
+  description: 'Answers once the run is recorded; it goes on in this server. Poll GET /runs/{runId} or follow /events/live.',
+  tags: ['runs'],
+  request: {
+    body: body(
+      z.strictObject({
+        workflow: z.string().min(1).max(200),
+        input: z.any().optional(),
+        runId: z.string().min(1).max(200).optional(),
+      }),
+    ),
+  },
+  responses: { 202: json(RunInfoSchema, 'recorded and started'), ...errors(400, 403, 409, 413, 415) },
+});
+
+const rollback = createRoute({
+  method: 'post',
+  path: '/runs/{runId}/rollback',
+  summary: 'Roll a run back to a checkpoint, compensating the steps after it',
+  tags: ['runs'],
+  request: {
+    params: RunIdParam,
+    body: body(
+      z.strictObject({
+        to: z
+          .union([z.string().min(1), z.number().int().min(0)])
+          .openapi({ description: "'latest', 'start', a checkpoint label, or the version of a checkpoint" }),
+        reason: z.string().trim().min(1),
+        after: z.enum(['stop', 'retry', 'fail']).optional().openapi({ description: "what the run does afterwards (default 'stop')" }),
+      }),
+    ),
+  },
+  responses: { ...actionAnswers('the run after the rollback'), ...errors(400, 403, 404, 409, 413, 415) },
+});
+
+const noteBody = (required: boolean) => body(z.strictObject({ note: required ? z.string().trim().min(1) : z.string().optional() }));
+
+const retry = createRoute({
+  method: 'post',
+  path: '/runs/{runId}/retry',
+  summary: 'Retry the compensation a run is stuck on',
+  tags: ['runs'],
+  request: { params: RunIdParam, body: { ...noteBody(false), required: false } },
+  responses: { ...actionAnswers('the run after the retry'), ...errors(400, 403, 404, 409, 413, 415) },
+});
+
+const resolve = createRoute({
+  method: 'post',
+  path: '/runs/{runId}/resolve',
+  summary: "Record that an operator undid the stuck step's effect by hand; the rollback goes on",
+  tags: ['runs'],
+  request: { params: RunIdParam, body: noteBody(true) },
+  responses: { ...actionAnswers('the run after the rollback went on'), ...errors(400, 403, 404, 409, 413, 415) },
+});
+
+const resume = createRoute({
+  method: 'post',
+  path: '/runs/{runId}/resume',
+  summary: 'Continue a run from where its log ends (after a crash, or a rollback that stopped)',
+  tags: ['runs'],
+  request: { params: RunIdParam },
+  responses: { ...actionAnswers('the run after resuming'), ...errors(400, 403, 404, 409) },
+});
+
+const cancel = createRoute({
+  method: 'post',
+  path: '/runs/{runId}/cancel',
+  summary: 'Cancel a run',
+  tags: ['runs'],
+  request: {
+    params: RunIdParam,
+    body: { required: false, content: { 'application/json': { schema: z.strictObject({ reason: z.string().optional() }) } } },
+  },
+  responses: { ...actionAnswers('the cancelled run'), ...errors(400, 403, 404, 409, 413, 415) },
+});
+
+export interface RunDeps extends Deps {
+  runtime: Runtime;
+  /** How long an action may take before the answer is 202 and the run goes on without the client. */
+  actionWaitMs: number;
+}
+
+export function registerRunRoutes(app: Api, deps: RunDeps): void {
+  const { store, metrics, runtime } = deps;
+
+  app.openapi(listRuns, async (c) => {
+    const { status, workflow, after, limit = 100 } = c.req.valid('query');
+    // The runtime lists every run; paging here keeps responses bounded until it can page itself.
+    const all = (await runtime.list({ status, workflow })).sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0));
+    const from = after === undefined ? 0 : all.findIndex((r) => r.runId > after);
+    const runs = from < 0 ? [] : all.slice(from, from + limit);
+    const next = from >= 0 && from + limit < all.length ? runs.at(-1)?.runId : undefined;
+    return c.json({ runs, ...(next !== undefined ? { next } : {}) }, 200);
+  });
+
+  app.openapi(getRun, async (c) => c.json(await runtime.get(c.req.valid('param').runId), 200));
+
+  app.openapi(runHistory, async (c) => {
+    const { runId } = c.req.valid('param');
+    const { from, limit = 1000 } = c.req.valid('query');
+    const events = await store.read(runStreamId(runId), { from, limit });
+    if (events.length === 0 && (await store.streamVersion(runStreamId(runId))) === 0) throw new RunNotFoundError(runId);
+    metrics.eventsRead += events.length;
+    const last = events.at(-1);
+    return c.json({ events, ...(events.length === limit && last ? { next: last.version + 1 } : {}) }, 200);
+  });
+
+  app.openapi(startRun, async (c) => {
+    const { workflow, input, runId } = c.req.valid('json');
+    return c.json(await runtime.start(workflow, input ?? null, { runId, detach: true }), 202);
+  });
+
+  app.openapi(rollback, async (c) => {
+    const { runId } = c.req.valid('param');
+    const { to, reason, after } = c.req.valid('json');
+    return act(c, deps, runId, runtime.rollback(runId, { to, reason, after }), { recordsFirst: true });
+  });
+
+  app.openapi(retry, async (c) => {
+    const { runId } = c.req.valid('param');
+    const { note } = c.req.valid('json');
+    return act(c, deps, runId, runtime.retryCompensation(runId, note), { recordsFirst: true });
+  });
+
+  app.openapi(resolve, async (c) => {
+    const { runId } = c.req.valid('param');
+    const { note } = c.req.valid('json');
+    return act(c, deps, runId, runtime.resolveByHand(runId, note as string), { recordsFirst: true });
+  });
+
+  app.openapi(resume, async (c) => {
+    const { runId } = c.req.valid('param');
+    return act(c, deps, runId, runtime.resume(runId), { recordsFirst: false });
+  });
+
+  app.openapi(cancel, async (c) => {
+    const { runId } = c.req.valid('param');
+    const { reason } = c.req.valid('json');
+    // The cancel is recorded first, then the runtime waits for the run's current step to let go.
+    return act(c, deps, runId, runtime.cancel(runId, reason), { recordsFirst: false });
+  });
+}
+
+/**
+ * The runtime's actions record the request, then drive the run (compensations,
+ * perhaps the rest of the run) before they resolve. A client waits for that
+ * only so long: after `actionWaitMs` it gets 202 and the run as it stands, the
+ * request being in the log either way, and failures after that go to the log.
+ *
+ * `recordsFirst`: the action appends its request before it needs the
+ * workflow's code, so UnknownWorkflowError means "recorded, and waiting for a
+ * worker that has the code", which is a 202 too, not a client error.
+ */
+async function act(c: Context<Env>, deps: RunDeps, runId: string, action: Promise<RunInfo>, { recordsFirst }: { recordsFirst: boolean }) {
+  const waitingForAWorker = (error: unknown) => recordsFirst && error instanceof UnknownWorkflowError;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), deps.actionWaitMs);
+  });
+  const settled = action.then(
+    (info) => ({ info }),
+    (error: unknown) => ({ error }),
+  );
+  const outcome = await Promise.race([settled, late]);
+  clearTimeout(timer);
+  if (outcome === 'late') {
+    const requestId = c.get('requestId');
+    void settled.then((late) => {
+      if ('error' in late && !waitingForAWorker(late.error)) {
+        deps.log({ level: 'error', msg: 'run action failed after the answer', requestId, runId, error: describeError(late.error) });
+      }
+    });
+    return c.json(await deps.runtime.get(runId), 202);
+  }
+  if ('info' in outcome) return c.json(outcome.info, 200);
+  if (waitingForAWorker(outcome.error)) return c.json(await deps.runtime.get(runId), 202);
+  throw outcome.error;
+}
