@@ -43,12 +43,13 @@ export function diffState(from: unknown, to: unknown): StateDiff {
     if (same(a, b)) return;
     if (isPlainObject(a) && isPlainObject(b)) {
       for (const key of Object.keys(a).sort()) {
-        if (!(key in b) || b[key] === undefined) {
+        // Own keys only: `in` would find Object.prototype's toString in a state that has no such key.
+        if (!Object.hasOwn(b, key) || b[key] === undefined) {
           if (a[key] !== undefined) out.removed.push({ path: [...path, key], at: formatPath([...path, key]), value: a[key] });
         } else walk(a[key], b[key], [...path, key]);
       }
       for (const key of Object.keys(b).sort()) {
-        if ((!(key in a) || a[key] === undefined) && b[key] !== undefined)
+        if ((!Object.hasOwn(a, key) || a[key] === undefined) && b[key] !== undefined)
           out.added.push({ path: [...path, key], at: formatPath([...path, key]), value: b[key] });
       }
       return;

@@ -2,8 +2,10 @@ import { Command, CommanderError } from 'commander';
 import { RewindError } from '../../events/errors.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerLogCommands } from './commands/log.js';
+import { registerMcpCommand } from './commands/mcp.js';
 import { registerProjectionCommands } from './commands/projections.js';
 import { registerRunCommands } from './commands/runs.js';
+import { registerServeCommand } from './commands/serve.js';
 import { registerWorkerCommand } from './commands/worker.js';
 import { DEFAULT_DB } from './context.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
@@ -20,6 +22,8 @@ export function buildProgram(): Command {
   registerLogCommands(program);
   registerProjectionCommands(program);
   registerWorkerCommand(program);
+  registerServeCommand(program);
+  registerMcpCommand(program);
   registerBenchCommand(program);
   return program;
 }

@@ -119,14 +119,14 @@ export function resume(runId: string): Promise<ActionResult> {
   return call<RunInfo>(`/runs/${enc(runId)}/resume`, { method: 'POST' });
 }
 
-/** POST /runs/{runId}/fork { at } — only when the server lists the route (see capabilities). */
+/** POST /runs/{runId}/fork { at: { version } } — only when the server lists the route (see capabilities). */
 export function fork(runId: string, at: number): Promise<ActionResult> {
-  return call<RunInfo>(`/runs/${enc(runId)}/fork`, { method: 'POST', body: { at } });
+  return call<RunInfo>(`/runs/${enc(runId)}/fork`, { method: 'POST', body: { at: { version: at } } });
 }
 
-/** GET /runs/{runId}/state?at=V — only when the server lists the route. */
+/** GET /runs/{runId}/state?version=V — only when the server lists the route. */
 export async function stateAt(runId: string, version: number): Promise<unknown> {
-  const body = await call<{ state?: unknown }>(`/runs/${enc(runId)}/state?at=${version}`);
+  const body = await call<{ state?: unknown }>(`/runs/${enc(runId)}/state?version=${version}`);
   return body.state;
 }
 
