@@ -1,5 +1,5 @@
 import type { Workflow } from '../src/runtime/index.js';
-import { StandInModel, researchWorkflow } from './research.js';
+import { researchWorkflow, StandInModel } from './research.js';
 import { TravelWorld, travelWorkflow } from './travel.js';
 
 /**

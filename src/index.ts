@@ -1,4 +1,4 @@
 export * from './events/index.js';
-export * from './store/index.js';
 export * from './projections/index.js';
 export * from './runtime/index.js';
+export * from './store/index.js';

@@ -18,9 +18,7 @@ export interface EventContent {
 /** SHA-256 of the canonical content. Used both for idempotent re-appends and as input to the chain. */
 export function contentDigest(event: EventContent): string {
   const { id, streamId, type, schemaVersion, data, metadata } = event;
-  return createHash('sha256')
-    .update(canonicalJson({ id, streamId, type, schemaVersion, data, metadata }))
-    .digest('hex');
+  return createHash('sha256').update(canonicalJson({ id, streamId, type, schemaVersion, data, metadata })).digest('hex');
 }
 
 /**
@@ -57,11 +55,7 @@ export interface StreamVerification {
  * Walks one stream's chain (events as stored, before any upcasting) and reports
  * the first link that does not hold: an edited event, a removed or reordered one.
  */
-export function verifyChain(
-  streamId: string,
-  events: Iterable<EventEnvelope>,
-  expectedHead?: string,
-): StreamVerification {
+export function verifyChain(streamId: string, events: Iterable<EventEnvelope>, expectedHead?: string): StreamVerification {
   let previous = GENESIS_HASH;
   let expectedVersion = 1;
   let count = 0;

@@ -1,6 +1,6 @@
 import type { ZodType } from 'zod';
-import { ValidationError } from './errors.js';
 import type { EventEnvelope } from './envelope.js';
+import { ValidationError } from './errors.js';
 
 export type Upcaster = (data: any, event: EventEnvelope) => unknown;
 

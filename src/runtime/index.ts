@@ -50,6 +50,15 @@ export {
 export { backoffDelay, type Decision, decide, type FailurePolicy, type RetryOptions } from './policy.js';
 export { streamOf as runStreamId } from './run-log.js';
 export {
+  type ClaimedRun,
+  MemoryRunQueue,
+  openRunQueue,
+  type QueueEntry,
+  type RunQueue,
+  type RunRequest,
+  SqliteRunQueue,
+} from './run-queue.js';
+export {
   createRuntime,
   type RollbackRequest,
   type RunInfo,
@@ -77,6 +86,7 @@ export {
   type StateAt,
   TimeTravelError,
 } from './time-travel.js';
+export { createWorker, type Worker, type WorkerEvent, type WorkerOptions } from './worker.js';
 export {
   type CompensationIO,
   type DomainEvent,
@@ -88,13 +98,3 @@ export {
   type Workflow,
   type WorkflowDefinition,
 } from './workflow.js';
-export {
-  type ClaimedRun,
-  MemoryRunQueue,
-  openRunQueue,
-  type QueueEntry,
-  type RunQueue,
-  type RunRequest,
-  SqliteRunQueue,
-} from './run-queue.js';
-export { createWorker, type Worker, type WorkerEvent, type WorkerOptions } from './worker.js';

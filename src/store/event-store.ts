@@ -316,7 +316,11 @@ function checkConsumer(name: unknown): void {
 
 function checkReducerVersion(v: unknown): void {
   if (typeof v !== 'string' || v.length === 0) {
-    throw new ValidationError('reducerVersion must be a non-empty string', [], 'bump it whenever the reducer changes, so stale snapshots are ignored');
+    throw new ValidationError(
+      'reducerVersion must be a non-empty string',
+      [],
+      'bump it whenever the reducer changes, so stale snapshots are ignored',
+    );
   }
 }
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { EventEnvelope } from '../events/envelope.js';
 import { ConcurrencyError } from '../events/errors.js';
-import { GENESIS_HASH, chainLink } from '../events/hash.js';
+import { chainLink, GENESIS_HASH } from '../events/hash.js';
 import { findStoredBatch } from './idempotency.js';
 import { expectedVersionHolds } from './prepare.js';
 import type {
@@ -163,7 +163,9 @@ export class MemoryBackend implements StorageBackend {
 
   async listStreams(options: ListStreamsOptions): Promise<StreamInfo[]> {
     const ids = [...this.#streams.keys()]
-      .filter((id) => (options.prefix === undefined || id.startsWith(options.prefix)) && (options.after === undefined || id > options.after))
+      .filter(
+        (id) => (options.prefix === undefined || id.startsWith(options.prefix)) && (options.after === undefined || id > options.after),
+      )
       .sort()
       .slice(0, options.limit);
     return ids.map((streamId) => {

@@ -40,8 +40,5 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     const { PostgresBackend } = await import('./postgres.js');
     return new Store(await PostgresBackend.connect(parsed.toString(), { ...options, schema }), options);
   }
-  throw new StoreConfigError(
-    `unknown store URL "${url}"`,
-    "use 'memory:', 'sqlite:<path>' or 'postgres://…' (or postgresql://)",
-  );
+  throw new StoreConfigError(`unknown store URL "${url}"`, "use 'memory:', 'sqlite:<path>' or 'postgres://…' (or postgresql://)");
 }

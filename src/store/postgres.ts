@@ -4,7 +4,7 @@ import type { EventEnvelope } from '../events/envelope.js';
 import { ConcurrencyError, EventIdConflictError, RewindError, StoreConfigError, ValidationError } from '../events/errors.js';
 import { resultOf } from './memory.js';
 import { PgListener } from './postgres/listener.js';
-import { INLINE_LOCK, NOTIFY_CHANNEL, SQLSTATE, migrations } from './postgres/schema.js';
+import { INLINE_LOCK, migrations, NOTIFY_CHANNEL, SQLSTATE } from './postgres/schema.js';
 import type {
   AppendResult,
   EventFilter,
@@ -85,7 +85,6 @@ export class PostgresBackend implements StorageBackend {
   readonly #pool: pg.Pool;
   readonly #schema: string;
   readonly #s: string;
-  readonly #url: string;
   readonly #events = new EventEmitter().setMaxListeners(0);
   readonly #listener: PgListener;
   #notifying = false;
@@ -95,7 +94,6 @@ export class PostgresBackend implements StorageBackend {
   readonly #appendHooks = new Set<PostgresAppendHook>();
 
   private constructor(url: string, pool: pg.Pool, schema: string, connectTimeoutMs: number) {
-    this.#url = url;
     this.#listener = new PgListener({
       connectionString: url,
       applicationName: `rewind listener ${schema}`,
@@ -123,13 +121,21 @@ export class PostgresBackend implements StorageBackend {
   static async connect(url: string, options: PostgresOptions = {}): Promise<PostgresBackend> {
     const schema = options.schema ?? DEFAULT_SCHEMA;
     if (typeof schema !== 'string' || !IDENTIFIER.test(schema)) {
-      throw new StoreConfigError(`"${String(schema)}" is not a usable schema name`, 'use letters, digits and _, at most 63, not starting with a digit');
+      throw new StoreConfigError(
+        `"${String(schema)}" is not a usable schema name`,
+        'use letters, digits and _, at most 63, not starting with a digit',
+      );
     }
     const poolSize = options.poolSize ?? 10;
     if (!Number.isInteger(poolSize) || poolSize < 1) throw new StoreConfigError('poolSize must be a positive integer');
     const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     // Without a timeout an unreachable host (a dropped SYN) hangs until the OS gives up, minutes later.
-    const pool = new pg.Pool({ connectionString: url, max: poolSize, application_name: 'rewind', connectionTimeoutMillis: connectTimeoutMs });
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: poolSize,
+      application_name: 'rewind',
+      connectionTimeoutMillis: connectTimeoutMs,
+    });
     // An idle client losing its connection must not crash the process; the pool replaces it.
     pool.on('error', () => {});
     const backend = new PostgresBackend(url, pool, schema, connectTimeoutMs);
@@ -140,7 +146,10 @@ export class PostgresBackend implements StorageBackend {
       await backend.close();
       if (!(error instanceof pg.DatabaseError) && !(error instanceof RewindError)) {
         // A network error (ECONNREFUSED, ENOTFOUND, a connect timeout…): say where, never the password.
-        throw new StoreConfigError(`cannot reach PostgreSQL at ${where(url)}: ${(error as Error).message}`, 'check the URL and that the server is running');
+        throw new StoreConfigError(
+          `cannot reach PostgreSQL at ${where(url)}: ${(error as Error).message}`,
+          'check the URL and that the server is running',
+        );
       }
       throw error;
     }
@@ -154,7 +163,9 @@ export class PostgresBackend implements StorageBackend {
       // Several processes may open a fresh schema at once: one migrates, the others wait and find it done.
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', ['rewind.migrate', this.#schema]);
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.#s}`);
-      await client.query(`CREATE TABLE IF NOT EXISTS ${this.#s}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${this.#s}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+      );
       const { rows } = await client.query<{ v: number }>(`SELECT coalesce(max(version), 0) AS v FROM ${this.#s}.migrations`);
       const done = rows[0]?.v ?? 0;
       const all = migrations(this.#s, this.#schema);
@@ -366,7 +377,9 @@ export class PostgresBackend implements StorageBackend {
   }
 
   async loadCheckpoint(consumer: string): Promise<number | undefined> {
-    const { rows } = await this.#pool.query<{ position: string }>(`SELECT position FROM ${this.#s}.checkpoints WHERE consumer = $1`, [consumer]);
+    const { rows } = await this.#pool.query<{ position: string }>(`SELECT position FROM ${this.#s}.checkpoints WHERE consumer = $1`, [
+      consumer,
+    ]);
     return rows[0] ? Number(rows[0].position) : undefined;
   }
 

@@ -10,6 +10,7 @@ const MAX_ID_LENGTH = 200;
 /** The default largest event (data and metadata as stored); an agent's log is not a blob store. */
 export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
 // C0 and C1 control characters: invisible in every listing, a source of confusion and forged-looking ids.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 export interface PrepareOptions {
@@ -23,7 +24,10 @@ export interface PrepareOptions {
  * ValidationError listing every problem found. Runs before any I/O, so bad
  * input never reaches the database.
  */
-export function prepareAppends(appends: StreamAppend[], { registry, now, maxEventBytes = DEFAULT_MAX_EVENT_BYTES }: PrepareOptions): PreparedAppend[] {
+export function prepareAppends(
+  appends: StreamAppend[],
+  { registry, now, maxEventBytes = DEFAULT_MAX_EVENT_BYTES }: PrepareOptions,
+): PreparedAppend[] {
   const issues: string[] = [];
   if (!Array.isArray(appends) || appends.length === 0) {
     throw new ValidationError('appendMany needs a non-empty array of { streamId, events, expectedVersion }');
@@ -42,7 +46,9 @@ export function prepareAppends(appends: StreamAppend[], { registry, now, maxEven
     const { streamId, events } = append;
     const expectedVersion = append.expectedVersion ?? 'any';
     if (!isId(streamId)) {
-      issues.push(`${prefix(where, 'streamId')} must be a non-empty string of at most ${MAX_ID_LENGTH} characters without control characters`);
+      issues.push(
+        `${prefix(where, 'streamId')} must be a non-empty string of at most ${MAX_ID_LENGTH} characters without control characters`,
+      );
     } else if (seenStreams.has(streamId)) {
       issues.push(`stream "${streamId}" appears twice in one appendMany; merge its events into one entry`);
     } else {
@@ -75,7 +81,10 @@ export function prepareAppends(appends: StreamAppend[], { registry, now, maxEven
       if (event.schemaVersion !== undefined && !(Number.isInteger(event.schemaVersion) && event.schemaVersion >= 1)) {
         issues.push(`${at}.schemaVersion must be a positive integer`);
       }
-      if (event.metadata !== undefined && (event.metadata === null || typeof event.metadata !== 'object' || Array.isArray(event.metadata))) {
+      if (
+        event.metadata !== undefined &&
+        (event.metadata === null || typeof event.metadata !== 'object' || Array.isArray(event.metadata))
+      ) {
         issues.push(`${at}.metadata must be an object`);
       }
       if (event.recordedAt !== undefined && !isIsoTime(event.recordedAt)) {
@@ -98,7 +107,9 @@ export function prepareAppends(appends: StreamAppend[], { registry, now, maxEven
       }
       const bytes = Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson);
       if (bytes > maxEventBytes) {
-        issues.push(`${at} is ${bytes} bytes of data and metadata, over the limit of ${maxEventBytes}; store large payloads elsewhere and put a reference in the event, or raise maxEventBytes`);
+        issues.push(
+          `${at} is ${bytes} bytes of data and metadata, over the limit of ${maxEventBytes}; store large payloads elsewhere and put a reference in the event, or raise maxEventBytes`,
+        );
         return;
       }
       const id = event.id ?? uuidv7();

@@ -184,13 +184,15 @@ export class SqliteBackend implements StorageBackend {
           `SELECT ${READ_COLUMNS} FROM events WHERE stream_id = ? AND version <= ? AND version >= ? ORDER BY version DESC LIMIT ?`,
         )
         .raw(true),
-      readAll: db.prepare<[PageQuery], ReadRow>(
-        `SELECT ${READ_COLUMNS} FROM events
+      readAll: db
+        .prepare<[PageQuery], ReadRow>(
+          `SELECT ${READ_COLUMNS} FROM events
          WHERE position >= @from
            AND (@low IS NULL OR stream_id >= @low) AND (@high IS NULL OR stream_id < @high)
            AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
          ORDER BY position LIMIT @limit`,
-      ).raw(true),
+        )
+        .raw(true),
       head: db.prepare<[], number>('SELECT coalesce(max(position), 0) FROM events').pluck(),
       streamVersion: db.prepare<[string], number>('SELECT version FROM streams WHERE stream_id = ?').pluck(),
       // Bounds, not `@x IS NULL OR …`, so SQLite seeks in the primary key and stops at the end of the prefix.
@@ -217,7 +219,8 @@ export class SqliteBackend implements StorageBackend {
       kind: 'sqlite',
       database: db,
       readAllSync: (from, limit, filter) => this.#readAllSync(from, limit, filter),
-      readStreamSync: (streamId, toVersion) => (this.#sql.readForward.all(streamId, 1, toVersion, -1) as unknown as ReadRow[]).map(fromReadRow),
+      readStreamSync: (streamId, toVersion) =>
+        (this.#sql.readForward.all(streamId, 1, toVersion, -1) as unknown as ReadRow[]).map(fromReadRow),
       addAppendHook: (hook) => {
         this.#appendHooks.add(hook);
         return () => this.#appendHooks.delete(hook);

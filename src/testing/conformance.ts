@@ -50,7 +50,14 @@ export function describeEventStoreConformance(name: string, open: () => Promise<
         const result = await store.append('s', [
           ev('Noted', data, {
             id: 'evt-1',
-            metadata: { correlationId: 'c1', causationId: 'c0', actor: 'agent:planner', traceId: 't', idempotencyKey: 'k', custom: { a: 1 } },
+            metadata: {
+              correlationId: 'c1',
+              causationId: 'c0',
+              actor: 'agent:planner',
+              traceId: 't',
+              idempotencyKey: 'k',
+              custom: { a: 1 },
+            },
             recordedAt: '2026-01-02T03:04:05.678Z',
             schemaVersion: 3,
           }),
@@ -84,9 +91,9 @@ export function describeEventStoreConformance(name: string, open: () => Promise<
         const data = { list: [1] };
         const { events } = await store.append('s', [ev('A', data)]);
         data.list.push(2);
-        (events[0]?.data as { list: number[] }).list.push(3);
+        (events[0]!.data as { list: number[] }).list.push(3);
         const [read] = await store.read('s');
-        (read?.data as { list: number[] }).list.push(4);
+        (read!.data as { list: number[] }).list.push(4);
         expect((await store.read('s'))[0]?.data).toEqual({ list: [1] });
       });
     });
@@ -201,11 +208,14 @@ export function describeEventStoreConformance(name: string, open: () => Promise<
         ['an over-long stream id', (s) => s.append('s'.repeat(201), [ev('A')])],
         ['a control character in a stream id', (s) => s.append('run\u0000-1', [ev('A')])],
         ['a newline in an event type', (s) => s.append('s', [ev('Paid\nForged')])],
-        ['a cycle in data', (s) => {
-          const data: Record<string, unknown> = { a: 1 };
-          data.self = data;
-          return s.append('s', [ev('A', data)]);
-        }],
+        [
+          'a cycle in data',
+          (s) => {
+            const data: Record<string, unknown> = { a: 1 };
+            data.self = data;
+            return s.append('s', [ev('A', data)]);
+          },
+        ],
         ['a function in data', (s) => s.append('s', [ev('A', { f: () => 1 })])],
         ['undefined data', (s) => s.append('s', [{ type: 'A', data: undefined }])],
         ['an event over the size limit', (s) => s.append('s', [ev('A', { blob: 'x'.repeat(1024 * 1024) })])],
@@ -219,8 +229,22 @@ export function describeEventStoreConformance(name: string, open: () => Promise<
         ['a bad schema version', (s) => s.append('s', [ev('A', {}, { schemaVersion: 0 })])],
         ['a malformed recordedAt', (s) => s.append('s', [ev('A', {}, { recordedAt: 'yesterday' })])],
         ['a duplicate id in one append', (s) => s.append('s', [ev('A', {}, { id: 'd' }), ev('B', {}, { id: 'd' })])],
-        ['one stream twice in appendMany', (s) => s.appendMany([{ streamId: 'x', events: [ev('A')] }, { streamId: 'x', events: [ev('B')] }])],
-        ['a good and a bad event together', (s) => s.appendMany([{ streamId: 'ok', events: [ev('A')] }, { streamId: 'bad', events: [ev('')] }])],
+        [
+          'one stream twice in appendMany',
+          (s) =>
+            s.appendMany([
+              { streamId: 'x', events: [ev('A')] },
+              { streamId: 'x', events: [ev('B')] },
+            ]),
+        ],
+        [
+          'a good and a bad event together',
+          (s) =>
+            s.appendMany([
+              { streamId: 'ok', events: [ev('A')] },
+              { streamId: 'bad', events: [ev('')] },
+            ]),
+        ],
       ];
       for (const [what, call] of cases) {
         it(`refuses ${what} with a ValidationError and writes nothing`, async () => {
@@ -267,13 +291,27 @@ export function describeEventStoreConformance(name: string, open: () => Promise<
         await store.append('agent-1', [ev('Started')]);
         await store.append('run-2', [ev('Started'), ev('Done')]);
         const all = await store.readAll();
-        expect(all.map((e) => `${e.streamId}:${e.type}`)).toEqual(['run-1:Started', 'run-1:Step', 'agent-1:Started', 'run-2:Started', 'run-2:Done']);
+        expect(all.map((e) => `${e.streamId}:${e.type}`)).toEqual([
+          'run-1:Started',
+          'run-1:Step',
+          'agent-1:Started',
+          'run-2:Started',
+          'run-2:Done',
+        ]);
         for (let i = 1; i < all.length; i++) expect(all[i]!.position).toBeGreaterThan(all[i - 1]!.position);
         expect((await store.readAll({ from: all[2]!.position })).length).toBe(3);
         expect((await store.readAll({ limit: 2 })).length).toBe(2);
-        expect((await store.readAll({ filter: { streamPrefix: 'run-' } })).map((e) => e.streamId)).toEqual(['run-1', 'run-1', 'run-2', 'run-2']);
+        expect((await store.readAll({ filter: { streamPrefix: 'run-' } })).map((e) => e.streamId)).toEqual([
+          'run-1',
+          'run-1',
+          'run-2',
+          'run-2',
+        ]);
         expect((await store.readAll({ filter: { types: ['Started'] } })).length).toBe(3);
-        expect((await store.readAll({ filter: { streamPrefix: 'run-', types: ['Done', 'Step'] } })).map((e) => e.type)).toEqual(['Step', 'Done']);
+        expect((await store.readAll({ filter: { streamPrefix: 'run-', types: ['Done', 'Step'] } })).map((e) => e.type)).toEqual([
+          'Step',
+          'Done',
+        ]);
         expect(await store.headPosition()).toBe(all[4]!.position);
       });
 

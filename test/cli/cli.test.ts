@@ -57,7 +57,9 @@ describe.each(backends)('rewind CLI on %s', (_name, makeUrl) => {
     expect(rollback.code, rollback.stderr).toBe(0);
     expect(JSON.parse(rollback.stdout)).toMatchObject({ status: 'rolled_back' });
     const after = JSON.parse((await rewind(['show', runId, '--db', db, '--json'])).stdout);
-    const compensated = after.timeline.filter((t: { type: string }) => t.type === 'CompensationCompleted').map((t: { summary: string }) => t.summary);
+    const compensated = after.timeline
+      .filter((t: { type: string }) => t.type === 'CompensationCompleted')
+      .map((t: { summary: string }) => t.summary);
     // The second rollback undoes the second path, newest step first.
     expect(compensated.slice(-3)).toEqual(['book-hotel', 'charge-card', 'book-flight']);
   });
@@ -103,7 +105,9 @@ describe('rewind CLI exit codes and bad input', () => {
     const file = join(dir, 'tampered.db');
     const demo = JSON.parse((await rewind(['demo', '--db', file, '--json'])).stdout);
     const db = new Database(file);
-    db.prepare("UPDATE events SET data = json_set(data, '$.booking', 'FL-forged') WHERE stream_id = ? AND version = 23").run(`run-${demo.runId}`);
+    db.prepare("UPDATE events SET data = json_set(data, '$.booking', 'FL-forged') WHERE stream_id = ? AND version = 23").run(
+      `run-${demo.runId}`,
+    );
     db.close();
     const verify = await rewind(['verify', '--db', file]);
     expect(verify.code).toBe(1);

@@ -15,7 +15,11 @@ describe('canonicalJson', () => {
   it('gives equal output for equal values whatever their key order (property)', () => {
     fc.assert(
       fc.property(fc.jsonValue(), (value) => {
-        const shuffled = JSON.parse(JSON.stringify(value, (_k, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).reverse()) : v)));
+        const shuffled = JSON.parse(
+          JSON.stringify(value, (_k, v) =>
+            v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).reverse()) : v,
+          ),
+        );
         expect(canonicalJson(shuffled)).toBe(canonicalJson(value));
         expect(JSON.parse(canonicalJson(value))).toEqual(JSON.parse(JSON.stringify(value)));
       }),
@@ -29,7 +33,15 @@ describe('canonicalJson', () => {
     ['a Map', { m: new Map() }, '$.m'],
     ['a bigint', { n: 1n }, '$.n'],
     ['a function', { f: () => 1 }, '$.f'],
-    ['a cycle', (() => { const o: Record<string, unknown> = { list: [] }; (o.list as unknown[]).push(o); return o; })(), '$.list[0]'],
+    [
+      'a cycle',
+      (() => {
+        const o: Record<string, unknown> = { list: [] };
+        (o.list as unknown[]).push(o);
+        return o;
+      })(),
+      '$.list[0]',
+    ],
   ])('refuses %s and says where it is', (_what, value, path) => {
     const error = (() => {
       try {

@@ -1,10 +1,10 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { EventEnvelope, EventMetadata } from '../../src/events/envelope.js';
-import { GENESIS_HASH, chainLink, contentDigest, verifyChain } from '../../src/events/hash.js';
+import { chainLink, contentDigest, GENESIS_HASH, verifyChain } from '../../src/events/hash.js';
 import { uuidv7 } from '../../src/events/ids.js';
 import { EventRegistry } from '../../src/events/registry.js';
 import { prepareAppends } from '../../src/store/prepare.js';
-import fc from 'fast-check';
 
 function chain(streamId: string, n: number): EventEnvelope[] {
   const events: EventEnvelope[] = [];
@@ -33,13 +33,26 @@ describe('hash chain', () => {
 
   it('finds an edited time or metadata', () => {
     const events = chain('s', 3);
-    expect(verifyChain('s', events.map((e, i) => (i === 1 ? { ...e, recordedAt: '2020-01-01T00:00:00.000Z' } : e))).firstBreak?.version).toBe(2);
-    expect(verifyChain('s', events.map((e, i) => (i === 0 ? { ...e, metadata: { actor: 'mallory' } } : e))).firstBreak?.version).toBe(1);
+    expect(
+      verifyChain(
+        's',
+        events.map((e, i) => (i === 1 ? { ...e, recordedAt: '2020-01-01T00:00:00.000Z' } : e)),
+      ).firstBreak?.version,
+    ).toBe(2);
+    expect(
+      verifyChain(
+        's',
+        events.map((e, i) => (i === 0 ? { ...e, metadata: { actor: 'mallory' } } : e)),
+      ).firstBreak?.version,
+    ).toBe(1);
   });
 
   it('finds a removed, a reordered and a truncated event', () => {
     const events = chain('s', 5);
-    expect(verifyChain('s', [events[0]!, events[2]!, events[3]!]).firstBreak).toMatchObject({ version: 3, reason: expect.stringContaining('removed') });
+    expect(verifyChain('s', [events[0]!, events[2]!, events[3]!]).firstBreak).toMatchObject({
+      version: 3,
+      reason: expect.stringContaining('removed'),
+    });
     expect(verifyChain('s', [events[1]!, events[0]!]).firstBreak?.version).toBe(2);
     expect(verifyChain('s', events.slice(0, 4), events[4]!.hash).firstBreak?.reason).toContain('removed from the end');
   });
@@ -53,9 +66,14 @@ describe('hash chain', () => {
   it('digests prepared events exactly as contentDigest does (property)', () => {
     fc.assert(
       fc.property(fc.jsonValue(), fc.dictionary(fc.string(), fc.jsonValue()), fc.string({ minLength: 1 }), (data, metadata, type) => {
-        const [prepared] = prepareAppends([{ streamId: 's', events: [{ id: 'x', type, data, metadata: metadata as EventMetadata }] }], { registry: new EventRegistry(), now: () => '2026-01-01T00:00:00.000Z' });
+        const [prepared] = prepareAppends([{ streamId: 's', events: [{ id: 'x', type, data, metadata: metadata as EventMetadata }] }], {
+          registry: new EventRegistry(),
+          now: () => '2026-01-01T00:00:00.000Z',
+        });
         const event = prepared!.events[0]!;
-        expect(event.digest).toBe(contentDigest({ id: 'x', streamId: 's', type, schemaVersion: 1, data: event.data, metadata: event.metadata }));
+        expect(event.digest).toBe(
+          contentDigest({ id: 'x', streamId: 's', type, schemaVersion: 1, data: event.data, metadata: event.metadata }),
+        );
       }),
     );
   });

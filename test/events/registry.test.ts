@@ -5,14 +5,29 @@ import { ValidationError } from '../../src/events/errors.js';
 import { EventRegistry } from '../../src/events/registry.js';
 
 const stored = (type: string, schemaVersion: number, data: unknown): EventEnvelope => ({
-  id: 'e1', streamId: 's', version: 1, position: 1, type, schemaVersion, data, metadata: {}, recordedAt: '2026-01-01T00:00:00.000Z', hash: '',
+  id: 'e1',
+  streamId: 's',
+  version: 1,
+  position: 1,
+  type,
+  schemaVersion,
+  data,
+  metadata: {},
+  recordedAt: '2026-01-01T00:00:00.000Z',
+  hash: '',
 });
 
 describe('EventRegistry', () => {
   it('validates data against the schema of the current version', () => {
     const registry = new EventRegistry().register('Paid', { schema: z.object({ amount: z.number().positive() }) });
     expect(() => registry.validate('Paid', 1, { amount: 5 })).not.toThrow();
-    const error = (() => { try { registry.validate('Paid', 1, { amount: -1 }); } catch (e) { return e; } })();
+    const error = (() => {
+      try {
+        registry.validate('Paid', 1, { amount: -1 });
+      } catch (e) {
+        return e;
+      }
+    })();
     expect(error).toBeInstanceOf(ValidationError);
     expect((error as ValidationError).issues[0]).toContain('amount');
   });
@@ -27,8 +42,14 @@ describe('EventRegistry', () => {
       .upcast('Paid', 1, (d: { cents: number }) => ({ amount: d.cents / 100 }))
       .upcast('Paid', 2, (d: { amount: number }) => ({ amount: d.amount, currency: 'EUR' }));
     expect(registry.currentVersion('Paid')).toBe(3);
-    expect(registry.upcastEvent(stored('Paid', 1, { cents: 250 }))).toMatchObject({ schemaVersion: 3, data: { amount: 2.5, currency: 'EUR' } });
-    expect(registry.upcastEvent(stored('Paid', 2, { amount: 1 }))).toMatchObject({ schemaVersion: 3, data: { amount: 1, currency: 'EUR' } });
+    expect(registry.upcastEvent(stored('Paid', 1, { cents: 250 }))).toMatchObject({
+      schemaVersion: 3,
+      data: { amount: 2.5, currency: 'EUR' },
+    });
+    expect(registry.upcastEvent(stored('Paid', 2, { amount: 1 }))).toMatchObject({
+      schemaVersion: 3,
+      data: { amount: 1, currency: 'EUR' },
+    });
     const other = stored('Other', 1, { x: 1 });
     expect(registry.upcastEvent(other)).toBe(other);
   });

@@ -4,11 +4,14 @@ import { StoreConfigError, ValidationError } from '../../src/events/errors.js';
 import { openStore } from '../../src/store/open.js';
 
 describe('openStore', () => {
-  it.each(['', 'mysql://localhost/db', 'sqlite:', 'file:./x.db'])('refuses %j with a StoreConfigError that says what works', async (url) => {
-    const error = await openStore(url).catch((e) => e);
-    expect(error).toBeInstanceOf(StoreConfigError);
-    expect(error.hint).toMatch(/sqlite:|memory:/);
-  });
+  it.each(['', 'mysql://localhost/db', 'sqlite:', 'file:./x.db'])(
+    'refuses %j with a StoreConfigError that says what works',
+    async (url) => {
+      const error = await openStore(url).catch((e) => e);
+      expect(error).toBeInstanceOf(StoreConfigError);
+      expect(error.hint).toMatch(/sqlite:|memory:/);
+    },
+  );
 
   it('refuses a PostgreSQL server that does not answer, in bounded time, without showing the password', async () => {
     // A loopback listener that accepts and never speaks: what a black-holed server looks like to a client.

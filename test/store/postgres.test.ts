@@ -136,7 +136,8 @@ describe('PostgreSQL: the global-order gap', () => {
       const missing = all.filter((e) => !seen.some((s) => s.id === e.id)).map((e) => e.position);
       expect(missing, 'positions the subscriber skipped').toEqual([]);
       expect(seen.length).toBe(all.length);
-      for (let i = 1; i < seen.length; i++) expect((seen[i] as EventEnvelope).position).toBeGreaterThan((seen[i - 1] as EventEnvelope).position);
+      for (let i = 1; i < seen.length; i++)
+        expect((seen[i] as EventEnvelope).position).toBeGreaterThan((seen[i - 1] as EventEnvelope).position);
       expect(seen.map((e) => e.id)).toEqual(all.map((e) => e.id));
     }
     for (const [id, position] of acked) expect(all.find((e) => e.id === id)?.position).toBe(position);
@@ -148,9 +149,16 @@ describe('PostgreSQL: the global-order gap', () => {
     await store.append('before', [{ type: 't', data: 1 }]);
     const client = await rawClient();
     const registry = new EventRegistry();
-    const [prepared] = prepareAppends([{ streamId: 'slow', events: [{ type: 't', data: 2 }] }], { registry, now: () => new Date().toISOString() });
+    const [prepared] = prepareAppends([{ streamId: 'slow', events: [{ type: 't', data: 2 }] }], {
+      registry,
+      now: () => new Date().toISOString(),
+    });
     const batch = JSON.stringify([
-      { streamId: 'slow', expectedVersion: 'any', events: prepared?.events.map((e) => ({ ...e, data: e.dataJson, metadata: e.metadataJson })) },
+      {
+        streamId: 'slow',
+        expectedVersion: 'any',
+        events: prepared?.events.map((e) => ({ ...e, data: e.dataJson, metadata: e.metadataJson })),
+      },
     ]);
     await client.query('BEGIN');
     await client.query(`SELECT * FROM "${schema}".append_events($1::jsonb)`, [batch]);
@@ -203,7 +211,13 @@ describe('PostgreSQL: writers', () => {
     const memory = await openStore('memory:');
     const events = [
       { id: 'e1', type: 'greeting', data: { text: 'héllo 👋 \u2028 "quoted" \\ back', n: 1.5e-7 }, recordedAt: '2026-01-31T12:00:00Z' },
-      { id: 'e2', type: 'greeting', data: [null, true, { b: 1, a: 2 }], recordedAt: '2026-01-31T12:00:00.123456789Z', metadata: { actor: 'ägent' } },
+      {
+        id: 'e2',
+        type: 'greeting',
+        data: [null, true, { b: 1, a: 2 }],
+        recordedAt: '2026-01-31T12:00:00.123456789Z',
+        metadata: { actor: 'ägent' },
+      },
       { id: 'e3', type: 'x', data: null, schemaVersion: 3 },
     ];
     const written = await store.append('chain', events);
@@ -286,7 +300,9 @@ describe('PostgreSQL: schema and ids', () => {
 
   it('gives an id raced into two streams to one of them and a conflict to the rest', async () => {
     const store = await open(uniqueSchema(), 8);
-    const outcomes = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => store.append(`s-${i}`, [{ id: 'same', type: 't', data: 1 }])));
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) => store.append(`s-${i}`, [{ id: 'same', type: 't', data: 1 }])),
+    );
     expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
     for (const o of outcomes) if (o.status === 'rejected') expect(o.reason).toMatchObject({ code: 'EVENT_ID_CONFLICT', eventId: 'same' });
   });

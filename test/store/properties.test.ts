@@ -18,7 +18,10 @@ type Op = { kind: 'append'; stream: number; count: number }[] | { kind: 'read'; 
 
 const ops = fc.array(
   fc.oneof(
-    fc.array(fc.record({ kind: fc.constant('append' as const), stream: fc.nat(4), count: fc.integer({ min: 1, max: 3 }) }), { minLength: 1, maxLength: 6 }),
+    fc.array(fc.record({ kind: fc.constant('append' as const), stream: fc.nat(4), count: fc.integer({ min: 1, max: 3 }) }), {
+      minLength: 1,
+      maxLength: 6,
+    }),
     fc.record({ kind: fc.constant('read' as const), stream: fc.nat(4) }),
   ),
   { minLength: 1, maxLength: 25 },
@@ -28,7 +31,14 @@ async function play(store: EventStore, workload: Op[]): Promise<void> {
   for (const op of workload) {
     if (Array.isArray(op)) {
       // Appends issued together interleave inside the store (group commit, concurrent transactions).
-      await Promise.all(op.map((a) => store.append(`s-${a.stream}`, Array.from({ length: a.count }, (_, i) => ({ type: 'E', data: { i } })))));
+      await Promise.all(
+        op.map((a) =>
+          store.append(
+            `s-${a.stream}`,
+            Array.from({ length: a.count }, (_, i) => ({ type: 'E', data: { i } })),
+          ),
+        ),
+      );
     } else {
       const events = await store.read(`s-${op.stream}`);
       expect(events.map((e) => e.version)).toEqual(events.map((_, i) => i + 1));
@@ -72,7 +82,13 @@ function flipOne(text: string, at: number): string {
   const positions = [...text].map((c, i) => (/[a-zA-Z0-9]/.test(c) ? i : -1)).filter((i) => i >= 0);
   const i = positions[at % positions.length] as number;
   const c = text[i] as string;
-  const next = /[0-9]/.test(c) ? String((Number(c) + 1) % 10) : c === 'z' ? 'a' : c === 'Z' ? 'A' : String.fromCharCode(c.charCodeAt(0) + 1);
+  const next = /[0-9]/.test(c)
+    ? String((Number(c) + 1) % 10)
+    : c === 'z'
+      ? 'a'
+      : c === 'Z'
+        ? 'A'
+        : String.fromCharCode(c.charCodeAt(0) + 1);
   return text.slice(0, i) + next + text.slice(i + 1);
 }
 
@@ -88,7 +104,9 @@ describe('tamper evidence on SQLite (property)', () => {
           const file = sqliteFile();
           const store = await openStore(`sqlite:${file}`, { durability: 'normal' });
           for (let i = 0; i < count; i++) {
-            await store.append(i % 3 === 0 ? 'other' : 'target', [{ type: 'Noted', data: { i, text: `note ${i}` }, metadata: { actor: 'agent-7' } }]);
+            await store.append(i % 3 === 0 ? 'other' : 'target', [
+              { type: 'Noted', data: { i, text: `note ${i}` }, metadata: { actor: 'agent-7' } },
+            ]);
           }
           const all = await store.readAll();
           await store.close();

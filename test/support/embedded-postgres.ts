@@ -29,9 +29,12 @@ export async function startEmbeddedPostgres(options: { disposable: boolean }): P
     initdbFlags: [...(options.disposable ? ['--no-sync'] : []), '--encoding=UTF8', '--no-instructions'],
     postgresFlags: [
       ...(options.disposable ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'unix_socket_directories=',
-      '-c', 'max_connections=400',
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'max_connections=400',
     ],
     onLog: (message) => log.push(message),
     onError: (error) => log.push(String(error)),
@@ -44,9 +47,10 @@ export async function startEmbeddedPostgres(options: { disposable: boolean }): P
   } catch (error) {
     await server.stop().catch(() => {});
     await rm(base, { recursive: true, force: true });
-    const asRoot = userInfo().uid === 0
-      ? ' As root it runs as the user "postgres", which must be able to reach node_modules and the temp directory.'
-      : '';
+    const asRoot =
+      userInfo().uid === 0
+        ? ' As root it runs as the user "postgres", which must be able to reach node_modules and the temp directory.'
+        : '';
     throw new Error(
       `the embedded PostgreSQL server did not start: ${String(error ?? 'it exited')}.${asRoot} Or set DATABASE_URL to a server of your own.\n${log.join('')}`,
     );

@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { PgListener } from './listener.js';
 
 /*
@@ -39,7 +39,6 @@ export interface PgQueueEntry extends PgClaimedRun {
 
 /** Channel shared by every schema; the payload names the schema. */
 export const RUN_QUEUE_CHANNEL = 'rewind_run_queue';
-
 
 interface Row {
   run_id: string;

@@ -289,9 +289,13 @@ ${inlineTurns ? INLINE_TURNS(s, lit) : ''}  -- Stream locks without taking an xi
   ORDER BY e.stream_id, e.version DESC
   ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, head = EXCLUDED.head, position = EXCLUDED.position;
 
-${notify ? `  -- Delivered on commit, never for a rolled-back append.
+${
+  notify
+    ? `  -- Delivered on commit, never for a rolled-back append.
   PERFORM pg_notify('${NOTIFY_CHANNEL}', ${lit});
-` : ''}
+`
+    : ''
+}
   RETURN QUERY
     SELECT u.ord, e.id::text, e.stream_id::text, e.version, e.position, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, e.hash
     FROM unnest(n_id, n_ord) u(id, ord)

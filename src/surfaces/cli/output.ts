@@ -21,6 +21,7 @@ export function printJson(value: unknown): void {
 export function table(rows: string[][], header?: string[]): string {
   const all = header ? [header, ...rows] : rows;
   // Width without ANSI codes, so coloured cells still line up.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour codes start with ESC.
   const visible = (s: string) => s.replace(/\u001b\[\d+m/g, '').length;
   const widths = all[0]?.map((_, i) => Math.max(...all.map((r) => visible(r[i] ?? '')))) ?? [];
   const line = (r: string[]) =>

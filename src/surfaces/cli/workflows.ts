@@ -1,5 +1,5 @@
-import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ValidationError } from '../../events/errors.js';
 import type { Workflow } from '../../runtime/index.js';
 
@@ -18,16 +18,29 @@ export async function loadWorkflows(modulePath?: string): Promise<Workflow[]> {
   try {
     mod = await import(pathToFileURL(resolve(modulePath)).href);
   } catch (error) {
-    throw new ValidationError(`cannot load workflows from ${modulePath}: ${(error as Error).message}`, [], 'pass a JavaScript module that exports workflow definitions');
+    throw new ValidationError(
+      `cannot load workflows from ${modulePath}: ${(error as Error).message}`,
+      [],
+      'pass a JavaScript module that exports workflow definitions',
+    );
   }
   const candidates = [mod.workflows, mod.default, ...Object.values(mod)].flat();
   const found = [...new Set(candidates.filter(isWorkflow))];
   if (found.length === 0) {
-    throw new ValidationError(`${modulePath} exports no workflow definitions`, [], 'export the result of defineWorkflow(...) (or an array of them as `workflows`)');
+    throw new ValidationError(
+      `${modulePath} exports no workflow definitions`,
+      [],
+      'export the result of defineWorkflow(...) (or an array of them as `workflows`)',
+    );
   }
   return found;
 }
 
 function isWorkflow(value: unknown): value is Workflow {
-  return typeof value === 'object' && value !== null && typeof (value as Workflow).run === 'function' && typeof (value as Workflow).name === 'string';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Workflow).run === 'function' &&
+    typeof (value as Workflow).name === 'string'
+  );
 }

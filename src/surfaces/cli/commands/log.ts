@@ -37,7 +37,12 @@ export function registerLogCommands(program: Command): void {
       const streams = await withStore(options, (store) => store.listStreams({ prefix: opts.prefix, limit: opts.limit }));
       if (options.json) return printJson(streams);
       if (streams.length === 0) return console.log(colour.dim('no streams'));
-      console.log(table(streams.map((s) => [s.streamId, String(s.version), String(s.position)]), ['stream', 'version', 'last position']));
+      console.log(
+        table(
+          streams.map((s) => [s.streamId, String(s.version), String(s.position)]),
+          ['stream', 'version', 'last position'],
+        ),
+      );
     });
 
   program
@@ -52,12 +57,20 @@ export function registerLogCommands(program: Command): void {
       const options = cmd.optsWithGlobals<GlobalOptions>();
       if (!stream && !opts.all) throw new ValidationError('name a stream, or pass --all for the whole log');
       const events = await withStore(options, (store) =>
-        opts.all ? store.readAll({ from: opts.from, limit: opts.limit }) : store.read(stream as string, { from: opts.from, limit: opts.limit }),
+        opts.all
+          ? store.readAll({ from: opts.from, limit: opts.limit })
+          : store.read(stream as string, { from: opts.from, limit: opts.limit }),
       );
       if (options.json) return printJson(events);
       console.log(
         table(
-          events.map((e) => [String(e.position), `${e.streamId}@${e.version}`, colour.cyan(e.type), e.recordedAt, JSON.stringify(e.data).slice(0, 80)]),
+          events.map((e) => [
+            String(e.position),
+            `${e.streamId}@${e.version}`,
+            colour.cyan(e.type),
+            e.recordedAt,
+            JSON.stringify(e.data).slice(0, 80),
+          ]),
           ['pos', 'stream@version', 'type', 'recorded', 'data'],
         ),
       );

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { NotFoundError, ValidationError } from '../../../events/errors.js';
-import { createRuntime, type Runtime, type RunStatus, runStreamId } from '../../../runtime/index.js';
+import { createRuntime, type RunStatus, type Runtime, runStreamId } from '../../../runtime/index.js';
 import type { EventStore } from '../../../store/types.js';
 import { type GlobalOptions, storeUrl, withStore } from '../context.js';
 import { EXIT } from '../exit-codes.js';
@@ -14,7 +14,10 @@ interface WorkflowOption {
   workflows?: string;
 }
 
-async function withRuntime<T>(options: GlobalOptions & WorkflowOption, fn: (runtime: Runtime, store: EventStore) => Promise<T>): Promise<T> {
+async function withRuntime<T>(
+  options: GlobalOptions & WorkflowOption,
+  fn: (runtime: Runtime, store: EventStore) => Promise<T>,
+): Promise<T> {
   const workflows = await loadWorkflows(options.workflows);
   return withStore(options, async (store) => {
     const runtime = createRuntime({ store, workflows });
@@ -47,8 +50,14 @@ export function registerRunCommands(program: Command): void {
         console.log(`run ${colour.bold(runId)} on ${storeUrl(options)}\n`);
         console.log(renderTimeline(timelineOf(events)));
         console.log(`\nstatus ${paintStatus(info.status)}  state ${JSON.stringify(info.state)}`);
-        console.log(`outside world: flights ${JSON.stringify(Object.fromEntries(world.flights))}, payments ${JSON.stringify(Object.fromEntries(world.payments))}`);
-        console.log(colour.dim(`\nnext: rewind runs · rewind show ${runId} · rewind verify · rewind rollback ${runId} --to planned --reason "try again"`));
+        console.log(
+          `outside world: flights ${JSON.stringify(Object.fromEntries(world.flights))}, payments ${JSON.stringify(Object.fromEntries(world.payments))}`,
+        );
+        console.log(
+          colour.dim(
+            `\nnext: rewind runs · rewind show ${runId} · rewind verify · rewind rollback ${runId} --to planned --reason "try again"`,
+          ),
+        );
       });
     });
 
@@ -90,10 +99,14 @@ export function registerRunCommands(program: Command): void {
         const info = await createRuntime({ store }).get(runId);
         const timeline = timelineOf(events);
         if (options.json) return printJson({ ...info, timeline });
-        console.log(`${colour.bold(runId)}  ${info.workflow}@${info.workflowVersion}  ${paintStatus(info.status)}  ${events.length} events\n`);
+        console.log(
+          `${colour.bold(runId)}  ${info.workflow}@${info.workflowVersion}  ${paintStatus(info.status)}  ${events.length} events\n`,
+        );
         console.log(renderTimeline(timeline));
         if (info.attention) {
-          console.log(`\n${colour.red('needs attention')}: ${info.attention.stage} of ${info.attention.step}: ${info.attention.error.message}`);
+          console.log(
+            `\n${colour.red('needs attention')}: ${info.attention.stage} of ${info.attention.step}: ${info.attention.error.message}`,
+          );
           console.log(colour.dim(`  rewind retry ${runId}   or   rewind resolve ${runId} --note "what you did"`));
         }
         if (info.status === 'failed' && info.error) console.log(`\n${colour.red('failed')}: ${info.error.message}`);

@@ -4,11 +4,11 @@ import { createRuntime } from '../../../runtime/index.js';
 import { openStore } from '../../../store/open.js';
 import { DEFAULT_BODY_LIMIT } from '../../http/app.js';
 import { DEFAULT_HOST, DEFAULT_PORT, startServer } from '../../http/server.js';
+import { webDir } from '../../web/static-dir.js';
 import { type GlobalOptions, storeUrl } from '../context.js';
 import { colour, printJson } from '../output.js';
 import { loadWorkflows } from '../workflows.js';
 import { loadDefinitions } from './projections.js';
-import { webDir } from '../../web/static-dir.js';
 
 interface ServeOptions {
   host: string;
