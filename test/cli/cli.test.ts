@@ -65,6 +65,34 @@ describe.each(backends)('rewind CLI on %s', (_name, makeUrl) => {
   });
 });
 
+describe.each(backends)('rewind time travel from the CLI on %s', (_name, makeUrl) => {
+  it('shows state at a version and a label, forks, and diffs the fork', { timeout: 60_000 }, async () => {
+    const db = makeUrl();
+    const { runId } = JSON.parse((await rewind(['demo', '--db', db, '--json'])).stdout);
+
+    const at9 = await rewind(['state', runId, '--at', '9', '--db', db, '--json']);
+    expect(at9.code, at9.stderr).toBe(0);
+    // v9 is the first, rolled-back attempt: its state as the log stood then.
+    expect(JSON.parse(at9.stdout)).toMatchObject({ version: 9, type: 'HotelChosen', state: { triedHotels: ['Grand Hotel'] } });
+    const planned = JSON.parse((await rewind(['state', runId, '--at', 'planned', '--db', db, '--json'])).stdout);
+    expect(planned).toMatchObject({ version: 2, state: { triedHotels: [] } });
+
+    const fork = await rewind(['fork', runId, '--at', '2', '--id', 'what-if', '--db', db, '--json']);
+    expect(fork.code, fork.stderr).toBe(0);
+    expect(JSON.parse(fork.stdout)).toMatchObject({ runId: 'what-if', status: 'completed' });
+    const diff = await rewind(['diff', runId, 'what-if', '--db', db, '--json']);
+    expect(diff.code).toBe(0);
+    expect(JSON.parse(diff.stdout)).toMatchObject({ sharesNothing: false, a: { runId }, b: { runId: 'what-if' } });
+
+    const past = await rewind(['fork', runId, '--at', '999', '--db', db]);
+    expect(past.code).toBe(2);
+    expect(past.stderr).toContain('the run has 31 events');
+    expect((await rewind(['state', runId, '--at', '999', '--db', db])).code).toBe(3);
+    expect((await rewind(['state', runId, '--at', 'nowhere', '--db', db])).code).toBe(3);
+    expect((await rewind(['fork', runId, '--input', '{not json', '--db', db])).code).toBe(2);
+  });
+});
+
 describe('rewind CLI exit codes and bad input', () => {
   const db = () => `sqlite:${join(dir, 'codes.db')}`;
 
@@ -115,7 +143,22 @@ describe('rewind CLI exit codes and bad input', () => {
   });
 
   it('prints help with examples on every command', async () => {
-    for (const command of ['demo', 'runs', 'show', 'rollback', 'retry', 'resolve', 'cancel', 'resume', 'verify', 'streams', 'events']) {
+    for (const command of [
+      'demo',
+      'runs',
+      'show',
+      'state',
+      'diff',
+      'fork',
+      'rollback',
+      'retry',
+      'resolve',
+      'cancel',
+      'resume',
+      'verify',
+      'streams',
+      'events',
+    ]) {
       const help = await rewind([command, '--help']);
       expect(help.code, command).toBe(0);
       expect(help.stdout, command).toContain('Examples:');

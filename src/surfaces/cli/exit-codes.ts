@@ -20,6 +20,7 @@ export function exitCodeFor(error: unknown): number {
   if (error.code === 'VALIDATION' || error.code === 'HTTP_CONFIG') return EXIT.usage;
   if (error.code === 'CONCURRENCY' || error.code === 'EVENT_ID_CONFLICT') return EXIT.conflict;
   if (error.code === 'STORE_CONFIG' || error.code === 'STORE_CLOSED' || error.code === 'PROJECTIONS_UNSUPPORTED') return EXIT.store;
-  if (error.code.endsWith('NOT_FOUND')) return EXIT.notFound;
+  if (error.code.endsWith('NOT_FOUND') || error.code === 'TIME_TRAVEL') return EXIT.notFound;
+  if (error.code === 'FORK_POINT') return EXIT.usage;
   return EXIT.failed;
 }

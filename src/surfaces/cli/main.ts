@@ -6,6 +6,7 @@ import { registerMcpCommand } from './commands/mcp.js';
 import { registerProjectionCommands } from './commands/projections.js';
 import { registerRunCommands } from './commands/runs.js';
 import { registerServeCommand } from './commands/serve.js';
+import { registerTimeTravelCommands } from './commands/time-travel.js';
 import { registerWorkerCommand } from './commands/worker.js';
 import { DEFAULT_DB } from './context.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerRunCommands(program);
+  registerTimeTravelCommands(program);
   registerLogCommands(program);
   registerProjectionCommands(program);
   registerWorkerCommand(program);

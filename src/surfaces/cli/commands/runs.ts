@@ -10,11 +10,12 @@ import { loadWorkflows } from '../workflows.js';
 
 const STATUSES: RunStatus[] = ['running', 'completed', 'failed', 'rolling_back', 'rolled_back', 'needs_attention', 'cancelled'];
 
-interface WorkflowOption {
+export interface WorkflowOption {
   workflows?: string;
 }
 
-async function withRuntime<T>(
+/** A runtime over the --db store that knows the --workflows code, closed afterwards. */
+export async function withRuntime<T>(
   options: GlobalOptions & WorkflowOption,
   fn: (runtime: Runtime, store: EventStore) => Promise<T>,
 ): Promise<T> {
@@ -29,7 +30,7 @@ async function withRuntime<T>(
   });
 }
 
-const paintStatus = (status: string) => (STATUS_COLOUR[status] ?? ((s: string) => s))(status);
+export const paintStatus = (status: string) => (STATUS_COLOUR[status] ?? ((s: string) => s))(status);
 
 /** Commands over runs: demo, runs, show, rollback, retry, resolve, cancel, resume. */
 export function registerRunCommands(program: Command): void {
