@@ -1,3 +1,4 @@
+import { ValidationError } from '../events/errors.js';
 import { printTable, resetFigures, toJson } from './lib.js';
 
 /**
@@ -44,7 +45,9 @@ export const SECTIONS: Record<string, Section> = {
 export async function runBench(options: BenchOptions = {}): Promise<Record<string, unknown>> {
   const scale = options.scale ?? 1;
   const unknown = (options.only ?? []).filter((n) => !(n in SECTIONS));
-  if (unknown.length) throw new Error(`unknown bench section ${unknown.join(', ')}; the sections are ${Object.keys(SECTIONS).join(', ')}`);
+  if (unknown.length) {
+    throw new ValidationError(`unknown bench section ${unknown.join(', ')}`, [], `the sections are ${Object.keys(SECTIONS).join(', ')}`);
+  }
   resetFigures();
   let server: { url: string; stop: () => Promise<void> } | undefined;
   const databaseUrl = async () => {
