@@ -84,23 +84,27 @@ export function travelWorkflow(world: TravelWorld) {
     },
     // A failed booking rolls back to the plan and runs the agent again.
     onFailure: { rollbackTo: 'planned', after: 'retry' },
+    // Declared by step name rather than inline: a rollback asked for from outside (CLI, API, another process)
+    // then reads only the events after the checkpoint instead of replaying the run to get the closures back.
+    compensations: {
+      'book-flight': (_booking, { stepKey }) => world.cancelFlight(stepKey),
+      'charge-card': (_payment, { stepKey }) => world.refund(stepKey),
+      'book-hotel': (_booking, { stepKey }) => world.cancelHotel(stepKey),
+    },
+    verifications: {
+      'book-flight': (_booking, { stepKey }) => world.flights.get(stepKey) === 'cancelled',
+    },
     run: async (ctx, input) => {
       await ctx.checkpoint('planned');
-      const flight = await ctx.step('book-flight', ({ idempotencyKey }) => world.bookFlight(idempotencyKey), {
-        compensate: (_booking, { stepKey }) => world.cancelFlight(stepKey),
-        verify: (_booking, { stepKey }) => world.flights.get(stepKey) === 'cancelled',
-      });
+      const flight = await ctx.step('book-flight', ({ idempotencyKey }) => world.bookFlight(idempotencyKey));
       await ctx.emit({ type: 'FlightBooked', data: { booking: flight } });
-      const payment = await ctx.step('charge-card', ({ idempotencyKey }) => world.charge(idempotencyKey), {
-        compensate: (_p, { stepKey }) => world.refund(stepKey),
-      });
+      const payment = await ctx.step('charge-card', ({ idempotencyKey }) => world.charge(idempotencyKey));
       await ctx.emit({ type: 'CardCharged', data: { payment } });
       // After a rollback the agent knows which hotels failed (ctx.rollbacks) and picks the next one.
       const hotel = input.hotels[Math.min(ctx.rollbacks.length, input.hotels.length - 1)] as string;
       await ctx.emit({ type: 'HotelChosen', data: { hotel } });
       const booking = await ctx.step('book-hotel', ({ idempotencyKey }) => world.bookHotel(idempotencyKey, hotel), {
         retry: { attempts: 2, initialDelayMs: 10 },
-        compensate: (_booking, { stepKey }) => world.cancelHotel(stepKey),
       });
       await ctx.emit({ type: 'HotelBooked', data: { booking } });
       return ctx.state;

@@ -15,7 +15,7 @@ import {
   serializeError,
 } from './errors.js';
 import { type CheckpointIndex, isRunEventType, RunEvents, START_LABEL, type TriggerKind, type ValueKind } from './events.js';
-import { effectiveEvents, type JournalEntry, journalOf, rollbacksOf } from './history.js';
+import { effectiveEvents, type JournalEntry, journalOf, rollbacksOf, type StepUndo } from './history.js';
 import { backoffDelay, decide, type FailurePolicy, type RetryOptions } from './policy.js';
 import type { RunLog } from './run-log.js';
 import type { DomainEvent, RollbackInfo, RunContext, StepIO, StepOptions, Workflow } from './workflow.js';
@@ -200,7 +200,9 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     const state = this.#state === undefined ? null : this.#state;
     jsonOrThrow(state, `state at checkpoint "${label}"`);
     const index = { ...this.#index, [label]: this.#o.log.version + 1 };
-    await this.#append([{ type: RunEvents.Checkpoint, data: { seq, label, state: state as Json, index } }]);
+    // The rollbacks so far ride along, so a reader starting at this checkpoint never reads what came before it.
+    const rollbacks = this.rollbacks as unknown as Json;
+    await this.#append([{ type: RunEvents.Checkpoint, data: { seq, label, state: state as Json, index, rollbacks } }]);
     this.#index = index;
   }
 
@@ -245,16 +247,9 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
   }
 
   #register(key: string, step: string, result: unknown, options: StepOptions<any>): void {
-    if (options.compensate || options.verify) {
-      this.compensators.set(key, {
-        step,
-        key,
-        result,
-        compensate: options.compensate,
-        verify: options.verify,
-        retry: options.compensationRetry,
-      });
-    }
+    const compensate = options.compensate ?? this.#o.workflow.compensations?.[step];
+    const verify = options.verify ?? this.#o.workflow.verifications?.[step];
+    if (compensate || verify) this.compensators.set(key, { step, key, result, compensate, verify, retry: options.compensationRetry });
   }
 
   async #runStep<T>(
@@ -288,7 +283,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
         await this.#append([
           {
             type: RunEvents.StepCompleted,
-            data: { seq, name, idempotencyKey: key, ...(result === undefined ? {} : { result: result as Json }) },
+            data: { seq, name, idempotencyKey: key, ...(result === undefined ? {} : { result: result as Json }), ...undoOf(options) },
           },
         ]);
         this.#register(key, name, result, options);
@@ -423,6 +418,24 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
       });
     }
   }
+}
+
+/**
+ * Which undo hooks the step was given inline, journaled with its result: a
+ * rollback in a process that never ran the step then knows whether it needs
+ * a closure it can only get back by replaying `run` (see rollback.ts).
+ */
+function undoOf(options: StepOptions<any>): StepUndo {
+  const undo: StepUndo['undo'] = [];
+  if (options.compensate) undo.push('compensate');
+  if (options.verify) undo.push('verify');
+  let retry: Json | undefined;
+  try {
+    if (options.compensationRetry) retry = JSON.parse(canonicalJson(options.compensationRetry)) as Json;
+  } catch {
+    // Not JSON: a rollback without the closure in memory uses the runtime's default.
+  }
+  return { undo, ...(retry === undefined ? {} : { compensationRetry: retry as RetryOptions }) };
 }
 
 function describe(kind: string, name: string): string {

@@ -3,9 +3,10 @@ import type { Clock } from './clock.js';
 import { type Compensator, Halt } from './context.js';
 import { serializeError } from './errors.js';
 import { type CheckpointData, type CheckpointIndex, type RollbackRequestedData, RunEvents, type StepCompletedData } from './events.js';
-import { compensationProgress, effectiveEvents } from './history.js';
+import { compensationProgress, effectiveEvents, type StepUndo } from './history.js';
 import { backoffDelay, type RetryOptions } from './policy.js';
 import type { RunLog } from './run-log.js';
+import type { Workflow } from './workflow.js';
 
 export interface ProtocolOptions {
   log: RunLog;
@@ -15,6 +16,44 @@ export interface ProtocolOptions {
   clock: Clock;
   signal: AbortSignal;
   compensationRetry: RetryOptions;
+}
+
+/** The completed steps the request undoes, newest first: the effective ones between its target and itself. */
+export function undoneSteps(events: readonly EventEnvelope[], request: EventEnvelope<string, RollbackRequestedData>): EventEnvelope[] {
+  return effectiveEvents(events.slice(request.data.targetVersion, request.version - 1))
+    .filter((e) => e.type === RunEvents.StepCompleted)
+    .reverse();
+}
+
+/**
+ * The closures for the undone steps without replaying `run`: each step's
+ * StepCompleted says which hooks it was given inline, and the workflow's
+ * `compensations`/`verifications` supply them by step name. Undefined when a
+ * hook the step had is declared nowhere (or the event predates the record):
+ * only a replay can get that closure back.
+ */
+export function declaredCompensators(
+  workflow: Pick<Workflow, 'compensations' | 'verifications'>,
+  undone: readonly EventEnvelope[],
+): Map<string, Compensator> | undefined {
+  const out = new Map<string, Compensator>();
+  for (const event of undone) {
+    const d = event.data as StepCompletedData & StepUndo;
+    if (!Array.isArray(d.undo)) return undefined;
+    const compensate = workflow.compensations?.[d.name];
+    const verify = workflow.verifications?.[d.name];
+    if ((d.undo.includes('compensate') && !compensate) || (d.undo.includes('verify') && !verify)) return undefined;
+    if (compensate || verify)
+      out.set(d.idempotencyKey, {
+        step: d.name,
+        key: d.idempotencyKey,
+        result: d.result,
+        compensate,
+        verify,
+        ...(d.compensationRetry ? { retry: d.compensationRetry } : {}),
+      });
+  }
+  return out;
 }
 
 /**
@@ -29,9 +68,7 @@ export async function carryOutRollback(o: ProtocolOptions): Promise<'rolled_back
   const { log, request } = o;
   const { targetVersion } = request.data;
   // Only the slice after the target is read: the cost follows the distance to the checkpoint, not the run's length.
-  const undone = effectiveEvents(log.events.slice(targetVersion, request.version - 1))
-    .filter((e) => e.type === RunEvents.StepCompleted)
-    .reverse();
+  const undone = undoneSteps(log.events, request);
   const progress = compensationProgress(log.events.slice(request.version));
 
   for (const event of undone) {

@@ -21,14 +21,24 @@ import {
   type CheckpointIndex,
   type NeedsAttentionData,
   type RollbackAfter,
+  type RollbackRequestedData,
   type RolledBackData,
   RunEvents,
   type RunStartedData,
   START_LABEL,
 } from './events.js';
-import { effectiveEvents, foldState, lastAttention, pendingRollback, type RunStatus, rollbacksOf, statusAfter } from './history.js';
+import {
+  type CheckpointRollbacks,
+  effectiveEvents,
+  foldState,
+  lastAttention,
+  pendingRollback,
+  type RunStatus,
+  rollbacksOf,
+  statusAfter,
+} from './history.js';
 import type { RetryOptions } from './policy.js';
-import { carryOutRollback } from './rollback.js';
+import { carryOutRollback, declaredCompensators, undoneSteps } from './rollback.js';
 import { RunLog, streamOf } from './run-log.js';
 import type { RunQueue, RunRequest } from './run-queue.js';
 import {
@@ -205,7 +215,8 @@ export class Runtime {
       await queue.enqueue(runId, wf.name, 'start');
       return (await this.get(runId)) as RunInfo<S>;
     }
-    const promise = this.#drive(runId, false);
+    // Just started (or joined): nothing to finish from the tail, so the one read is the full one.
+    const promise = this.#drive(runId, false, false);
     if (options.detach) {
       promise.catch(() => {});
       return (await this.get(runId)) as RunInfo<S>;
@@ -243,8 +254,41 @@ export class Runtime {
     return this.get(runId);
   }
 
+  /**
+   * Reads the run from its newest Checkpoint (or the target of its newest
+   * RolledBack marker) to the end, plus RunStarted: the checkpoint carries the
+   * state and the rollbacks before it, so the cost follows the distance to that
+   * checkpoint, not the run's length. A run with no checkpoint is read whole.
+   */
   async get<S = unknown>(runId: string): Promise<RunInfo<S>> {
-    const events = await this.store.read(streamOf(runId));
+    const stream = streamOf(runId);
+    const newestFirst: EventEnvelope[] = [];
+    let start: number | undefined;
+    let from: number | undefined;
+    let limit = 16;
+    while (start === undefined) {
+      const page = await this.store.read(stream, { direction: 'backward', ...(from === undefined ? {} : { from }), limit });
+      for (const event of page) {
+        newestFirst.push(event);
+        if (event.type === RunEvents.Checkpoint) start = event.version;
+        else if (event.type === RunEvents.RolledBack) start = (event.data as RolledBackData).targetVersion;
+        if (start !== undefined) break;
+      }
+      const oldest = page.at(-1)?.version ?? 1;
+      if (oldest <= 1) break;
+      from = oldest - 1;
+      limit = Math.min(limit * 4, 1000);
+    }
+    if (newestFirst.length === 0) throw new RunNotFoundError(runId);
+    const tail = newestFirst.reverse();
+    const lowest = (tail[0] as EventEnvelope).version;
+    start = Math.max(1, Math.min(start ?? 1, lowest));
+    const window = lowest > start ? [...(await this.store.read(stream, { from: start, to: lowest - 1 })), ...tail] : tail;
+    const first = start === 1 ? window[0] : (await this.store.read(stream, { from: 1, to: 1 }))[0];
+    const info = first && this.#infoFrom(first, window);
+    if (info) return info as RunInfo<S>;
+    // A checkpoint written before checkpoints carried the rollbacks: only the whole stream has them.
+    const events = await this.store.read(stream);
     if (events.length === 0) throw new RunNotFoundError(runId);
     return this.#info(events) as RunInfo<S>;
   }
@@ -501,18 +545,20 @@ export class Runtime {
   }
 
   /** One driver per run per runtime; a second caller joins the first. */
-  #drive(runId: string, resume: boolean): Promise<RunInfo> {
+  #drive(runId: string, resume: boolean, fromTail = true): Promise<RunInfo> {
     const existing = this.#active.get(runId);
     if (existing && !existing.pause) return existing.promise;
     const active: Active = { promise: undefined as unknown as Promise<RunInfo>, controller: new AbortController(), pause: false };
-    active.promise = this.#loop(runId, resume, active).finally(() => {
+    active.promise = this.#loop(runId, resume, active, fromTail).finally(() => {
       if (this.#active.get(runId) === active) this.#active.delete(runId);
     });
     this.#active.set(runId, active);
     return active.promise;
   }
 
-  async #loop(runId: string, resume: boolean, active: Active): Promise<RunInfo> {
+  async #loop(runId: string, resume: boolean, active: Active, fromTail: boolean): Promise<RunInfo> {
+    const finished = fromTail ? await this.#rollbackFromTail(runId, resume, active) : undefined;
+    if (finished) return finished;
     const events = await this.store.read(streamOf(runId));
     const first = events[0];
     if (!first) throw new RunNotFoundError(runId);
@@ -622,24 +668,112 @@ export class Runtime {
     return this.#info(log.events);
   }
 
+  /**
+   * Drives a run whose log ends with nothing to do but finish a rollback (or
+   * nothing at all) from the events after the rollback's target alone: the
+   * closures come from the workflow's declared compensations, not a replay.
+   * Undefined when the full path must take over: the run goes on forward
+   * afterwards (after 'retry', or a resume), or a closure can only be had by
+   * replaying `run`. Resuming forward stays a replay of the whole journal.
+   */
+  async #rollbackFromTail(runId: string, resume: boolean, active: Active): Promise<RunInfo | undefined> {
+    const stream = streamOf(runId);
+    const [last] = await this.store.read(stream, { direction: 'backward', limit: 1 });
+    if (!last) throw new RunNotFoundError(runId);
+    const [first] = last.version === 1 ? [last] : await this.store.read(stream, { from: 1, to: 1 });
+    if (!first) throw new RunNotFoundError(runId);
+    // As the full path does: a runtime that does not know the workflow does not drive its runs.
+    const workflow = this.#workflow((first.data as RunStartedData).workflow);
+    const status = statusAfter(last.type);
+    const stopped = status === 'rolled_back' && (last.data as RolledBackData).after === 'stop' && !resume;
+    if (['completed', 'failed', 'cancelled', 'needs_attention'].includes(status) || stopped) return this.get(runId);
+    if (status !== 'rolling_back') return undefined;
+    if (active.pause || active.controller.signal.aborted) return this.get(runId);
+
+    // The protocol's own events since the request: few, whatever the run's length.
+    const newestFirst: EventEnvelope[] = [];
+    let request: EventEnvelope<string, RollbackRequestedData> | undefined;
+    for (let from = last.version; !request && from >= 1; ) {
+      const page = await this.store.read(stream, { direction: 'backward', from, limit: 32 });
+      if (page.length === 0) return undefined;
+      for (const event of page) {
+        newestFirst.push(event);
+        if (event.type === RunEvents.RolledBack) return undefined;
+        if (event.type === RunEvents.RollbackRequested) {
+          request = event as EventEnvelope<string, RollbackRequestedData>;
+          break;
+        }
+      }
+      from = (page.at(-1) as EventEnvelope).version - 1;
+    }
+    if (!request) return undefined;
+    // Finished by its coordinator, as in the full path.
+    if (request.data.coordinator !== undefined) return this.get(runId);
+
+    const { targetVersion } = request.data;
+    const before = targetVersion < request.version ? await this.store.read(stream, { from: targetVersion, to: request.version - 1 }) : [];
+    const window = [...before, ...newestFirst.reverse()];
+    // Indexed by version like a full read (RunLog's version is its length); the holes before the target are never read.
+    const events: EventEnvelope[] = [first];
+    for (const event of window) events[event.version - 1] = event;
+    const compensators = declaredCompensators(workflow, undoneSteps(events, request));
+    if (!compensators) return undefined;
+
+    const log = new RunLog(this.store, runId, events);
+    try {
+      await carryOutRollback({
+        log,
+        request,
+        compensators,
+        clock: this.#clock,
+        signal: active.controller.signal,
+        compensationRetry: this.#compensationRetry,
+      });
+    } catch (error) {
+      if (error instanceof ConcurrencyError) return this.get(runId);
+      if (error instanceof Halt && error.reason === 'paused') return this.get(runId);
+      throw error;
+    }
+    const end = log.events[log.events.length - 1] as EventEnvelope;
+    if (end.type === RunEvents.RolledBack && ((end.data as RolledBackData).after !== 'stop' || resume)) return undefined;
+    const done = log.events.slice(targetVersion - 1);
+    return this.#infoFrom(first, done) ?? this.get(runId);
+  }
+
   #info(events: EventEnvelope[]): RunInfo {
-    const first = events[0] as EventEnvelope;
-    const last = events[events.length - 1] as EventEnvelope;
+    return this.#infoFrom(events[0] as EventEnvelope, events) as RunInfo;
+  }
+
+  /**
+   * The info from RunStarted and the events from an effective checkpoint (or
+   * version 1) to the end: the checkpoint's snapshot and its list of earlier
+   * rollbacks stand for everything before it. Undefined when the checkpoint
+   * predates that list.
+   */
+  #infoFrom(first: EventEnvelope, window: readonly EventEnvelope[]): RunInfo | undefined {
+    const start = window[0] as EventEnvelope;
+    let earlier: RollbackInfo[] = [];
+    if (start.version > 1) {
+      const carried = start.type === RunEvents.Checkpoint ? (start.data as CheckpointData & CheckpointRollbacks).rollbacks : undefined;
+      if (!Array.isArray(carried)) return undefined;
+      earlier = carried;
+    }
+    const last = window[window.length - 1] as EventEnvelope;
     const started = first.data as RunStartedData;
     const workflow = this.#workflows.get(started.workflow);
     const status = statusAfter(last.type);
-    const attention = lastAttention(events);
+    const attention = lastAttention(window);
     return {
       runId: started.runId,
       workflow: started.workflow,
       workflowVersion: started.workflowVersion,
       status,
       version: last.version,
-      state: workflow ? foldState(workflow, effectiveEvents(events)) : undefined,
+      state: workflow ? foldState(workflow, effectiveEvents(window)) : undefined,
       input: started.input,
       ...(status === 'completed' ? { output: (last.data as { output?: unknown }).output } : {}),
       ...(status === 'failed' ? { error: (last.data as { error: SerializedError }).error } : {}),
-      rollbacks: rollbacksOf(events),
+      rollbacks: [...earlier, ...rollbacksOf(window)],
       ...(attention ? { attention } : {}),
       startedAt: first.recordedAt,
       updatedAt: last.recordedAt,

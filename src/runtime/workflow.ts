@@ -83,6 +83,16 @@ export interface WorkflowDefinition<I, S, E extends DomainEvent, O> {
   /** Named predicates over state, checked after every emit. */
   invariants?: Record<string, (state: S) => boolean>;
   onFailure?: FailurePolicy;
+  /**
+   * Compensations by step name, used when the step's own `compensate` closure is
+   * not in memory (a rollback carried out by another process, or an explicit
+   * rollback of a run that is not being driven). Declaring them lets such a
+   * rollback read only the events after its target instead of replaying `run`
+   * over the whole journal to get the closures back.
+   */
+  compensations?: Record<string, (result: any, io: CompensationIO) => unknown>;
+  /** `verify` hooks by step name, used like `compensations`. */
+  verifications?: Record<string, (result: any, io: CompensationIO) => unknown>;
   run: (ctx: RunContext<S, E>, input: I) => Promise<O>;
 }
 
@@ -99,6 +109,14 @@ export function defineWorkflow<I, S, E extends DomainEvent = DomainEvent, O = un
   }
   if (typeof definition.apply !== 'function') issues.push('apply must be a function (state, event) => state');
   if (typeof definition.run !== 'function') issues.push('run must be an async function (ctx, input)');
+  for (const hooks of ['compensations', 'verifications'] as const) {
+    const declared = definition[hooks];
+    if (declared === undefined) continue;
+    if (typeof declared !== 'object' || declared === null) issues.push(`${hooks} must be an object of step name -> function`);
+    else
+      for (const [step, fn] of Object.entries(declared))
+        if (typeof fn !== 'function') issues.push(`${hooks}.${step} must be a function (result, io)`);
+  }
   if (issues.length) throw new ValidationError('invalid workflow definition', issues);
   return Object.freeze({ ...definition, version: definition.version ?? '1' });
 }
