@@ -375,6 +375,9 @@ describe('coordinator under SIGKILL (SQLite, real processes)', () => {
         kills++;
         const [tail] = await reader.read(groupStreamOf('k'), { direction: 'backward', limit: 1 });
         if (tail) statuses.add(groupStatusAfter(tail.type));
+        // Killed after the markers' commit but before it could say so: the rollback is complete, and
+        // resuming a rolled-back group would retry it (and roll it back again), which is not this test.
+        if (tail && groupStatusAfter(tail.type) === 'rolled_back') last = 'rolled_back';
       }
     }
     await watcher.stop();

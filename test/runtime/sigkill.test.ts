@@ -46,7 +46,7 @@ describe.each(backends)('SIGKILL crash test (%s)', (_name, storeUrl) => {
     const seen = new Set<string>();
     for (let i = 0; i < 40 && last !== 'completed'; i++) {
       // The first worker dies inside a compensation, the next ones at random moments; later ones run to the end.
-      last = await runChild(db, effects, 'victim', i === 0 ? 'mid-rollback' : i < 12 ? Math.floor(Math.random() * 150) : undefined);
+      last = await runChild(db, effects, 'victim', i === 0 ? 'mid-rollback' : i < 12 ? Math.floor(Math.random() * 40) : undefined);
       if (last === 'killed') {
         kills++;
         const probe = await openStore(db);
