@@ -2,6 +2,7 @@ import type { EventEnvelope } from '../events/envelope.js';
 import { NotFoundError, ValidationError } from '../events/errors.js';
 import { storageBackendOf } from '../store/event-store.js';
 import type { EventStore, StorageBackend } from '../store/types.js';
+import { wakeUp } from '../store/wake-up.js';
 import { applierOf } from './apply.js';
 import { type AnyProjection, checkDefinitions, type Doc, filterOf } from './definition.js';
 import { ProjectionHandlerError, ProjectionsUnsupportedError } from './errors.js';
@@ -351,24 +352,6 @@ export class Projections {
     this.#stoppedBy.set(def.name, error);
     this.#onError?.(error);
   }
-}
-
-function wakeUp(backend: StorageBackend, signal: AbortSignal): { promise: Promise<void>; cancel: () => void } {
-  let done!: () => void;
-  const promise = new Promise<void>((resolve) => {
-    done = resolve;
-  });
-  const unsubscribe = backend.onAppend(() => finish());
-  const timer = Number.isFinite(backend.pollIntervalMs) ? setTimeout(() => finish(), backend.pollIntervalMs) : undefined;
-  const onAbort = () => finish();
-  signal.addEventListener('abort', onAbort, { once: true });
-  function finish() {
-    unsubscribe();
-    if (timer) clearTimeout(timer);
-    signal.removeEventListener('abort', onAbort);
-    done();
-  }
-  return { promise, cancel: finish };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -18,6 +18,7 @@ import type {
   VerifyOptions,
   VerifyReport,
 } from './types.js';
+import { wakeUp } from './wake-up.js';
 
 export interface EventStoreOptions {
   registry?: EventRegistry;
@@ -262,24 +263,6 @@ export class Store implements EventStore {
   #open(): void {
     if (this.#closed) throw new StoreClosedError();
   }
-}
-
-function wakeUp(backend: StorageBackend, signal: AbortSignal): { promise: Promise<void>; cancel: () => void } {
-  let done!: () => void;
-  const promise = new Promise<void>((resolve) => {
-    done = resolve;
-  });
-  const unsubscribe = backend.onAppend(() => finish());
-  const timer = Number.isFinite(backend.pollIntervalMs) ? setTimeout(() => finish(), backend.pollIntervalMs) : undefined;
-  const onAbort = () => finish();
-  signal.addEventListener('abort', onAbort, { once: true });
-  function finish() {
-    unsubscribe();
-    if (timer) clearTimeout(timer);
-    signal.removeEventListener('abort', onAbort);
-    done();
-  }
-  return { promise, cancel: finish };
 }
 
 function anySignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
