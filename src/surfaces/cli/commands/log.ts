@@ -18,8 +18,9 @@ export function registerLogCommands(program: Command): void {
         throw new NotFoundError(`stream "${stream}"`, 'list streams with `rewind streams`');
       }
       if (options.json) printJson(report);
-      else if (report.ok) console.log(`${colour.green('✓')} ${report.events} events in ${report.streams} streams: every link holds`);
-      else {
+      else if (report.ok) {
+        console.log(`${colour.green('✓')} ${plural(report.events, 'event')} in ${plural(report.streams, 'stream')}: every link holds`);
+      } else {
         console.log(`${colour.red('✗')} ${report.breaks.length} of ${report.streams} streams are broken`);
         for (const b of report.breaks) console.log(`  ${colour.bold(b.streamId)} at version ${b.version}: ${b.reason}`);
       }
@@ -76,6 +77,8 @@ export function registerLogCommands(program: Command): void {
       );
     });
 }
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 export function parseCount(value: string): number {
   const n = Number(value);

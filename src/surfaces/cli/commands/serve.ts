@@ -58,9 +58,11 @@ export function registerServeCommand(program: Command): void {
       const runtime = createRuntime({ store, workflows });
       let server: Awaited<ReturnType<typeof startServer>>;
       let projections: Projections | undefined;
+      let staticDir: string | undefined;
       try {
         // Only looks: building the read models is the workers' job, not the API's.
         projections = await openProjections(store, definitions, { readOnly: true });
+        staticDir = opts.static ?? webDir();
         server = await startServer({
           store,
           runtime,
@@ -69,7 +71,7 @@ export function registerServeCommand(program: Command): void {
           port: opts.port,
           tokens: { admin, read },
           bodyLimit: opts.bodyLimit,
-          staticDir: opts.static ?? webDir(),
+          staticDir,
         });
       } catch (error) {
         await projections?.close();
@@ -78,7 +80,10 @@ export function registerServeCommand(program: Command): void {
       }
       if (options.json) printJson({ url: server.url, auth: admin !== undefined || read !== undefined });
       else {
-        console.log(`${colour.green('●')} Rewind API on ${colour.bold(server.url)} (${store.backend})`);
+        console.log(`${colour.green('●')} Rewind on ${colour.bold(server.url)} (${store.backend})`);
+        console.log(
+          staticDir ? `  web debugger: ${server.url}/` : colour.dim('  no web debugger built (npm run build:web): the API alone'),
+        );
         console.log(colour.dim(`  OpenAPI: ${server.url}/openapi.json · stop with Ctrl-C`));
       }
       const signal = await untilSignal('SIGINT', 'SIGTERM');
