@@ -2,12 +2,25 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 120_000,
     // One PostgreSQL server for the whole run (or DATABASE_URL when set).
     // REWIND_SKIP_POSTGRES=1 leaves it out while working on other layers.
     globalSetup: process.env.REWIND_SKIP_POSTGRES === '1' ? [] : ['test/support/postgres-global-setup.ts'],
+    projects: [
+      { extends: true, test: { name: 'rewind', include: ['test/**/*.test.ts'] } },
+      {
+        // The runtime's tests again on a real SQLite file per test (see test/runtime/helpers.ts).
+        extends: true,
+        test: {
+          name: 'runtime on sqlite',
+          include: ['test/runtime/**/*.test.ts', 'test/examples/**/*.test.ts'],
+          // These open their own stores (SQLite and PostgreSQL) already.
+          exclude: ['test/runtime/sigkill.test.ts', 'test/runtime/workers.test.ts'],
+          env: { REWIND_RUNTIME_STORE: 'sqlite' },
+        },
+      },
+    ],
   },
 });
