@@ -1,5 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -9,6 +7,7 @@ import { createRuntime, defineWorkflow, RunEvents, type Runtime } from '../../sr
 import { openStore } from '../../src/store/open.js';
 import { createMcpServer, type McpServerOptions } from '../../src/surfaces/mcp/index.js';
 import { makeStore } from '../runtime/helpers.js';
+import { tempDir } from '../support/temp.js';
 import { trip, undone } from './fixtures/workflows.js';
 
 async function connect(options: McpServerOptions): Promise<Client> {
@@ -174,7 +173,7 @@ describe('MCP server inside the run', () => {
 
 describe('rewind mcp over stdio', () => {
   it('serves the tools to the SDK client in a child process', async () => {
-    const db = join(mkdtempSync(join(tmpdir(), 'rewind-mcp-')), 'runs.db');
+    const db = join(tempDir('rewind-mcp-'), 'runs.db');
     const store = await openStore(`sqlite:${db}`);
     await tripRun(createRuntime({ store, workflows: [trip] }), 'stdio-run');
     await store.close();

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AgentsWorld, agentWorkflows, tripGroup } from '../../examples/agents.js';
@@ -18,6 +17,7 @@ import { createRuntime, defineWorkflow, RunEvents } from '../../src/runtime/inde
 import { openStore } from '../../src/store/open.js';
 import type { EventStore } from '../../src/store/types.js';
 import { openTestPostgresStore, uniqueSchema } from '../support/postgres.js';
+import { tempDir } from '../support/temp.js';
 import { crashAfter, fastClock, makeStore, SimulatedCrash } from './helpers.js';
 
 const AGENTS = ['planner', 'booker', 'payer'];
@@ -359,7 +359,7 @@ function runChild(args: string[], kill: number | 'compensating' | undefined): Pr
 
 describe('coordinator under SIGKILL (SQLite, real processes)', () => {
   it('a coordinator killed in the middle of a group rollback, again and again, completes it; another process never sees a partial one', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'rewind-coord-kill-'));
+    const dir = tempDir('rewind-coord-kill-');
     const db = join(dir, 'runs.db');
     const effects = join(dir, 'effects.log');
     // The reader is this process, on its own connection to the file the children write.

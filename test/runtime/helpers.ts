@@ -1,16 +1,15 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventEnvelope } from '../../src/events/envelope.js';
 import type { Clock } from '../../src/runtime/clock.js';
 import { openStore } from '../../src/store/open.js';
 import type { EventStore } from '../../src/store/types.js';
+import { tempDir } from '../support/temp.js';
 
 /** The store every runtime test runs on. REWIND_RUNTIME_STORE=sqlite runs the same tests on a fresh SQLite file. */
 export async function makeStore(): Promise<EventStore> {
   if (process.env.REWIND_RUNTIME_STORE === 'sqlite') {
     // 'normal' survives a process crash, which is all these tests simulate; it keeps the 10,000-event runs quick.
-    return openStore(`sqlite:${join(mkdtempSync(join(tmpdir(), 'rewind-rt-')), 'runs.db')}`, { durability: 'normal' });
+    return openStore(`sqlite:${join(tempDir('rewind-rt-'), 'runs.db')}`, { durability: 'normal' });
   }
   return openStore('memory:');
 }

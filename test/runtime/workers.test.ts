@@ -1,6 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,6 +9,7 @@ import { openStore } from '../../src/store/open.js';
 import type { EventStore } from '../../src/store/types.js';
 import { crashWorkersWorkflow } from '../fixtures/worker-child.js';
 import { databaseUrl, openTestPostgresStore, uniqueSchema } from '../support/postgres.js';
+import { tempDir } from '../support/temp.js';
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ROOT = join(import.meta.dirname, '../..');
@@ -30,7 +29,7 @@ afterEach(async () => {
 
 const stores: Record<string, () => Promise<EventStore>> = {
   memory: () => openStore('memory:'),
-  sqlite: () => openStore(`sqlite:${join(mkdtempSync(join(tmpdir(), 'rewind-q-')), 'q.db')}`, { durability: 'normal' }),
+  sqlite: () => openStore(`sqlite:${join(tempDir('rewind-q-'), 'q.db')}`, { durability: 'normal' }),
   postgres: () => openTestPostgresStore(),
 };
 
