@@ -62,6 +62,9 @@ describe.each(backends)('rewind CLI on %s', (_name, makeUrl) => {
       .map((t: { summary: string }) => t.summary);
     // The second rollback undoes the second path, newest step first.
     expect(compensated.slice(-3)).toEqual(['book-hotel', 'charge-card', 'book-flight']);
+    // The runs read model caught up with the rollback.
+    const listed = JSON.parse((await rewind(['runs', '--db', db, '--json'])).stdout);
+    expect(listed).toEqual([expect.objectContaining({ runId, status: 'rolled_back', rollbacks: 2 })]);
   });
 });
 

@@ -1,12 +1,15 @@
 import type { Command } from 'commander';
 import { NotFoundError, ValidationError } from '../../../events/errors.js';
+import { openProjections } from '../../../projections/index.js';
 import { createRuntime, type RunStatus, type Runtime, runStreamId } from '../../../runtime/index.js';
+import { type RunDoc, runsProjection } from '../../../runtime/read-models.js';
 import type { EventStore } from '../../../store/types.js';
 import { type GlobalOptions, storeUrl, withStore } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { age, colour, printJson, table } from '../output.js';
 import { renderTimeline, STATUS_COLOUR, timelineOf } from '../timeline.js';
 import { loadWorkflows } from '../workflows.js';
+import { parseCount } from './log.js';
 
 const STATUSES: RunStatus[] = ['running', 'completed', 'failed', 'rolling_back', 'rolled_back', 'needs_attention', 'cancelled'];
 
@@ -64,25 +67,52 @@ export function registerRunCommands(program: Command): void {
 
   program
     .command('runs')
-    .description('list runs, newest first')
+    .description('list runs, newest first (from the runs read model, caught up first)')
     .option('--status <status>', `only runs in this status (${STATUSES.join(', ')})`)
     .option('--workflow <name>', 'only runs of this workflow')
+    .option('--limit <n>', 'at most this many', parseCount, 100)
     .addHelpText('after', '\nExamples:\n  rewind runs\n  rewind runs --status needs_attention --json')
-    .action(async (opts: { status?: string; workflow?: string }, cmd: Command) => {
+    .action(async (opts: { status?: string; workflow?: string; limit: number }, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions>();
       if (opts.status && !STATUSES.includes(opts.status as RunStatus)) {
         throw new ValidationError(`unknown status "${opts.status}"`, [], `use one of ${STATUSES.join(', ')}`);
       }
-      const runs = await withStore(options, (store) =>
-        createRuntime({ store }).list({ status: opts.status as RunStatus | undefined, workflow: opts.workflow }),
-      );
-      runs.sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+      const where: Record<string, string> = {};
+      if (opts.status) where.status = opts.status;
+      if (opts.workflow) where.workflow = opts.workflow;
+      const runs = await withStore(options, async (store) => {
+        // Queries read the read model, never the runs' streams: catching up costs what was
+        // appended since the last catch-up (a worker following the log keeps it at zero).
+        const projections = await openProjections(store, [runsProjection]);
+        try {
+          await projections.catchUp(['runs']);
+          const found = await projections.find<RunDoc>('runs', {
+            where,
+            orderBy: { field: 'startedAt', direction: 'desc' },
+            limit: opts.limit,
+          });
+          return found.map((f) => f.doc);
+        } finally {
+          await projections.close();
+        }
+      });
       if (options.json) return printJson(runs);
-      if (runs.length === 0) return console.log(colour.dim('no runs yet: try `rewind demo`'));
+      if (runs.length === 0) {
+        return console.log(colour.dim(Object.keys(where).length ? 'no runs match' : 'no runs yet: try `rewind demo`'));
+      }
       console.log(
         table(
-          runs.map((r) => [r.runId, r.workflow, paintStatus(r.status), String(r.version), age(r.startedAt), age(r.updatedAt)]),
-          ['run', 'workflow', 'status', 'events', 'started', 'updated'],
+          runs.map((r) => [
+            r.runId,
+            r.workflow,
+            paintStatus(r.status),
+            `${r.stepsCompleted}/${r.stepsStarted}`,
+            String(r.rollbacks),
+            r.currentStep ?? (r.lastError ? colour.red(r.lastError.slice(0, 40)) : ''),
+            age(r.startedAt),
+            age(r.updatedAt),
+          ]),
+          ['run', 'workflow', 'status', 'steps', 'rollbacks', 'now / last error', 'started', 'updated'],
         ),
       );
     });
