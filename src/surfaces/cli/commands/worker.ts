@@ -1,4 +1,6 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import { openProjections } from '../../../projections/index.js';
+import { builtInProjections } from '../../../runtime/read-models.js';
 import { createWorker, type WorkerEvent } from '../../../runtime/worker.js';
 import { type GlobalOptions, withStore } from '../context.js';
 import { colour } from '../output.js';
@@ -10,6 +12,7 @@ interface WorkerCommandOptions {
   leaseMs: number;
   graceMs: number;
   id?: string;
+  projections: boolean;
 }
 
 /** `rewind worker`: claims runnable runs from the store's queue and drives them until SIGINT or SIGTERM. */
@@ -22,13 +25,15 @@ export function registerWorkerCommand(program: Command): void {
     .option('--lease-ms <ms>', 'how long a claim lasts without renewal; a dead worker’s runs come back after it', parsePositive, 30_000)
     .option('--grace-ms <ms>', 'on SIGINT/SIGTERM, how long running runs get to finish before they are handed back', parsePositive, 10_000)
     .option('--id <name>', 'the name this worker holds leases under (default host:pid:random)')
+    .option('--no-projections', "do not keep Rewind's built-in read models (runs, steps, checkpoints, rollbacks) up to date")
     .addHelpText(
       'after',
       [
         '',
         'Several workers may share one PostgreSQL database (or, on one machine, one SQLite file):',
         'each run is driven by one worker at a time, and a run whose worker dies is taken over',
-        'once its lease lapses. A second SIGINT stops at once.',
+        'once its lease lapses. A second SIGINT stops at once. Workers also keep the built-in read models',
+        'live (several at once is safe: each batch is written only if the projection is still where it was read).',
         '',
         'Examples:',
         '  rewind worker',
@@ -67,8 +72,15 @@ export function registerWorkerCommand(program: Command): void {
           process.on('SIGINT', onSignal);
           process.on('SIGTERM', onSignal);
         });
-        await worker.start();
-        await done;
+        // The read models the CLI, the API and the debugger query; following the log here keeps their lag near zero.
+        const projections = opts.projections ? await openProjections(store, [...builtInProjections]) : undefined;
+        projections?.start();
+        try {
+          await worker.start();
+          await done;
+        } finally {
+          await projections?.close();
+        }
       });
     });
 }
