@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import fc from 'fast-check';
 import type { EventEnvelope } from '../../src/events/envelope.js';
 import type { Clock } from '../../src/runtime/clock.js';
 import { openStore } from '../../src/store/open.js';
@@ -94,3 +95,14 @@ export function countingReads(store: EventStore): { store: EventStore; eventsRea
 export async function typesOf(store: EventStore, runId: string): Promise<string[]> {
   return (await store.read(`run-${runId}`)).map((e) => e.type);
 }
+
+/** A random workflow program for the property tests: emits, checkpoints, steps, and failures that roll back. */
+export type Op = { kind: 'emit'; value: number } | { kind: 'checkpoint'; label: string } | { kind: 'step' } | { kind: 'fail'; to: string };
+
+export const label = fc.constantFrom('c0', 'c1', 'c2');
+export const op: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ kind: fc.constant('emit' as const), value: fc.integer({ min: -100, max: 100 }) }),
+  fc.record({ kind: fc.constant('checkpoint' as const), label }),
+  fc.record({ kind: fc.constant('step' as const) }),
+  fc.record({ kind: fc.constant('fail' as const), to: fc.oneof(fc.constant('latest'), label) }),
+);

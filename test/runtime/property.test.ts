@@ -9,17 +9,7 @@ import {
   RunEvents,
   type StepCompletedData,
 } from '../../src/runtime/index.js';
-import { crashAfter, makeStore, SimulatedCrash } from './helpers.js';
-
-type Op = { kind: 'emit'; value: number } | { kind: 'checkpoint'; label: string } | { kind: 'step' } | { kind: 'fail'; to: string };
-
-const label = fc.constantFrom('c0', 'c1', 'c2');
-const op: fc.Arbitrary<Op> = fc.oneof(
-  fc.record({ kind: fc.constant('emit' as const), value: fc.integer({ min: -100, max: 100 }) }),
-  fc.record({ kind: fc.constant('checkpoint' as const), label }),
-  fc.record({ kind: fc.constant('step' as const) }),
-  fc.record({ kind: fc.constant('fail' as const), to: fc.oneof(fc.constant('latest'), label) }),
-);
+import { crashAfter, label, makeStore, type Op, op, SimulatedCrash } from './helpers.js';
 
 /**
  * Interprets a random program. The j-th 'fail' op fails exactly when the run

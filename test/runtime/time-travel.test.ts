@@ -10,17 +10,7 @@ import {
   RunEvents,
   TimeTravelError,
 } from '../../src/runtime/index.js';
-import { countingReads, makeStore } from './helpers.js';
-
-type Op = { kind: 'emit'; value: number } | { kind: 'checkpoint'; label: string } | { kind: 'step' } | { kind: 'fail'; to: string };
-
-const label = fc.constantFrom('c0', 'c1', 'c2');
-const op: fc.Arbitrary<Op> = fc.oneof(
-  fc.record({ kind: fc.constant('emit' as const), value: fc.integer({ min: -100, max: 100 }) }),
-  fc.record({ kind: fc.constant('checkpoint' as const), label }),
-  fc.record({ kind: fc.constant('step' as const) }),
-  fc.record({ kind: fc.constant('fail' as const), to: fc.oneof(fc.constant('latest'), label) }),
-);
+import { countingReads, makeStore, type Op, op } from './helpers.js';
 
 /** The j-th 'fail' fails once, when the run has been rolled back j times; live states are recorded per (rollbacks, call). */
 function programWorkflow(ops: Op[], live: Map<string, number[]>) {
