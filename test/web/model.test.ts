@@ -57,7 +57,8 @@ describe('web model', () => {
         ].sort();
         expect(ours).toEqual(theirs);
       }),
-      { numRuns: 300 },
+      // Keys Object.prototype also has: each diff once took the inherited method for a value.
+      { numRuns: 300, examples: [[{}, { valueOf: [] }], [{ toString: 1 }, {}], [{ constructor: null }, { constructor: 1 }]] },
     );
   });
 

@@ -364,8 +364,9 @@ export function diffJson(from: unknown, to: unknown): Change[] {
     if (isObject(a) && isObject(b)) {
       const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
       for (const k of keys) {
-        const inA = a[k] !== undefined;
-        const inB = b[k] !== undefined;
+        // Own keys only: an inherited valueOf or toString is not in the state.
+        const inA = Object.hasOwn(a, k) && a[k] !== undefined;
+        const inB = Object.hasOwn(b, k) && b[k] !== undefined;
         if (inA && inB) walk(a[k], b[k], [...path, k]);
         else if (inA) out.push({ path: [...path, k], at: formatPath([...path, k]), op: 'removed', from: a[k] });
         else if (inB) out.push({ path: [...path, k], at: formatPath([...path, k]), op: 'added', to: b[k] });
