@@ -58,7 +58,14 @@ describe('web model', () => {
         expect(ours).toEqual(theirs);
       }),
       // Keys Object.prototype also has: each diff once took the inherited method for a value.
-      { numRuns: 300, examples: [[{}, { valueOf: [] }], [{ toString: 1 }, {}], [{ constructor: null }, { constructor: 1 }]] },
+      {
+        numRuns: 300,
+        examples: [
+          [{}, { valueOf: [] }],
+          [{ toString: 1 }, {}],
+          [{ constructor: null }, { constructor: 1 }],
+        ],
+      },
     );
   });
 
