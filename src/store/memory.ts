@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { EventEnvelope } from '../events/envelope.js';
 import { ConcurrencyError } from '../events/errors.js';
 import { chainLink, GENESIS_HASH } from '../events/hash.js';
+import { resultOf } from './append-result.js';
 import { findStoredBatch } from './idempotency.js';
 import { expectedVersionHolds } from './prepare.js';
 import type {
@@ -222,9 +223,4 @@ function toEnvelope(row: Row): EventEnvelope {
     recordedAt: row.recordedAt,
     hash: row.hash,
   };
-}
-
-export function resultOf(events: EventEnvelope[]): AppendResult {
-  const last = events[events.length - 1] as EventEnvelope;
-  return { streamId: last.streamId, version: last.version, position: last.position, events };
 }

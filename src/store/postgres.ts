@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { EventEnvelope } from '../events/envelope.js';
 import { ConcurrencyError, EventIdConflictError, RewindError, StoreConfigError, ValidationError } from '../events/errors.js';
-import { resultOf } from './memory.js';
+import { resultOf } from './append-result.js';
 import { PgListener } from './postgres/listener.js';
 import { INLINE_LOCK, migrations, NOTIFY_CHANNEL, SQLSTATE } from './postgres/schema.js';
 import type {

@@ -5,8 +5,8 @@ import Database from 'better-sqlite3';
 import type { EventEnvelope } from '../events/envelope.js';
 import { ConcurrencyError, StoreClosedError, StoreConfigError } from '../events/errors.js';
 import { chainLink, GENESIS_HASH } from '../events/hash.js';
+import { resultOf } from './append-result.js';
 import { findStoredBatch } from './idempotency.js';
-import { resultOf } from './memory.js';
 import { expectedVersionHolds } from './prepare.js';
 import type {
   AppendResult,
