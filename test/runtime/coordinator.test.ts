@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,6 +15,7 @@ import {
 import { createRuntime, defineWorkflow, RunEvents } from '../../src/runtime/index.js';
 import { openStore } from '../../src/store/open.js';
 import type { EventStore } from '../../src/store/types.js';
+import { runChild } from '../support/child.js';
 import { openTestPostgresStore, uniqueSchema } from '../support/postgres.js';
 import { tempDir } from '../support/temp.js';
 import { crashAfter, fastClock, makeStore, SimulatedCrash } from './helpers.js';
@@ -336,27 +336,6 @@ describe.skipIf(process.env.REWIND_SKIP_POSTGRES === '1')('coordinator on Postgr
 
 const CHILD = join(import.meta.dirname, '../fixtures/coordinator-child.ts');
 
-/** Runs the child; kills it with SIGKILL at its first compensation, or `ms` after it is ready. Resolves with its last line. */
-function runChild(args: string[], kill: number | 'compensating' | undefined): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (kill === 'compensating' && out.includes('compensating')) child.kill('SIGKILL');
-      if (typeof kill === 'number' && out.startsWith('ready') && !child.killed) setTimeout(() => child.kill('SIGKILL'), kill);
-    });
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      if (signal === 'SIGKILL') resolve('killed');
-      else if (code === 0) resolve(out.trim().split('\n').at(-1) ?? '');
-      else reject(new Error(`child exited ${code}: ${err}`));
-    });
-  });
-}
-
 describe('coordinator under SIGKILL (SQLite, real processes)', () => {
   it('a coordinator killed in the middle of a group rollback, again and again, completes it; another process never sees a partial one', async () => {
     const dir = tempDir('rewind-coord-kill-');
@@ -370,7 +349,7 @@ describe('coordinator under SIGKILL (SQLite, real processes)', () => {
     const statuses = new Set<string>();
     for (let i = 0; i < 30 && last !== 'rolled_back'; i++) {
       const kill = i === 0 ? 'compensating' : i < 8 ? 20 + Math.floor(Math.random() * 120) : undefined;
-      last = await runChild([db, effects, 'k', i === 0 ? 'start' : 'resume'], kill);
+      last = await runChild(CHILD, [db, effects, 'k', i === 0 ? 'start' : 'resume'], kill);
       if (last === 'killed') {
         kills++;
         const [tail] = await reader.read(groupStreamOf('k'), { direction: 'backward', limit: 1 });

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,30 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { createRuntime, effectiveEvents, RunEvents, type StepCompletedData, statusAfter } from '../../src/runtime/index.js';
 import { openStore } from '../../src/store/open.js';
 import { crashWorkflow } from '../fixtures/runtime-crash-child.js';
+import { runChild } from '../support/child.js';
 import { databaseUrl, uniqueSchema } from '../support/postgres.js';
 
 const CHILD = join(import.meta.dirname, '../fixtures/runtime-crash-child.ts');
-
-/** Runs the child; kills it with SIGKILL `killAfterMs` after it is ready (never, when undefined). Resolves with its last line. */
-function runChild(db: string, effects: string, runId: string, kill: number | 'mid-rollback' | undefined): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, db, effects, runId], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (kill === 'mid-rollback' && out.includes('compensating')) child.kill('SIGKILL');
-      if (typeof kill === 'number' && out.startsWith('ready') && !child.killed) setTimeout(() => child.kill('SIGKILL'), kill);
-    });
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      if (signal === 'SIGKILL') resolve('killed');
-      else if (code === 0) resolve(out.trim().split('\n').at(-1) ?? '');
-      else reject(new Error(`child exited ${code}: ${err}`));
-    });
-  });
-}
 
 const backends: [string, (dir: string) => string][] = [
   ['SQLite', (dir) => `sqlite:${join(dir, 'runs.db')}`],
@@ -46,7 +25,7 @@ describe.each(backends)('SIGKILL crash test (%s)', (_name, storeUrl) => {
     const seen = new Set<string>();
     for (let i = 0; i < 40 && last !== 'completed'; i++) {
       // The first worker dies inside a compensation, the next ones at random moments; later ones run to the end.
-      last = await runChild(db, effects, 'victim', i === 0 ? 'mid-rollback' : i < 12 ? Math.floor(Math.random() * 40) : undefined);
+      last = await runChild(CHILD, [db, effects, 'victim'], i === 0 ? 'compensating' : i < 12 ? Math.floor(Math.random() * 40) : undefined);
       if (last === 'killed') {
         kills++;
         const probe = await openStore(db);
