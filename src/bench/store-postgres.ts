@@ -13,8 +13,8 @@ import {
   evolve,
   FOLD_EVENTS,
   type FoldState,
+  foldFigures,
   initialFold,
-  medianSeconds,
   optional,
   payload,
   SNAPSHOT_LAG,
@@ -185,52 +185,17 @@ async function foldSection(
   const snapState = await raw.fold(foldId, 0, snapAt, initialFold());
   await raw.saveSnapshot(foldId, snapAt, snapState);
   await store.saveSnapshot(foldId, snapAt, snapState, 'bench-1');
-  const fig = async (name: string, runs: number, fn: () => Promise<unknown>, baseline?: string) =>
-    record({
-      section: SECTION,
-      name,
-      ops: 1,
-      seconds: await medianSeconds(runs, fn),
-      unit: 'ms per fold (median)',
-      kind: 'latency',
-      baseline,
-    });
-  const RAW_FOLD = 'raw pg: fold 100k events';
-  await fig(RAW_FOLD, 3, () => raw.fold(foldId, 0, FOLD_EVENTS, initialFold()));
-  await fig(
-    'rewind: fold 100k events',
-    3,
-    async () => {
-      let state = initialFold();
-      for (const e of await store.read(foldId)) state = evolve(state, e.data);
-      return state;
-    },
-    RAW_FOLD,
-  );
-  if (es) {
-    await fig(
-      'emmett: aggregateStream of 100k events',
-      3,
-      () => es.aggregateStream(foldId, { evolve: (s: FoldState, e: { data: unknown }) => evolve(s, e.data), initialState: initialFold }),
-      RAW_FOLD,
-    );
-  }
-  const RAW_SNAP = `raw pg: fold from a snapshot ${SNAPSHOT_LAG} behind`;
-  await fig(RAW_SNAP, 21, async () => {
-    const snap = await raw.loadSnapshot(foldId);
-    return raw.fold(foldId, snap.version, FOLD_EVENTS, snap.state);
+  await foldFigures({
+    section: SECTION,
+    driver: 'raw pg',
+    foldId,
+    store,
+    rawFold: (from, state) => raw.fold(foldId, from, FOLD_EVENTS, state),
+    rawSnapshot: () => raw.loadSnapshot(foldId),
+    emmettFold: es
+      ? () => es.aggregateStream(foldId, { evolve: (s: FoldState, e: { data: unknown }) => evolve(s, e.data), initialState: initialFold })
+      : undefined,
   });
-  await fig(
-    `rewind: fold from a snapshot ${SNAPSHOT_LAG} behind`,
-    21,
-    async () => {
-      const snap = await store.loadSnapshot<FoldState>(foldId, 'bench-1');
-      let state = snap?.state ?? initialFold();
-      for (const e of await store.read(foldId, { from: (snap?.version ?? 0) + 1 })) state = evolve(state, e.data);
-      return state;
-    },
-    RAW_SNAP,
-  );
 }
 
 /**

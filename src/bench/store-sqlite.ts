@@ -15,8 +15,8 @@ import {
   evolve,
   FOLD_EVENTS,
   type FoldState,
+  foldFigures,
   initialFold,
-  medianSeconds,
   optional,
   payload,
   SNAPSHOT_LAG,
@@ -227,53 +227,18 @@ export async function benchSqliteStore(scale: number): Promise<void> {
     raw.saveSnapshot(foldId, snapAt, snapState);
     await store.saveSnapshot(foldId, snapAt, snapState, 'bench-1');
 
-    const RAW_FOLD = 'raw better-sqlite3: fold 100k events';
-    const foldFigure = async (name: string, runs: number, fn: () => Promise<unknown> | unknown, baseline?: string) =>
-      record({
-        section: SECTION,
-        name,
-        ops: 1,
-        seconds: await medianSeconds(runs, async () => fn()),
-        unit: 'ms per fold (median)',
-        kind: 'latency',
-        baseline,
-      });
-    await foldFigure(RAW_FOLD, 3, () => raw.fold(foldId, 0, FOLD_EVENTS, initialFold()));
-    await foldFigure(
-      'rewind: fold 100k events',
-      3,
-      async () => {
-        let state = initialFold();
-        for (const e of await store.read(foldId)) state = evolve(state, e.data);
-        return state;
-      },
-      RAW_FOLD,
-    );
-    if (es) {
-      await foldFigure(
-        'emmett: aggregateStream of 100k events',
-        3,
-        () => es.aggregateStream(foldId, { evolve: (s: FoldState, e: { data: unknown }) => evolve(s, e.data), initialState: initialFold }),
-        RAW_FOLD,
-      );
-      note(SECTION, 'Emmett has no snapshots: its fold with a snapshot is not applicable');
-    }
-    const RAW_SNAP = `raw better-sqlite3: fold from a snapshot ${SNAPSHOT_LAG} behind`;
-    await foldFigure(RAW_SNAP, 21, () => {
-      const snap = raw.loadSnapshot(foldId);
-      return raw.fold(foldId, snap.version, FOLD_EVENTS, snap.state);
+    await foldFigures({
+      section: SECTION,
+      driver: 'raw better-sqlite3',
+      foldId,
+      store,
+      rawFold: (from, state) => raw.fold(foldId, from, FOLD_EVENTS, state),
+      rawSnapshot: () => raw.loadSnapshot(foldId),
+      emmettFold: es
+        ? () => es.aggregateStream(foldId, { evolve: (s: FoldState, e: { data: unknown }) => evolve(s, e.data), initialState: initialFold })
+        : undefined,
     });
-    await foldFigure(
-      `rewind: fold from a snapshot ${SNAPSHOT_LAG} behind`,
-      21,
-      async () => {
-        const snap = await store.loadSnapshot<FoldState>(foldId, 'bench-1');
-        let state = snap?.state ?? initialFold();
-        for (const e of await store.read(foldId, { from: (snap?.version ?? 0) + 1 })) state = evolve(state, e.data);
-        return state;
-      },
-      RAW_SNAP,
-    );
+    if (es) note(SECTION, 'Emmett has no snapshots: its fold with a snapshot is not applicable');
 
     await store.close();
     raw.close();

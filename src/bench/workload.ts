@@ -1,3 +1,5 @@
+import type { EventStore } from '../store/types.js';
+import { record } from './lib.js';
 /** The workloads of issue 2's benchmark, shared by the SQLite and PostgreSQL sections. */
 
 /** An agent's tool call: about 200 bytes of JSON. */
@@ -102,4 +104,62 @@ export async function optional<T>(specifier: string): Promise<T | Error> {
       `${specifier} is not installed here (${(error as Error).message.split('\n')[0]}); it is a devDependency of a source checkout`,
     );
   }
+}
+
+/**
+ * Workload (4)'s figures, on a stream of FOLD_EVENTS already written to all
+ * stores with a snapshot SNAPSHOT_LAG behind its end: a whole fold, then a fold
+ * from the snapshot, for the raw driver (the baseline), Rewind and Emmett.
+ */
+export async function foldFigures(options: {
+  section: string;
+  /** e.g. 'raw pg'; names the baseline figures. */
+  driver: string;
+  foldId: string;
+  store: EventStore;
+  rawFold: (fromVersion: number, state: FoldState) => FoldState | Promise<FoldState>;
+  rawSnapshot: () => { version: number; state: FoldState } | Promise<{ version: number; state: FoldState }>;
+  /** Emmett's aggregateStream of the same stream, when Emmett is installed. */
+  emmettFold?: () => Promise<unknown>;
+}): Promise<void> {
+  const { section, driver, foldId, store, rawFold, rawSnapshot, emmettFold } = options;
+  const figure = async (name: string, runs: number, fn: () => unknown, baseline?: string) =>
+    record({
+      section,
+      name,
+      ops: 1,
+      seconds: await medianSeconds(runs, async () => fn()),
+      unit: 'ms per fold (median)',
+      kind: 'latency',
+      baseline,
+    });
+  const RAW_FOLD = `${driver}: fold 100k events`;
+  await figure(RAW_FOLD, 3, () => rawFold(0, initialFold()));
+  await figure(
+    'rewind: fold 100k events',
+    3,
+    async () => {
+      let state = initialFold();
+      for (const e of await store.read(foldId)) state = evolve(state, e.data);
+      return state;
+    },
+    RAW_FOLD,
+  );
+  if (emmettFold) await figure('emmett: aggregateStream of 100k events', 3, emmettFold, RAW_FOLD);
+  const RAW_SNAP = `${driver}: fold from a snapshot ${SNAPSHOT_LAG} behind`;
+  await figure(RAW_SNAP, 21, async () => {
+    const snap = await rawSnapshot();
+    return rawFold(snap.version, snap.state);
+  });
+  await figure(
+    `rewind: fold from a snapshot ${SNAPSHOT_LAG} behind`,
+    21,
+    async () => {
+      const snap = await store.loadSnapshot<FoldState>(foldId, 'bench-1');
+      let state = snap?.state ?? initialFold();
+      for (const e of await store.read(foldId, { from: (snap?.version ?? 0) + 1 })) state = evolve(state, e.data);
+      return state;
+    },
+    RAW_SNAP,
+  );
 }
