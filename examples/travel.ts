@@ -1,16 +1,7 @@
-/**
- * A travel-booking agent: book a flight, charge the card, book a hotel. The
- * first hotel is full, so the run rolls back to its "planned" checkpoint: the
- * card is refunded and the flight cancelled (newest first), and the agent,
- * seeing it runs after a rollback, books another hotel and completes.
- *
- * The airline, bank and hotels are in-memory fakes that honour idempotency
- * keys the way real APIs do: the same key never books or charges twice.
- */
-import type { EventEnvelope } from '../src/events/envelope.js';
 import type { RunInfo } from '../src/runtime/index.js';
-import { createRuntime, defineWorkflow, effectiveEvents } from '../src/runtime/index.js';
+import { createRuntime, defineWorkflow } from '../src/runtime/index.js';
 import type { EventStore } from '../src/store/types.js';
+import { renderTimeline, timelineOf } from '../src/surfaces/cli/timeline.js';
 
 export interface TripInput {
   traveller: string;
@@ -112,24 +103,6 @@ export function travelWorkflow(world: TravelWorld) {
   });
 }
 
-/** One line per event: what the CLI's `rewind demo` prints. Rolled-back events are marked, never hidden. */
-export function formatTimeline(events: readonly EventEnvelope[], undone: ReadonlySet<string>): string[] {
-  return events.map((e) => {
-    const d = e.data as Record<string, unknown>;
-    const what =
-      e.type === 'StepStarted' || e.type === 'StepCompleted' || e.type === 'StepFailed'
-        ? `${d.name}${e.type === 'StepFailed' ? `: ${(d.error as { message: string }).message}` : ''}`
-        : e.type.startsWith('Compensation') || e.type === 'Verified'
-          ? String(d.step)
-          : e.type === 'RollbackRequested' || e.type === 'RolledBack'
-            ? `to "${d.label}" (v${d.targetVersion}): ${d.reason}`
-            : e.type === 'Checkpoint'
-              ? String(d.label)
-              : '';
-    return `${String(e.version).padStart(3)} ${undone.has(e.id) ? '↶' : ' '} ${e.type.padEnd(22)} ${what}`.trimEnd();
-  });
-}
-
 export interface TravelDemoResult {
   runId: string;
   info: RunInfo<TripState>;
@@ -146,10 +119,9 @@ export async function runTravelDemo(store: EventStore, options: { runId?: string
     { traveller: 'Ada', from: 'LHR', to: 'OSL', hotels: ['Grand Hotel', 'Harbour Inn'] },
     { runId },
   );
-  const events = await store.read(`run-${runId}`);
-  const kept = new Set(effectiveEvents(events).map((e) => e.id));
-  const undone = new Set(events.filter((e) => !kept.has(e.id) && e.type !== 'RolledBack').map((e) => e.id));
-  return { runId, info: info as RunInfo<TripState>, world, timeline: formatTimeline(events, undone) };
+  // The CLI's own timeline: undone events marked ↶, never hidden.
+  const timeline = renderTimeline(timelineOf(await store.read(`run-${runId}`))).split('\n');
+  return { runId, info: info as RunInfo<TripState>, world, timeline };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
