@@ -14,8 +14,16 @@ import {
   StepTimeoutError,
   serializeError,
 } from './errors.js';
-import { type CheckpointIndex, isRunEventType, RunEvents, START_LABEL, type TriggerKind, type ValueKind } from './events.js';
-import { effectiveEvents, type JournalEntry, journalOf, rollbacksOf, type StepUndo } from './history.js';
+import {
+  type CheckpointIndex,
+  isRunEventType,
+  RunEvents,
+  START_LABEL,
+  type StepCompletedData,
+  type TriggerKind,
+  type ValueKind,
+} from './events.js';
+import { effectiveEvents, type JournalEntry, journalOf, rollbacksOf } from './history.js';
 import { backoffDelay, decide, type FailurePolicy, type RetryOptions } from './policy.js';
 import type { RunLog } from './run-log.js';
 import type { DomainEvent, RollbackInfo, RunContext, StepIO, StepOptions, Workflow } from './workflow.js';
@@ -425,8 +433,8 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
  * rollback in a process that never ran the step then knows whether it needs
  * a closure it can only get back by replaying `run` (see rollback.ts).
  */
-function undoOf(options: StepOptions<any>): StepUndo {
-  const undo: StepUndo['undo'] = [];
+function undoOf(options: StepOptions<any>): Pick<StepCompletedData, 'undo' | 'compensationRetry'> {
+  const undo: NonNullable<StepCompletedData['undo']> = [];
   if (options.compensate) undo.push('compensate');
   if (options.verify) undo.push('verify');
   let retry: Json | undefined;

@@ -1,5 +1,7 @@
 import type { Json } from '../events/envelope.js';
 import type { SerializedError } from './errors.js';
+import type { RetryOptions } from './policy.js';
+import type { RollbackInfo } from './workflow.js';
 
 /**
  * The runtime's own events. A run is one stream, `run-<id>`; everything the
@@ -88,6 +90,9 @@ export interface StepCompletedData {
   idempotencyKey: string;
   /** Absent when the step returned undefined. */
   result?: Json;
+  /** The undo hooks the step was given inline (absent on older events: unknown), so a fresh process knows whether a declared one is needed. */
+  undo?: Array<'compensate' | 'verify'>;
+  compensationRetry?: RetryOptions;
 }
 export interface StepFailedData {
   seq: number;
@@ -111,6 +116,8 @@ export interface CheckpointData {
   label: string;
   state: Json | null;
   index: CheckpointIndex;
+  /** Every RolledBack marker before it, as rollbacksOf lists them (absent on older events), so get() can start here. */
+  rollbacks?: RollbackInfo[];
 }
 export interface RollbackRequestedData {
   targetVersion: number;

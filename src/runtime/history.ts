@@ -14,22 +14,7 @@ import {
   type ValueKind,
   type ValueRecordedData,
 } from './events.js';
-import type { RetryOptions } from './policy.js';
 import type { DomainEvent, RollbackInfo, Workflow } from './workflow.js';
-
-/**
- * Extra fields this runtime writes on StepCompleted: the undo hooks the step
- * was given inline (absent on events of older versions: unknown).
- */
-export interface StepUndo {
-  undo?: Array<'compensate' | 'verify'>;
-  compensationRetry?: RetryOptions;
-}
-
-/** Extra field on Checkpoint: every RolledBack marker before it, as rollbacksOf would list them (absent on older events). */
-export interface CheckpointRollbacks {
-  rollbacks?: RollbackInfo[];
-}
 
 // Pure functions over a run's events: no I/O, no clock. Everything the
 // runtime decides starts from these.

@@ -3,7 +3,7 @@ import type { Clock } from './clock.js';
 import { type Compensator, Halt } from './context.js';
 import { serializeError } from './errors.js';
 import { type CheckpointData, type CheckpointIndex, type RollbackRequestedData, RunEvents, type StepCompletedData } from './events.js';
-import { compensationProgress, effectiveEvents, type StepUndo } from './history.js';
+import { compensationProgress, effectiveEvents } from './history.js';
 import { backoffDelay, type RetryOptions } from './policy.js';
 import type { RunLog } from './run-log.js';
 import type { Workflow } from './workflow.js';
@@ -38,7 +38,7 @@ export function declaredCompensators(
 ): Map<string, Compensator> | undefined {
   const out = new Map<string, Compensator>();
   for (const event of undone) {
-    const d = event.data as StepCompletedData & StepUndo;
+    const d = event.data as StepCompletedData;
     if (!Array.isArray(d.undo)) return undefined;
     const compensate = workflow.compensations?.[d.name];
     const verify = workflow.verifications?.[d.name];

@@ -27,16 +27,7 @@ import {
   type RunStartedData,
   START_LABEL,
 } from './events.js';
-import {
-  type CheckpointRollbacks,
-  effectiveEvents,
-  foldState,
-  lastAttention,
-  pendingRollback,
-  type RunStatus,
-  rollbacksOf,
-  statusAfter,
-} from './history.js';
+import { effectiveEvents, foldState, lastAttention, pendingRollback, type RunStatus, rollbacksOf, statusAfter } from './history.js';
 import type { RetryOptions } from './policy.js';
 import { carryOutRollback, declaredCompensators, undoneSteps } from './rollback.js';
 import { RunLog, streamOf } from './run-log.js';
@@ -754,7 +745,7 @@ export class Runtime {
     const start = window[0] as EventEnvelope;
     let earlier: RollbackInfo[] = [];
     if (start.version > 1) {
-      const carried = start.type === RunEvents.Checkpoint ? (start.data as CheckpointData & CheckpointRollbacks).rollbacks : undefined;
+      const carried = start.type === RunEvents.Checkpoint ? (start.data as CheckpointData).rollbacks : undefined;
       if (!Array.isArray(carried)) return undefined;
       earlier = carried;
     }
