@@ -7,53 +7,78 @@ import { ValidationError } from './errors.js';
  * Anything JSON cannot carry faithfully is refused rather than silently changed.
  */
 export function canonicalJson(value: unknown): string {
-  return write(value, '$', new Set());
+  try {
+    return write(value, new Set());
+  } catch (error) {
+    if (!(error instanceof NotJson)) throw error;
+    throw new ValidationError(
+      `$${error.path.reverse().join('')} is ${error.what}, which JSON cannot represent`,
+      [],
+      'convert it to plain JSON (strings, finite numbers, booleans, null, arrays, plain objects) first',
+    );
+  }
 }
 
-/** `ancestors` holds the objects on the path to `value`, so a cycle is named instead of overflowing the stack. */
-function write(value: unknown, path: string, ancestors: Set<object>): string {
+/** Thrown from where the bad value is; each container on the way out adds its step to the path, so no path is built otherwise. */
+class NotJson {
+  readonly path: string[] = [];
+  constructor(readonly what: string) {}
+}
+
+/** `ancestors` holds the containers on the path to `value`, so a cycle is named instead of overflowing the stack. */
+function write(value: unknown, ancestors: Set<object>): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'boolean':
       return value ? 'true' : 'false';
     case 'number':
-      if (!Number.isFinite(value)) throw notJson(path, `the number ${value}`);
+      if (!Number.isFinite(value)) throw new NotJson(`the number ${value}`);
       return JSON.stringify(value);
     case 'string':
       return JSON.stringify(value);
     case 'object': {
-      if (ancestors.has(value)) throw notJson(path, 'a reference back to one of its own containers (a cycle)');
+      if (ancestors.has(value)) throw new NotJson('a reference back to one of its own containers (a cycle)');
       ancestors.add(value);
-      try {
-        return writeContainer(value, path, ancestors);
-      } finally {
-        ancestors.delete(value);
-      }
+      const text = Array.isArray(value) ? writeArray(value, ancestors) : writeObject(value, ancestors);
+      ancestors.delete(value);
+      return text;
     }
     default:
-      throw notJson(path, `a ${typeof value}`);
+      throw new NotJson(`a ${typeof value}`);
   }
 }
 
-function writeContainer(value: object, path: string, ancestors: Set<object>): string {
-  if (Array.isArray(value)) {
-    return `[${value.map((item, i) => (item === undefined ? 'null' : write(item, `${path}[${i}]`, ancestors))).join(',')}]`;
+function writeArray(value: unknown[], ancestors: Set<object>): string {
+  let text = '[';
+  let i = 0;
+  try {
+    for (; i < value.length; i++) {
+      const item = value[i];
+      text += `${i === 0 ? '' : ','}${item === undefined ? 'null' : write(item, ancestors)}`;
+    }
+  } catch (error) {
+    if (error instanceof NotJson) error.path.push(`[${i}]`);
+    throw error;
   }
+  return `${text}]`;
+}
+
+function writeObject(value: object, ancestors: Set<object>): string {
   const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) {
-    throw notJson(path, `an instance of ${value.constructor?.name ?? 'a class'}`);
-  }
+  if (proto !== Object.prototype && proto !== null) throw new NotJson(`an instance of ${value.constructor?.name ?? 'a class'}`);
   const record = value as Record<string, unknown>;
-  const keys = Object.keys(record)
-    .filter((k) => record[k] !== undefined)
-    .sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${write(record[k], `${path}.${k}`, ancestors)}`).join(',')}}`;
-}
-
-function notJson(path: string, what: string): ValidationError {
-  return new ValidationError(
-    `${path} is ${what}, which JSON cannot represent`,
-    [],
-    'convert it to plain JSON (strings, finite numbers, booleans, null, arrays, plain objects) first',
-  );
+  const keys = Object.keys(record).sort();
+  let text = '{';
+  let key = '';
+  try {
+    for (key of keys) {
+      const member = record[key];
+      if (member === undefined) continue;
+      text += `${text.length === 1 ? '' : ','}${JSON.stringify(key)}:${write(member, ancestors)}`;
+    }
+  } catch (error) {
+    if (error instanceof NotJson) error.path.push(`.${key}`);
+    throw error;
+  }
+  return `${text}}`;
 }

@@ -18,6 +18,7 @@ interface StoredIdentity {
 export function findStoredBatch<R extends StoredIdentity>(append: PreparedAppend, lookup: (id: string) => R | undefined): R[] | undefined {
   const found: R[] = [];
   for (const event of append.events) {
+    if (!event.idGiven) continue;
     const stored = lookup(event.id);
     if (!stored) continue;
     if (stored.streamId !== append.streamId) {

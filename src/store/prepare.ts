@@ -139,6 +139,7 @@ function prepareEvent(
   const canonical = `{"data":${dataJson},"id":${JSON.stringify(id)},"metadata":${metadataJson},"schemaVersion":${schemaVersion},"streamId":${JSON.stringify(streamId)},"type":${JSON.stringify(event.type)}}`;
   return {
     id,
+    idGiven: event.id !== undefined,
     type: event.type,
     schemaVersion,
     // Stored and returned values are what JSON can carry, not the caller's objects.

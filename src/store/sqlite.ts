@@ -248,10 +248,13 @@ export class SqliteBackend implements StorageBackend {
     if (group.length === 0) return;
     const outcomes: Outcome[] = [];
     try {
+      // A call alone in its transaction needs no savepoint: its refusal rolls the transaction back.
+      const alone = group.length === 1;
       this.#sql.begin.run();
       try {
-        for (const call of group) outcomes.push(this.#applyCall(call.appends));
-        this.#sql.commit.run();
+        for (const call of group) outcomes.push(this.#applyCall(call.appends, !alone));
+        if (alone && !(outcomes[0] as Outcome).ok) this.#sql.rollback.run();
+        else this.#sql.commit.run();
       } catch (error) {
         if (this.#db.inTransaction) this.#sql.rollback.run();
         throw error;
@@ -268,20 +271,22 @@ export class SqliteBackend implements StorageBackend {
     queueMicrotask(() => this.#events.emit('append'));
   }
 
-  #applyCall(appends: PreparedAppend[]): Outcome {
-    this.#sql.savepoint.run();
+  #applyCall(appends: PreparedAppend[], savepoint: boolean): Outcome {
+    if (savepoint) this.#sql.savepoint.run();
     try {
       const written: EventEnvelope[] = [];
       const results = appends.map((append) => this.#write(append, written));
-      // Inside the call's savepoint: a hook that throws takes the call's events back with it.
+      // Inside the call's savepoint (or transaction): a hook that throws takes the call's events back with it.
       if (this.#appendHooks.size > 0 && written.length > 0) for (const hook of this.#appendHooks) hook(written);
-      this.#sql.release.run();
+      if (savepoint) this.#sql.release.run();
       return { ok: true, results };
     } catch (error) {
       // Some SQLite errors (disk full, I/O) roll back the whole transaction: then the whole group fails.
       if (!this.#db.inTransaction) throw error;
-      this.#sql.rollbackTo.run();
-      this.#sql.release.run();
+      if (savepoint) {
+        this.#sql.rollbackTo.run();
+        this.#sql.release.run();
+      }
       return { ok: false, error };
     }
   }

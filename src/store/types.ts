@@ -145,6 +145,8 @@ export interface EventStore {
 /** An event validated and digested, waiting for the backend to give it a version, position and link. */
 export interface PreparedEvent {
   id: string;
+  /** The caller chose the id (an idempotency key). A generated one is new, so no lookup can find it stored. */
+  idGiven: boolean;
   type: string;
   schemaVersion: number;
   data: unknown;
