@@ -5,6 +5,7 @@ import { type BaseCheckpointSaver, type Checkpoint, emptyCheckpoint, INTERRUPT }
 import { afterAll, describe, expect, it } from 'vitest';
 import { NotFoundError, ValidationError } from '../../src/events/errors.js';
 import type { EventStore } from '../../src/store/types.js';
+import type { CheckpointData } from '../../src/surfaces/langgraph/events.js';
 import { CheckpointConflictError, LangGraphEvents, RewindCheckpointSaver } from '../../src/surfaces/langgraph/index.js';
 import { counterGraph } from './graph.js';
 import { type Backend, memoryBackend, postgresBackend, sqliteBackend, withPostgres } from './helpers.js';
@@ -126,6 +127,79 @@ describe.each(backends)('RewindCheckpointSaver on %s', (_name, makeBackend) => {
     const result = await graph.invoke({ until: 5 }, past?.config);
     expect(result.count).toBe(5);
     expect((await graph.getState(config)).values.count).toBe(5);
+  });
+
+  it('time travel leaves the original branch whole, though the fork counts the same channel versions again', async () => {
+    const s = await store();
+    const graphs = [counterGraph(new RewindCheckpointSaver(s)), counterGraph(new MemorySaver())];
+    const seen: unknown[][] = [];
+    for (const graph of graphs) {
+      const config = { configurable: { thread_id: 'branches' } };
+      await graph.invoke({ log: ['start'], until: 3 }, config);
+      const original = await all(graph.getStateHistory(config));
+      const past = original.find((h) => h.values.count === 1);
+      // The fork from count 1 writes versions the original branch already used for count 2 and 3.
+      await graph.invoke({ log: ['fork'], until: 2 }, past?.config);
+      const again = [];
+      for (const h of original) again.push((await graph.getState(h.config)).values);
+      expect(again).toEqual(original.map((h) => h.values));
+      seen.push([again, (await all(graph.getStateHistory(config))).map((h) => h.values)]);
+    }
+    expect(seen[0]).toEqual(seen[1]);
+    // A saver that rebuilds the thread from the log alone tells the branches apart too.
+    const fresh = counterGraph(new RewindCheckpointSaver(await reopen(s)));
+    expect((await all(fresh.getStateHistory({ configurable: { thread_id: 'branches' } }))).map((h) => h.values)).toEqual(seen[1]?.[1]);
+  });
+
+  it('stores what was put at the call, even when the caller changes its objects before the append', async () => {
+    const saver = new RewindCheckpointSaver(await store());
+    const items = [{ n: 1 }];
+    const put = (id: string, version: number, parent?: string) =>
+      saver.put(
+        { configurable: { thread_id: 'capture', checkpoint_ns: '', checkpoint_id: parent } },
+        { ...emptyCheckpoint(), id, channel_values: { items }, channel_versions: { items: version } },
+        { source: 'loop', step: version, parents: {} },
+        { items: version },
+      );
+    const first = put('cp-capture-1', 1);
+    // A reducer that grows its list in place, running while the put is still on its way to the log.
+    items.push({ n: 2 });
+    await first;
+    const second = put('cp-capture-2', 2, 'cp-capture-1');
+    items.push({ n: 3 });
+    (items[0] as { n: number }).n = 99;
+    const writes = saver.putWrites({ configurable: { thread_id: 'capture', checkpoint_id: 'cp-capture-1' } }, [['items', items]], 'task');
+    items.length = 0;
+    await Promise.all([second, writes]);
+    const read = async (id: string) =>
+      (await saver.getTuple({ configurable: { thread_id: 'capture', checkpoint_id: id } }))?.checkpoint.channel_values.items;
+    expect(await read('cp-capture-1')).toEqual([{ n: 1 }]);
+    expect(await read('cp-capture-2')).toEqual([{ n: 1 }, { n: 2 }]);
+    const tuple = await saver.getTuple({ configurable: { thread_id: 'capture', checkpoint_id: 'cp-capture-1' } });
+    expect(tuple?.pendingWrites).toEqual([['task', 'items', [{ n: 99 }, { n: 2 }, { n: 3 }]]]);
+  });
+
+  it('stores an edited list whole, and a new saver on the thread goes on storing tails', async () => {
+    const s = await store();
+    const saver = new RewindCheckpointSaver(s);
+    const versions: unknown[][] = [[{ m: 'a' }], [{ m: 'a' }, { m: 'b' }], [{ m: 'A' }, { m: 'b' }, { m: 'c' }]];
+    let config: RunnableConfig = thread('edits');
+    for (const [i, list] of versions.entries()) {
+      const checkpoint = { ...emptyCheckpoint(), id: `cp-edit-${i}`, channel_values: { list }, channel_versions: { list: i + 1 } };
+      config = await saver.put(config, checkpoint, { source: 'loop', step: i, parents: {} }, { list: i + 1 });
+    }
+    const other = new RewindCheckpointSaver(await reopen(s));
+    await other.getTuple(thread('edits'));
+    const longer = [...(versions[2] as unknown[]), { m: 'd' }];
+    const checkpoint = { ...emptyCheckpoint(), id: 'cp-edit-3', channel_values: { list: longer }, channel_versions: { list: 4 } };
+    await other.put(config, checkpoint, { source: 'loop', step: 3, parents: {} }, { list: 4 });
+
+    const blobs = (await s.read('langgraph:edits:')).map((e) => (e.data as CheckpointData).values.list);
+    expect(blobs.map((b) => (b && 'tail' in b ? 'tail' : 'full'))).toEqual(['full', 'tail', 'full', 'tail']);
+    for (const [i, list] of [...versions, longer].entries()) {
+      const tuple = await new RewindCheckpointSaver(s).getTuple({ configurable: { thread_id: 'edits', checkpoint_id: `cp-edit-${i}` } });
+      expect(tuple?.checkpoint.channel_values.list).toEqual(list);
+    }
   });
 
   it('keeps pending writes sorted by task, special writes replacing and regular ones kept', async () => {

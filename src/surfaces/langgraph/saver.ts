@@ -19,6 +19,7 @@ import {
 import type { EventEnvelope, EventMetadata, Json, NewEvent } from '../../events/envelope.js';
 import { ConcurrencyError, NotFoundError, ValidationError } from '../../events/errors.js';
 import type { EventStore, StreamAppend } from '../../store/types.js';
+import { copyPlain, isPlainJson, type PlannedValue, planPlain, planText, type Submitted } from './channel-values.js';
 import {
   CheckpointConflictError,
   type CheckpointData,
@@ -32,6 +33,7 @@ import {
   streamIdOf,
   type ThreadDeletedData,
   threadPrefix,
+  type Version,
   type WritesData,
 } from './events.js';
 import { type CheckpointStatus, type IndexedCheckpoint, type LoadedValue, loaded, StreamIndex } from './thread-index.js';
@@ -84,6 +86,16 @@ export interface CheckpointRecord {
 
 const READ_PAGE = 5000;
 
+/** A channel value of a put: empty (no plan), planned, or still being serialised by the serde. */
+interface Planned {
+  channel: string;
+  version: Version;
+  plan?: PlannedValue;
+  typed?: StoredValue;
+  last?: Submitted;
+  serialized?: Promise<[string, Uint8Array]>;
+}
+
 /** A put or putWrites waiting for its stream's next append. */
 interface Pending {
   put: boolean;
@@ -91,7 +103,6 @@ interface Pending {
   build(index: StreamIndex): NewEvent | undefined;
   /** After a lost race: the error when the events appended meanwhile make this one unsound. */
   conflict?(meanwhile: EventEnvelope[]): Error | undefined;
-  written?(index: StreamIndex): void;
   resolve(): void;
   reject(error: unknown): void;
 }
@@ -194,27 +205,43 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
     checkCheckpoint(checkpoint, newVersions);
     const streamId = streamIdOf(this.prefix, threadId, ns);
     const { channel_values: values = {}, ...rest } = checkpoint;
-    const [stored, storedMetadata] = await Promise.all([this.#encode(rest), this.#encode(metadata ?? {})]);
-    // Serialised outside the lock; turned into blobs (full or appended tail) inside it, against the newest index.
-    const texts: { channel: string; version: number | string; text?: string; value?: StoredValue; empty?: true }[] = [];
+    // Everything is captured before the first await: LangGraph does not wait for a put before its
+    // next step, and a reducer that changes a list in place must not change what was put.
+    const encoding = Promise.all([this.#encode(rest), this.#encode(metadata ?? {})]);
+    const index = this.#lookup(streamId);
+    const planned: Planned[] = [];
     for (const [channel, version] of Object.entries(newVersions)) {
       if (!Object.hasOwn(values, channel)) {
-        texts.push({ channel, version, empty: true });
+        index.remember(channel, undefined);
+        planned.push({ channel, version });
         continue;
       }
-      const [type, bytes] = await this.serde.dumpsTyped((values as Record<string, unknown>)[channel]);
-      if (type === 'json') texts.push({ channel, version, text: decoder.decode(bytes) });
-      else texts.push({ channel, version, value: { t: type, b: Buffer.from(bytes).toString('base64') } });
+      const value = (values as Record<string, unknown>)[channel];
+      const last = index.lastSubmitted(channel, this.#plainJson);
+      const plan = this.#plainJson ? planPlain(value, version, checkpoint.id, last) : undefined;
+      if (plan) index.remember(channel, plan.next);
+      planned.push(plan ? { channel, version, plan } : { channel, version, last, serialized: this.serde.dumpsTyped(value) });
+    }
+    const [stored, storedMetadata] = await encoding;
+    for (const p of planned) {
+      if (!p.serialized) continue;
+      const [type, bytes] = await p.serialized;
+      if (type === 'json') p.plan = planText(decoder.decode(bytes), p.version, checkpoint.id, p.last);
+      else p.typed = { t: type, b: Buffer.from(bytes).toString('base64') };
+      index.remember(p.channel, p.plan?.next);
     }
 
     await this.#submit(streamId, {
       put: true,
       build: (index) => {
         const blobs: Record<string, StoredBlob> = {};
-        for (const t of texts) {
-          if (t.empty) blobs[t.channel] = { v: t.version, empty: true };
-          else if (t.value) blobs[t.channel] = { v: t.version, ...t.value };
-          else blobs[t.channel] = index.encodeBlob(t.channel, t.version, t.text as string);
+        for (const { channel, version: v, plan, typed } of planned) {
+          const tail = plan?.tail;
+          if (typed) blobs[channel] = { v, ...typed };
+          else if (!plan) blobs[channel] = { v, empty: true };
+          else if (tail && index.canExtend(channel, tail.base, tail.writer, tail.items.length))
+            blobs[channel] = { v, base: tail.base, tail: tail.items };
+          else blobs[channel] = { v, j: plan.full() };
         }
         const data: CheckpointData = {
           id: checkpoint.id,
@@ -229,9 +256,6 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
         const why = forkIn(meanwhile, checkpoint.id, parent ?? null);
         return why === undefined ? undefined : new CheckpointConflictError(threadId, ns, why);
       },
-      written: (index) => {
-        for (const t of texts) if (t.text !== undefined) index.rememberText(t.channel, t.version, t.text);
-      },
     });
     return { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id } };
   }
@@ -243,13 +267,14 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
     if (typeof taskId !== 'string' || taskId.length === 0) throw new ValidationError('putWrites: taskId must be a non-empty string');
     if (!Array.isArray(writes)) throw new ValidationError('putWrites: writes must be an array of [channel, value]');
     if (taskPath !== undefined && typeof taskPath !== 'string') throw new ValidationError('putWrites: taskPath must be a string');
-    const encoded: StoredWrite[] = [];
     for (const [i, write] of writes.entries()) {
       if (!Array.isArray(write) || typeof write[0] !== 'string')
         throw new ValidationError(`putWrites: writes[${i}] must be [channel, value]`);
-      const [channel, value] = write;
-      encoded.push({ idx: WRITES_IDX_MAP[channel] ?? i, channel, value: await this.#encode(value) });
     }
+    // All encoded before the first await, like put.
+    const encoded: StoredWrite[] = await Promise.all(
+      writes.map(async ([channel, value], i) => ({ idx: WRITES_IDX_MAP[channel] ?? i, channel, value: await this.#encode(value) })),
+    );
     const streamId = streamIdOf(this.prefix, threadId, ns);
     await this.#submit(streamId, {
       put: false,
@@ -425,7 +450,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
     const checkpoint = (await this.#decode(loaded(entry.checkpoint))) as Checkpoint;
     const values: Record<string, unknown> = {};
     for (const [channel, version] of Object.entries(checkpoint.channel_versions ?? {})) {
-      const stored = index.valueAt(channel, version);
+      const stored = index.valueAt(channel, version, entry.id);
       if (stored) values[channel] = await this.#decode(stored);
     }
     checkpoint.channel_values = values;
@@ -462,7 +487,9 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
     return Object.entries(filter).every(([k, v]) => value !== null && typeof value === 'object' && isDeepStrictEqual(value[k], v));
   }
 
+  /** Captures `value` synchronously (the serde's work starts before the first await). */
   async #encode(value: unknown): Promise<StoredValue> {
+    if (this.#plainJson && isPlainJson(value)) return { j: copyPlain(value) };
     const [type, bytes] = await this.serde.dumpsTyped(value);
     if (type === 'json') return { j: JSON.parse(decoder.decode(bytes)) as Json };
     return { t: type, b: Buffer.from(bytes).toString('base64') };
@@ -592,10 +619,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
         // Writes merge (first regular write wins, special ones replace, in log order), so alone they need no version.
         const result = await this.store.append(streamId, events, { expectedVersion: withPut ? index.version : 'any' });
         await this.#absorb(streamId, index, result.events);
-        for (const op of sent) {
-          op.written?.(index);
-          op.resolve();
-        }
+        for (const op of sent) op.resolve();
         return;
       } catch (error) {
         if (!(error instanceof ConcurrencyError) || attempt >= MAX_ATTEMPTS) {

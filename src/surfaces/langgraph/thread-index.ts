@@ -1,5 +1,6 @@
 import { compareWritesSortKeys, writesSortKey } from '@langchain/langgraph-checkpoint';
 import type { EventEnvelope, Json } from '../../events/envelope.js';
+import type { Submitted } from './channel-values.js';
 import {
   type CheckpointData,
   LangGraphEvents,
@@ -45,6 +46,8 @@ export interface IndexedCheckpoint {
   id: string;
   /** Effective parent: re-linked by retention when the stored one was pruned. */
   parent: string | null;
+  /** The parent it was put with, which is where its unchanged channel values come from. */
+  storedParent: string | null;
   checkpoint: LazyValue;
   metadata: LazyValue;
   /** Stream version of the event that recorded it. */
@@ -66,16 +69,12 @@ type BlobValue = { full: LazyValue } | { base: string; tail: LazyValue } | { emp
 
 interface BlobEntry {
   value: BlobValue;
+  /** The checkpoint whose event stored it. */
+  writer: string;
   /** Items in the last full value this one is built on (its own when full). */
   fullSize: number;
   /** Items appended since that full value. */
   deltaSize: number;
-}
-
-/** The text the serde gave for a channel's newest value, kept to find the next one's appended tail. */
-interface LastText {
-  version: string;
-  text: string;
 }
 
 /**
@@ -90,9 +89,13 @@ export class StreamIndex {
   readonly checkpoints = new Map<string, IndexedCheckpoint>();
   /** Checkpoint ids, ascending (uuid6 ids sort by time). */
   #sorted: string[] = [];
-  readonly #blobs = new Map<string, Map<string, BlobEntry>>();
+  /** channel -> version -> the blobs stored at it: one, or one per branch that reused the version. */
+  readonly #blobs = new Map<string, Map<string, BlobEntry[]>>();
   readonly #writes = new Map<string, Map<string, IndexedWrite>>();
-  readonly #lastText = new Map<string, LastText>();
+  /** Each channel's most recently stored version. */
+  readonly #newest = new Map<string, { key: string; writer: string }>();
+  /** What this process last put per channel, to store the next version as an appended tail. */
+  readonly #submitted = new Map<string, Submitted>();
 
   apply(events: EventEnvelope[]): EventEnvelope[] {
     const applied: EventEnvelope[] = [];
@@ -112,7 +115,8 @@ export class StreamIndex {
           this.#sorted = [];
           this.#blobs.clear();
           this.#writes.clear();
-          this.#lastText.clear();
+          this.#newest.clear();
+          this.#submitted.clear();
           break;
         case LangGraphEvents.Pruned: {
           const data = event.data as PrunedData;
@@ -175,12 +179,12 @@ export class StreamIndex {
   }
 
   /**
-   * A channel's value at a version, rebuilt from its delta chain by joining
-   * texts (no parsing); undefined when absent or empty.
+   * A channel's value at a version, as checkpoint `from` sees it, rebuilt
+   * from its delta chain by joining texts (no parsing); undefined when absent
+   * or empty.
    */
-  valueAt(channel: string, version: Version): LoadedValue | undefined {
-    const versions = this.#blobs.get(channel);
-    let entry = versions?.get(versionKey(version));
+  valueAt(channel: string, version: Version, from: string): LoadedValue | undefined {
+    let entry = this.#resolve(channel, versionKey(version), from);
     if (!entry || 'empty' in entry.value) return undefined;
     if ('full' in entry.value) return loaded(entry.value.full);
     const tails: string[] = [];
@@ -189,7 +193,7 @@ export class StreamIndex {
       const tail = loaded(entry.value.tail) as { text: string; lc: boolean };
       tails.push(tail.text.slice(1, -1));
       lc ||= tail.lc;
-      entry = versions?.get(entry.value.base);
+      entry = this.#resolve(channel, entry.value.base, entry.writer);
     }
     const full = entry && 'full' in entry.value ? loaded(entry.value.full) : undefined;
     if (!full || !('text' in full)) return undefined;
@@ -199,25 +203,59 @@ export class StreamIndex {
   }
 
   /**
-   * How to store a channel's new value, given the serde's JSON text of it:
-   * when the previous version's text is a proper prefix of this array, only
-   * the tail is stored, until the tails hold as many items as the last full
-   * value (so storage stays linear in the list's length and a rebuild reads at
-   * most twice the value).
+   * Whether a value can be stored as items appended to the one `writer`
+   * stored at `base`: only while the items appended since the last full copy
+   * stay no more than that copy's, so storage stays linear in the list's
+   * length and a rebuild reads at most twice the value.
    */
-  encodeBlob(channel: string, version: Version, text: string): StoredBlob {
-    const last = this.#lastText.get(channel);
-    const base = last ? this.#blobs.get(channel)?.get(last.version) : undefined;
-    if (last && base && !('empty' in base.value) && isAppendedArray(last.text, text)) {
-      const tail = JSON.parse(`[${text.slice(last.text.length)}`) as Json[];
-      if (base.deltaSize + tail.length <= base.fullSize) return { v: version, base: parseVersionKey(last.version), tail };
-    }
-    return { v: version, j: JSON.parse(text) as Json };
+  canExtend(channel: string, base: Version, writer: string, items: number): boolean {
+    const entry = this.#blobs
+      .get(channel)
+      ?.get(versionKey(base))
+      ?.find((e) => e.writer === writer);
+    return entry !== undefined && !('empty' in entry.value) && entry.deltaSize + items <= entry.fullSize;
   }
 
-  /** Called after this process appended a value, so the next step can be stored as a tail. */
-  rememberText(channel: string, version: Version, text: string): void {
-    this.#lastText.set(channel, { version: versionKey(version), text });
+  remember(channel: string, submitted: Submitted | undefined): void {
+    if (submitted) this.#submitted.set(channel, submitted);
+    else this.#submitted.delete(channel);
+  }
+
+  /**
+   * What this process last put for the channel; else, with `fromLog`, the
+   * channel's newest stored value as parsed items (a saver that just opened
+   * the thread), so its next put can be a tail too.
+   */
+  lastSubmitted(channel: string, fromLog: boolean): Submitted | undefined {
+    const submitted = this.#submitted.get(channel);
+    if (submitted || !fromLog || !this.loaded) return submitted;
+    const newest = this.#newest.get(channel);
+    if (!newest) return undefined;
+    // Parsed once, then kept as submitted: the next put adds to it.
+    const value = this.valueAt(channel, parseVersionKey(newest.key), newest.writer);
+    if (!value || !('text' in value) || value.text.charCodeAt(0) !== 91 /* [ */) return undefined;
+    const stored = { version: parseVersionKey(newest.key), writer: newest.writer, items: JSON.parse(value.text) as Json[] };
+    this.#submitted.set(channel, stored);
+    return stored;
+  }
+
+  /**
+   * The blob of (channel, version) that checkpoint `from` sees. Versions are
+   * unique along one chain of checkpoints but not across branches: a graph
+   * resumed from an older checkpoint counts its versions up again from there.
+   * So when several checkpoints stored one version, the one on `from`'s own
+   * line of ancestors is it.
+   */
+  #resolve(channel: string, key: string, from: string): BlobEntry | undefined {
+    const entries = this.#blobs.get(channel)?.get(key);
+    if (!entries || entries.length <= 1) return entries?.[0];
+    let id: string | null | undefined = from;
+    for (let hops = 0; id && hops <= this.checkpoints.size; hops++) {
+      const mine = entries.find((e) => e.writer === id);
+      if (mine) return mine;
+      id = this.checkpoints.get(id)?.storedParent;
+    }
+    return entries[entries.length - 1];
   }
 
   #putCheckpoint(data: CheckpointData, event: EventEnvelope): void {
@@ -225,6 +263,7 @@ export class StreamIndex {
     this.checkpoints.set(data.id, {
       id: data.id,
       parent: data.parent,
+      storedParent: data.parent,
       checkpoint: { stored: data.checkpoint },
       metadata: { stored: data.metadata },
       version: event.version,
@@ -239,22 +278,25 @@ export class StreamIndex {
         this.#blobs.set(channel, versions);
       }
       const key = versionKey(blob.v);
-      versions.set(key, this.#entryFor(versions, blob));
-      const last = this.#lastText.get(channel);
-      // Another writer's value: our remembered text no longer describes the newest version.
-      if (last && last.version !== key) this.#lastText.delete(channel);
+      const entry = this.#entryFor(channel, blob, data.id);
+      // The same checkpoint put again replaces what it stored; another checkpoint's value at this version is kept beside it.
+      const entries = (versions.get(key) ?? []).filter((e) => e.writer !== data.id);
+      entries.push(entry);
+      versions.set(key, entries);
+      this.#newest.set(channel, { key, writer: data.id });
     }
   }
 
-  #entryFor(versions: Map<string, BlobEntry>, blob: StoredBlob): BlobEntry {
-    if ('empty' in blob) return { value: { empty: true }, fullSize: 0, deltaSize: 0 };
+  #entryFor(channel: string, blob: StoredBlob, writer: string): BlobEntry {
+    if ('empty' in blob) return { value: { empty: true }, writer, fullSize: 0, deltaSize: 0 };
     if ('base' in blob) {
-      const base = versions.get(versionKey(blob.base));
-      const value = { base: versionKey(blob.base), tail: { stored: { j: blob.tail } } };
-      return { value, fullSize: base?.fullSize ?? 0, deltaSize: (base?.deltaSize ?? 0) + blob.tail.length };
+      const key = versionKey(blob.base);
+      const base = this.#resolve(channel, key, writer);
+      const value = { base: key, tail: { stored: { j: blob.tail } } };
+      return { value, writer, fullSize: base?.fullSize ?? 0, deltaSize: (base?.deltaSize ?? 0) + blob.tail.length };
     }
     const stored: StoredValue = 'j' in blob ? { j: blob.j } : { t: blob.t, b: blob.b };
-    return { value: { full: { stored } }, fullSize: 'j' in blob && Array.isArray(blob.j) ? blob.j.length : 0, deltaSize: 0 };
+    return { value: { full: { stored } }, writer, fullSize: 'j' in blob && Array.isArray(blob.j) ? blob.j.length : 0, deltaSize: 0 };
   }
 
   #putWrites(data: WritesData): void {
@@ -270,16 +312,6 @@ export class StreamIndex {
       writes.set(key, { task: data.task, idx: w.idx, channel: w.channel, path: data.path ?? '', value: { stored: w.value } });
     }
   }
-}
-
-function isAppendedArray(previous: string, next: string): boolean {
-  return (
-    previous.length > 2 &&
-    previous.charCodeAt(0) === 91 /* [ */ &&
-    next.length > previous.length &&
-    next.charCodeAt(previous.length - 1) === 44 /* , */ &&
-    next.startsWith(previous.slice(0, -1))
-  );
 }
 
 export function versionKey(version: Version): string {
