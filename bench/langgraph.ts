@@ -9,7 +9,7 @@ import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
 import pg from 'pg';
 import { openStore } from '../src/store/open.js';
 import { RewindCheckpointSaver } from '../src/surfaces/langgraph/index.js';
-import { figures, fmt, measure } from './lib.js';
+import { figures, fmt, measure, measureInTurns } from './lib.js';
 
 const SECTION = 'langgraph saver';
 const THREAD = 'bench-thread';
@@ -82,13 +82,13 @@ async function runGraph(steps: number, checkpointer: BaseCheckpointSaver, thread
 }
 
 /** The workload: agentGraph run once, its checkpointer calls recorded. */
-async function recordWorkload(steps: number): Promise<Call[]> {
+export async function recordWorkload(steps: number): Promise<Call[]> {
   const recorder = new RecordingSaver();
   await runGraph(steps, recorder, THREAD);
   return recorder.calls;
 }
 
-async function replay(saver: BaseCheckpointSaver, calls: Call[], threadId = THREAD): Promise<void> {
+export async function replay(saver: BaseCheckpointSaver, calls: Call[], threadId = THREAD): Promise<void> {
   const on = (config: RunnableConfig) => (threadId === THREAD ? config : { configurable: { ...config.configurable, thread_id: threadId } });
   for (const c of calls) {
     if (c.kind === 'put') await saver.put(on(c.config), c.checkpoint, c.metadata, c.newVersions);
@@ -153,19 +153,31 @@ export async function benchLangGraph(scale: number): Promise<void> {
     const lists = Math.max(3, Math.round(10 * scale));
     for (const { theirs, ours, strict } of comparisons) {
       const vs = (c: Contender, what: string) => (c === theirs ? undefined : `${theirs.name}: ${what}`);
-      for (const c of [theirs, ours, ...(strict ? [strict] : [])]) {
-        await measure(SECTION, `${c.name}: put + putWrites`, puts.length, () => replay(c.saver, calls), {
-          unit: 'checkpoints/s',
+      const rounds = Math.max(3, Math.round(5 * scale));
+      await measureInTurns(
+        SECTION,
+        'checkpoints/s',
+        rounds,
+        [theirs, ours, ...(strict ? [strict] : [])].map((c) => ({
+          name: `${c.name}: put + putWrites`,
+          ops: puts.length,
+          run: (round) => replay(c.saver, calls, `put-${round}`),
           baseline: vs(c, 'put + putWrites'),
-          warmup: () => replay(c.saver, calls.slice(0, 60), 'warm-up'),
-        });
-      }
-      for (const c of [theirs, ours]) {
-        await measure(SECTION, `${c.name}: whole graph run`, steps, () => runGraph(steps, c.saver, 'graph-run'), {
-          unit: 'steps/s',
+        })),
+      );
+      // The thread the reads below read.
+      for (const c of [theirs, ours]) await replay(c.saver, calls);
+      await measureInTurns(
+        SECTION,
+        'steps/s',
+        rounds,
+        [theirs, ours].map((c) => ({
+          name: `${c.name}: whole graph run`,
+          ops: steps,
+          run: (round) => runGraph(steps, c.saver, `graph-${round}`),
           baseline: vs(c, 'whole graph run'),
-        });
-      }
+        })),
+      );
       for (const c of [theirs, ours]) {
         await measure(
           SECTION,

@@ -55,6 +55,36 @@ export async function measure(
   return record({ section, name, ops, seconds, unit: options.unit ?? 'ops/s', baseline: options.baseline, kind: options.kind });
 }
 
+export interface Contestant {
+  name: string;
+  /** Operations one round does. */
+  ops: number;
+  /** One round; `round` lets it use fresh data (a new thread, a new stream) each time. */
+  run: (round: number) => Promise<void>;
+  baseline?: string;
+}
+
+/**
+ * Runs the contestants in turns (a, b, a, b, …) for `rounds` rounds after one
+ * unrecorded warm-up turn each, and records each one's median round. On a
+ * shared machine both then see the same noise, which one run each does not.
+ */
+export async function measureInTurns(section: string, unit: string, rounds: number, contestants: Contestant[]): Promise<void> {
+  const times = contestants.map(() => [] as number[]);
+  for (let round = 0; round <= rounds; round++) {
+    for (const [i, c] of contestants.entries()) {
+      const start = process.hrtime.bigint();
+      await c.run(round);
+      if (round > 0) times[i]?.push(Number(process.hrtime.bigint() - start) / 1e9);
+    }
+  }
+  for (const [i, c] of contestants.entries()) {
+    const sorted = (times[i] as number[]).sort((a, b) => a - b);
+    const seconds = sorted[sorted.length >> 1] as number;
+    record({ section, name: c.name, ops: c.ops, seconds, unit: `${unit}, median of ${rounds}`, baseline: c.baseline });
+  }
+}
+
 /** Records a figure measured by other means (say, a median of several timings). */
 export function record(figure: Figure): Figure {
   const clean: Figure = { ...figure };
