@@ -180,7 +180,13 @@ export class Store implements EventStore {
     return this.#backend.loadCheckpoint(consumer);
   }
 
-  async saveSnapshot<S>(streamId: string, version: number, state: S, reducerVersion: string): Promise<void> {
+  async saveSnapshot<S>(
+    streamId: string,
+    version: number,
+    state: S,
+    reducerVersion: string,
+    options: { replaceOlder?: boolean } = {},
+  ): Promise<void> {
     this.#open();
     checkStreamId(streamId);
     checkReducerVersion(reducerVersion);
@@ -196,7 +202,10 @@ export class Store implements EventStore {
       throw new ValidationError(`the snapshot state cannot be serialised: ${(error as Error).message}`);
     }
     if (json === undefined) throw new ValidationError('the snapshot state must be a JSON value');
-    await this.#backend.saveSnapshot({ streamId, version, state: json, reducerVersion, createdAt: this.#now() });
+    await this.#backend.saveSnapshot(
+      { streamId, version, state: json, reducerVersion, createdAt: this.#now() },
+      options.replaceOlder === true,
+    );
   }
 
   async loadSnapshot<S>(streamId: string, reducerVersion: string, options: { atOrBefore?: number } = {}): Promise<Snapshot<S> | undefined> {

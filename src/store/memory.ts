@@ -187,9 +187,11 @@ export class MemoryBackend implements StorageBackend {
     return this.#checkpoints.get(consumer);
   }
 
-  async saveSnapshot(snapshot: Snapshot<string>): Promise<void> {
+  async saveSnapshot(snapshot: Snapshot<string>, replaceOlder: boolean): Promise<void> {
     const key = `${snapshot.reducerVersion}\u0000${snapshot.streamId}`;
-    const list = (this.#snapshots.get(key) ?? []).filter((s) => s.version !== snapshot.version);
+    const list = (this.#snapshots.get(key) ?? []).filter(
+      (s) => s.version !== snapshot.version && !(replaceOlder && s.version < snapshot.version),
+    );
     list.push(snapshot);
     list.sort((a, b) => a.version - b.version);
     this.#snapshots.set(key, list);

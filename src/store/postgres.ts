@@ -383,11 +383,15 @@ export class PostgresBackend implements StorageBackend {
     return rows[0] ? Number(rows[0].position) : undefined;
   }
 
-  async saveSnapshot(snapshot: Snapshot<string>): Promise<void> {
+  async saveSnapshot(snapshot: Snapshot<string>, replaceOlder: boolean): Promise<void> {
+    // One statement, so the older snapshots go in the same transaction as the new one arrives.
     await this.#pool.query(
-      `INSERT INTO ${this.#s}.snapshots (reducer_version, stream_id, version, state, created_at) VALUES ($1, $2, $3, $4, $5)
+      `WITH older AS (
+         DELETE FROM ${this.#s}.snapshots WHERE $6 AND reducer_version = $1 AND stream_id = $2 AND version < $3
+       )
+       INSERT INTO ${this.#s}.snapshots (reducer_version, stream_id, version, state, created_at) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (reducer_version, stream_id, version) DO UPDATE SET state = EXCLUDED.state, created_at = EXCLUDED.created_at`,
-      [snapshot.reducerVersion, snapshot.streamId, snapshot.version, snapshot.state, snapshot.createdAt],
+      [snapshot.reducerVersion, snapshot.streamId, snapshot.version, snapshot.state, snapshot.createdAt, replaceOlder],
     );
   }
 

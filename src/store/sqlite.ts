@@ -121,6 +121,14 @@ export class SqliteBackend implements StorageBackend {
   readonly #events = new EventEmitter().setMaxListeners(0);
   readonly #sql;
   readonly #readPage: (query: PageQuery) => ReadAllPage;
+  readonly #saveSnapshot: (
+    streamId: string,
+    reducerVersion: string,
+    version: number,
+    state: string,
+    createdAt: string,
+    replaceOlder: boolean,
+  ) => void;
   #queue: PendingAppend[] = [];
   #closed = false;
   readonly #appendHooks = new Set<AppendTransactionHook>();
@@ -205,11 +213,18 @@ export class SqliteBackend implements StorageBackend {
       saveSnapshot: db.prepare(
         'INSERT OR REPLACE INTO snapshots (stream_id, reducer_version, version, state, created_at) VALUES (?, ?, ?, ?, ?)',
       ),
+      dropOlderSnapshots: db.prepare('DELETE FROM snapshots WHERE stream_id = ? AND reducer_version = ? AND version < ?'),
       loadSnapshot: db.prepare<[string, string, number], Snapshot<string>>(
         `SELECT stream_id AS streamId, reducer_version AS reducerVersion, version, state, created_at AS createdAt
          FROM snapshots WHERE stream_id = ? AND reducer_version = ? AND version <= ? ORDER BY version DESC LIMIT 1`,
       ),
     };
+    this.#saveSnapshot = db.transaction(
+      (streamId: string, reducerVersion: string, version: number, state: string, createdAt: string, replaceOlder: boolean) => {
+        if (replaceOlder) this.#sql.dropOlderSnapshots.run(streamId, reducerVersion, version);
+        this.#sql.saveSnapshot.run(streamId, reducerVersion, version, state, createdAt);
+      },
+    );
     // One read transaction: the page and its scannedTo come from the same snapshot.
     this.#readPage = db.transaction((query: PageQuery) => ({
       events: (this.#sql.readAll.all(query) as unknown as ReadRow[]).map(fromReadRow),
@@ -378,10 +393,10 @@ export class SqliteBackend implements StorageBackend {
     return this.#sql.loadCheckpoint.get(consumer);
   }
 
-  async saveSnapshot(snapshot: Snapshot<string>): Promise<void> {
+  async saveSnapshot(snapshot: Snapshot<string>, replaceOlder: boolean): Promise<void> {
     this.#open();
     const { streamId, reducerVersion, version, state, createdAt } = snapshot;
-    this.#sql.saveSnapshot.run(streamId, reducerVersion, version, state, createdAt);
+    this.#saveSnapshot(streamId, reducerVersion, version, state, createdAt, replaceOlder);
   }
 
   async loadSnapshot(streamId: string, reducerVersion: string, atOrBefore: number | undefined): Promise<Snapshot<string> | undefined> {

@@ -126,7 +126,14 @@ export interface EventStore {
   /** A named consumer's last handled position, or undefined. */
   checkpointOf(consumer: string): Promise<number | undefined>;
 
-  saveSnapshot<S extends Json | unknown>(streamId: string, version: number, state: S, reducerVersion: string): Promise<void>;
+  /** `replaceOlder` drops this reducer version's older snapshots of the stream in the same write: one snapshot per stream, as a cache. */
+  saveSnapshot<S extends Json | unknown>(
+    streamId: string,
+    version: number,
+    state: S,
+    reducerVersion: string,
+    options?: { replaceOlder?: boolean },
+  ): Promise<void>;
   /** The newest snapshot made by this reducer version (at or before `atOrBefore`). Other reducer versions are never returned. */
   loadSnapshot<S = unknown>(streamId: string, reducerVersion: string, options?: { atOrBefore?: number }): Promise<Snapshot<S> | undefined>;
 
@@ -198,7 +205,7 @@ export interface StorageBackend {
 
   saveCheckpoint(consumer: string, position: number): Promise<void>;
   loadCheckpoint(consumer: string): Promise<number | undefined>;
-  saveSnapshot(snapshot: Snapshot<string>): Promise<void>;
+  saveSnapshot(snapshot: Snapshot<string>, replaceOlder: boolean): Promise<void>;
   /** `state` is the stored JSON text. */
   loadSnapshot(streamId: string, reducerVersion: string, atOrBefore: number | undefined): Promise<Snapshot<string> | undefined>;
 

@@ -457,6 +457,22 @@ export function describeEventStoreConformance(name: string, open: () => Promise<
         expect(await store.loadSnapshot('missing', 'v1')).toBeUndefined();
       });
 
+      it('replaces older snapshots of the same stream and reducer version when asked, and only those', async () => {
+        const store = await fresh();
+        await store.append('s', [ev('A'), ev('B'), ev('C')]);
+        await store.append('t', [ev('A')]);
+        await store.saveSnapshot('s', 1, { at: 1 }, 'v1');
+        await store.saveSnapshot('s', 1, { other: 1 }, 'v2');
+        await store.saveSnapshot('t', 1, { at: 1 }, 'v1');
+        await store.saveSnapshot('s', 2, { at: 2 }, 'v1', { replaceOlder: true });
+        expect(await store.loadSnapshot('s', 'v1', { atOrBefore: 1 })).toBeUndefined();
+        expect(await store.loadSnapshot('s', 'v1')).toMatchObject({ version: 2, state: { at: 2 } });
+        expect(await store.loadSnapshot('s', 'v2')).toMatchObject({ version: 1 });
+        expect(await store.loadSnapshot('t', 'v1')).toMatchObject({ version: 1 });
+        await store.saveSnapshot('s', 3, { at: 3 }, 'v1');
+        expect(await store.loadSnapshot('s', 'v1', { atOrBefore: 2 })).toMatchObject({ version: 2 });
+      });
+
       it('refuses a snapshot past the end of the stream or without a reducer version', async () => {
         const store = await fresh();
         await store.append('s', [ev('A')]);
