@@ -202,6 +202,83 @@ describe.each(backends)('RewindCheckpointSaver on %s', (_name, makeBackend) => {
     }
   });
 
+  /** The store, counting the events its reads return. */
+  function counting(s: EventStore): { store: EventStore; read: () => number } {
+    let read = 0;
+    const store = new Proxy(s, {
+      get(target, property) {
+        if (property === 'read')
+          return async (...args: Parameters<EventStore['read']>) => {
+            const events = await target.read(...args);
+            read += events.length;
+            return events;
+          };
+        const value = Reflect.get(target, property);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    return { store, read: () => read };
+  }
+
+  it('a saver opening a long thread reads its snapshot and the events after it, not the whole stream', async () => {
+    const s = await store();
+    const warm = new RewindCheckpointSaver(s);
+    const config = { configurable: { thread_id: 'long' }, recursionLimit: 500 };
+    await counterGraph(warm).invoke({ log: ['start'], until: 100 }, config);
+    expect(await s.streamVersion('langgraph:long:')).toBeGreaterThan(200);
+
+    const { store: watched, read } = counting(s);
+    const cold = new RewindCheckpointSaver(watched);
+    expect(await cold.getTuple(config)).toEqual(await warm.getTuple(config));
+    expect(read()).toBeLessThan(64);
+    // Older checkpoints need the history, which it then reads whole.
+    expect(await all(cold.list(config))).toEqual(await all(warm.list(config)));
+
+    // A graph resumed by a saver that opened the thread from a snapshot goes on storing the list as tails.
+    const resumed = new RewindCheckpointSaver(s);
+    const result = await counterGraph(resumed).invoke({ until: 103 }, config);
+    expect(result.log).toEqual(['start', ...Array.from({ length: 103 }, (_, i) => `inc ${i + 1}`)]);
+    const last = (await s.read('langgraph:long:', { direction: 'backward', limit: 6 })).filter(
+      (e) => e.type === LangGraphEvents.Checkpoint,
+    );
+    expect(last.some((e) => 'tail' in ((e.data as CheckpointData).values.log ?? {}))).toBe(true);
+    // One snapshot per stream: each new one replaces the one before.
+    const snapshot = await s.loadSnapshot('langgraph:long:', 'langgraph-index/1');
+    expect(snapshot?.version).toBeGreaterThan(128);
+    expect(await s.loadSnapshot('langgraph:long:', 'langgraph-index/1', { atOrBefore: (snapshot?.version ?? 1) - 1 })).toBeUndefined();
+  });
+
+  it('after a snapshot, a rollback, a fork from before it, or writes to an older checkpoint send a new saver to the history', async () => {
+    const s = await store();
+    const warm = new RewindCheckpointSaver(s);
+    const graph = counterGraph(warm);
+    const config = { configurable: { thread_id: 'behind' }, recursionLimit: 500 };
+    await graph.invoke({ log: ['start'], until: 80 }, config);
+    const byCount = new Map((await all(graph.getStateHistory(config))).map((h) => [h.values.count as number, h.config]));
+    const idAt = (count: number) => byCount.get(count)?.configurable?.checkpoint_id as string;
+
+    await warm.rollback('behind', idAt(70), 'steps 71-80 were wrong');
+    expect((await new RewindCheckpointSaver(s).getTuple(config))?.checkpoint.id).toBe(idAt(70));
+
+    await graph.invoke({ log: ['fork'], until: 12 }, byCount.get(10));
+    const head = await warm.getTuple(config);
+    expect(head?.checkpoint.channel_values.log).toEqual([
+      'start',
+      ...Array.from({ length: 10 }, (_, i) => `inc ${i + 1}`),
+      'fork',
+      'inc 11',
+      'inc 12',
+    ]);
+    expect(await new RewindCheckpointSaver(s).getTuple(config)).toEqual(head);
+
+    const older = { configurable: { thread_id: 'behind', checkpoint_ns: '', checkpoint_id: idAt(40) } };
+    const before = (await warm.getTuple(older))?.pendingWrites ?? [];
+    for (let i = 0; i < 2; i++) await new RewindCheckpointSaver(s).putWrites(older, [['log', 'late']], 'task-late');
+    const after = (await new RewindCheckpointSaver(s).getTuple(older))?.pendingWrites;
+    expect(after).toHaveLength(before.length + 1);
+    expect(after).toEqual(expect.arrayContaining([...before, ['task-late', 'log', 'late']]));
+  });
+
   it('keeps pending writes sorted by task, special writes replacing and regular ones kept', async () => {
     const saver = new RewindCheckpointSaver(await store());
     const config = await saver.put(thread('w'), checkpointAt(1), { source: 'loop', step: 0, parents: {} }, { step: 1 });

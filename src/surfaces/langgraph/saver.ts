@@ -36,7 +36,15 @@ import {
   type Version,
   type WritesData,
 } from './events.js';
-import { type CheckpointStatus, type IndexedCheckpoint, type LoadedValue, loaded, StreamIndex } from './thread-index.js';
+import {
+  type CheckpointStatus,
+  INDEX_SNAPSHOT_FORMAT,
+  type IndexedCheckpoint,
+  type IndexSnapshot,
+  type LoadedValue,
+  loaded,
+  StreamIndex,
+} from './thread-index.js';
 
 export interface RewindCheckpointSaverOptions {
   serde?: SerializerProtocol;
@@ -96,9 +104,25 @@ interface Planned {
   serialized?: Promise<[string, Uint8Array]>;
 }
 
+/** What a caller needs of a stream's index beyond its latest checkpoint. */
+interface Need {
+  history?: boolean;
+  checkpoint?: string;
+}
+
+/** Can the index answer? A full one always can; one started from a snapshot knows only the latest and what followed. */
+function answers(index: StreamIndex, need: Need): boolean {
+  return (
+    !index.partial ||
+    (!index.needsHistory && need.history !== true && (need.checkpoint === undefined || index.checkpoints.has(need.checkpoint)))
+  );
+}
+
 /** A put or putWrites waiting for its stream's next append. */
 interface Pending {
   put: boolean;
+  /** The checkpoint whose writes it must know (putWrites). */
+  requires?: string;
   /** The event to append, decided against the index as it is now; undefined when there is nothing to write. */
   build(index: StreamIndex): NewEvent | undefined;
   /** After a lost race: the error when the events appended meanwhile make this one unsound. */
@@ -107,6 +131,8 @@ interface Pending {
   reject(error: unknown): void;
 }
 const MAX_ATTEMPTS = 8;
+/** A snapshot of a stream's index every this many events: a saver opening a thread reads at most that many. */
+const SNAPSHOT_EVERY = 64;
 
 /**
  * A LangGraph checkpointer over Rewind's event log. Each (thread, namespace)
@@ -122,6 +148,8 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
   readonly #cacheSize: number;
   readonly #metadata: EventMetadata | undefined;
   readonly #indexes = new Map<string, StreamIndex>();
+  readonly #building = new Map<string, Promise<StreamIndex>>();
+  readonly #submitted = new Map<string, Map<string, Submitted>>();
   readonly #locks = new Map<string, Promise<void>>();
   readonly #queues = new Map<string, Pending[]>();
   /** JsonPlusSerializer only rebuilds objects carrying an `lc` key; JSON without one loads as plain JSON. */
@@ -150,7 +178,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
     // No thread names no checkpoint (the suite asks for undefined, not an error).
     if (config?.configurable?.thread_id === undefined) return undefined;
     const { threadId, ns, checkpointId } = readConfig(config, 'getTuple');
-    const index = await this.#load(streamIdOf(this.prefix, threadId, ns));
+    const index = await this.#load(streamIdOf(this.prefix, threadId, ns), { checkpoint: checkpointId });
     const entry = checkpointId ? index.checkpoints.get(checkpointId) : index.latest();
     if (!entry || entry.status === 'pruned') return undefined;
     return this.#tuple(threadId, ns, index, entry);
@@ -175,7 +203,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
 
     const candidates: { id: string; threadId: string; ns: string; index: StreamIndex; entry: IndexedCheckpoint }[] = [];
     for (const s of streams) {
-      const index = await this.#load(s.streamId);
+      const index = await this.#load(s.streamId, { history: true });
       let taken = 0;
       for (const id of index.liveIdsDescending()) {
         if (limit !== undefined && taken >= limit) break;
@@ -208,18 +236,20 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
     // Everything is captured before the first await: LangGraph does not wait for a put before its
     // next step, and a reducer that changes a list in place must not change what was put.
     const encoding = Promise.all([this.#encode(rest), this.#encode(metadata ?? {})]);
-    const index = this.#lookup(streamId);
+    const submitted = this.#submissions(streamId);
+    const remember = (channel: string, next: Submitted | undefined) => (next ? submitted.set(channel, next) : submitted.delete(channel));
     const planned: Planned[] = [];
     for (const [channel, version] of Object.entries(newVersions)) {
       if (!Object.hasOwn(values, channel)) {
-        index.remember(channel, undefined);
+        remember(channel, undefined);
         planned.push({ channel, version });
         continue;
       }
       const value = (values as Record<string, unknown>)[channel];
-      const last = index.lastSubmitted(channel, this.#plainJson);
+      // Nothing put yet by this saver: the newest value in the log, if the thread is open here.
+      const last = submitted.get(channel) ?? (this.#plainJson ? this.#indexes.get(streamId)?.storedItems(channel) : undefined);
       const plan = this.#plainJson ? planPlain(value, version, checkpoint.id, last) : undefined;
-      if (plan) index.remember(channel, plan.next);
+      if (plan) remember(channel, plan.next);
       planned.push(plan ? { channel, version, plan } : { channel, version, last, serialized: this.serde.dumpsTyped(value) });
     }
     const [stored, storedMetadata] = await encoding;
@@ -228,7 +258,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
       const [type, bytes] = await p.serialized;
       if (type === 'json') p.plan = planText(decoder.decode(bytes), p.version, checkpoint.id, p.last);
       else p.typed = { t: type, b: Buffer.from(bytes).toString('base64') };
-      index.remember(p.channel, p.plan?.next);
+      remember(p.channel, p.plan?.next);
     }
 
     await this.#submit(streamId, {
@@ -278,6 +308,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
     const streamId = streamIdOf(this.prefix, threadId, ns);
     await this.#submit(streamId, {
       put: false,
+      requires: checkpointId,
       build: (index) => {
         // A regular write already stored is kept, so a retried task adds nothing to the log.
         const fresh = encoded.filter((w) => w.idx < 0 || !index.hasWrite(checkpointId, taskId, w.idx));
@@ -336,7 +367,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
     const result: PruneResult = { pruned: [], kept: 0 };
     for (const s of streams) {
       await this.#exclusive(s.streamId, async () => {
-        const index = await this.#load(s.streamId);
+        const index = await this.#load(s.streamId, { history: true });
         for (let attempt = 1; ; attempt++) {
           const plan = await this.#prunePlan(index, keepLast, newerThan);
           if (plan.data.pruned.length === 0) {
@@ -381,7 +412,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
     const targetStream = streamIdOf(this.prefix, id, ns);
     for (let attempt = 1; ; attempt++) {
       const streams = await this.#streams(id);
-      const target = (await this.#load(targetStream)).checkpoints.get(checkpointId);
+      const target = (await this.#load(targetStream, { history: true })).checkpoints.get(checkpointId);
       if (!target || target.status === 'pruned') {
         throw new NotFoundError(
           `checkpoint "${checkpointId}" of thread "${id}"${ns ? ` (namespace "${ns}")` : ''}`,
@@ -393,7 +424,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
       const appends: StreamAppend[] = [];
       const rolledBack: string[] = [];
       for (const s of streams) {
-        const index = await this.#load(s.streamId);
+        const index = await this.#load(s.streamId, { history: true });
         const after = [...index.liveIdsDescending()].filter((cid) => cid > checkpointId);
         if (after.length === 0 && s.streamId !== targetStream) continue;
         const data: RolledBackData = { target: checkpointId, reason, rolledBack: after, previousHead: index.latest()?.id ?? null };
@@ -430,7 +461,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
   async history(threadId: string, options: { checkpointNs?: string } = {}): Promise<CheckpointRecord[]> {
     const id = threadIdOf(threadId, 'history');
     const ns = nsOf(options.checkpointNs ?? '', 'history');
-    const index = await this.#load(streamIdOf(this.prefix, id, ns));
+    const index = await this.#load(streamIdOf(this.prefix, id, ns), { history: true });
     return index.allIdsAscending().map((cid) => {
       const cp = index.checkpoints.get(cid) as IndexedCheckpoint;
       return {
@@ -520,33 +551,83 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
     }
   }
 
-  /** The stream's index, caught up with the log. */
-  async #load(streamId: string): Promise<StreamIndex> {
-    const index = this.#lookup(streamId);
-    await this.#catchUp(streamId, index);
-    return index;
+  /**
+   * The stream's index, caught up with the log. A cached one is caught up
+   * incrementally; otherwise one is built: from the newest snapshot when only
+   * the latest checkpoint is asked for (a saver opening a thread), else from
+   * the whole stream.
+   */
+  async #load(streamId: string, need: Need = {}): Promise<StreamIndex> {
+    const cached = this.#touch(streamId);
+    if (cached) {
+      await this.#catchUp(streamId, cached);
+      if (answers(cached, need)) return cached;
+    }
+    return this.#build(streamId, need.history !== true && need.checkpoint === undefined);
   }
 
-  /** The stream's index, caught up once; writers then rely on expectedVersion to learn of others. */
+  /** For writers: the cached index as it stands (expectedVersion tells them of others' appends), or a new one. */
   async #cached(streamId: string): Promise<StreamIndex> {
-    const index = this.#lookup(streamId);
-    if (!index.loaded) await this.#catchUp(streamId, index);
-    return index;
+    return this.#touch(streamId) ?? this.#build(streamId, true);
   }
 
-  #lookup(streamId: string): StreamIndex {
-    let index = this.#indexes.get(streamId);
+  #touch(streamId: string): StreamIndex | undefined {
+    const index = this.#indexes.get(streamId);
     if (index) {
       this.#indexes.delete(streamId);
-    } else {
-      index = new StreamIndex();
-      if (this.#indexes.size >= this.#cacheSize) {
-        const oldest = this.#indexes.keys().next().value;
-        if (oldest !== undefined) this.#indexes.delete(oldest);
-      }
+      this.#indexes.set(streamId, index);
     }
-    this.#indexes.set(streamId, index);
     return index;
+  }
+
+  /**
+   * A new index, swapped in whole when ready, so a caller still holding the
+   * old one never sees it change under it. Concurrent callers share a build.
+   */
+  #build(streamId: string, fromSnapshot: boolean): Promise<StreamIndex> {
+    const key = `${fromSnapshot ? 'latest' : 'history'}\u0000${streamId}`;
+    let building = this.#building.get(key);
+    if (!building) {
+      building = (async () => {
+        const index = new StreamIndex();
+        const snapshot = fromSnapshot ? await this.store.loadSnapshot<IndexSnapshot>(streamId, INDEX_SNAPSHOT_FORMAT) : undefined;
+        if (snapshot) index.restore(snapshot.state, snapshot.version);
+        await this.#catchUp(streamId, index);
+        // What came after the snapshot (a rollback, a fork from further back) needs the history after all.
+        if (!answers(index, {})) {
+          index.reset();
+          await this.#catchUp(streamId, index);
+        }
+        this.#indexes.delete(streamId);
+        if (this.#indexes.size >= this.#cacheSize) {
+          const oldest = this.#indexes.keys().next().value as string;
+          this.#indexes.delete(oldest);
+          this.#submitted.delete(oldest);
+        }
+        this.#indexes.set(streamId, index);
+        return index;
+      })().finally(() => this.#building.delete(key));
+      this.#building.set(key, building);
+    }
+    return building;
+  }
+
+  /** What this process last put per channel of the stream, to store the next value as an appended tail. */
+  #submissions(streamId: string): Map<string, Submitted> {
+    let submitted = this.#submitted.get(streamId);
+    if (!submitted) {
+      submitted = new Map();
+      this.#submitted.set(streamId, submitted);
+    }
+    return submitted;
+  }
+
+  /** A snapshot is a cache beside the log: failing to write one loses nothing, so it never fails the put behind it. */
+  async #snapshot(streamId: string, index: StreamIndex): Promise<void> {
+    index.snapshotAt = index.version;
+    const snapshot = index.toSnapshot();
+    if (!snapshot) return;
+    await this.store.saveSnapshot(streamId, index.version, snapshot, INDEX_SNAPSHOT_FORMAT, { replaceOlder: true }).catch(() => undefined);
   }
 
   /** Applies what the log holds beyond the index; returns the events that were new to it. */
@@ -557,7 +638,6 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
       applied.push(...index.apply(events));
       if (events.length < READ_PAGE) break;
     }
-    index.loaded = true;
     return applied;
   }
 
@@ -589,10 +669,14 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
   async #drain(streamId: string): Promise<void> {
     const queue = this.#queues.get(streamId) as Pending[];
     try {
-      const index = await this.#cached(streamId);
+      let index = await this.#cached(streamId);
       while (queue.length > 0) {
         const second = queue.findIndex((op, i) => op.put && queue.slice(0, i).some((o) => o.put));
         const batch = queue.splice(0, second === -1 ? queue.length : second);
+        for (const op of batch) {
+          if (op.requires !== undefined && !answers(index, { checkpoint: op.requires }))
+            index = await this.#load(streamId, { checkpoint: op.requires });
+        }
         await this.#commit(streamId, index, batch);
       }
     } catch (error) {
@@ -619,6 +703,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
         // Writes merge (first regular write wins, special ones replace, in log order), so alone they need no version.
         const result = await this.store.append(streamId, events, { expectedVersion: withPut ? index.version : 'any' });
         await this.#absorb(streamId, index, result.events);
+        if (index.version - index.snapshotAt >= SNAPSHOT_EVERY) await this.#snapshot(streamId, index);
         for (const op of sent) op.resolve();
         return;
       } catch (error) {

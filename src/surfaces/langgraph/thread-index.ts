@@ -77,6 +77,29 @@ interface BlobEntry {
   deltaSize: number;
 }
 
+/** Names the IndexSnapshot format in the store; a new format ignores the older snapshots. */
+export const INDEX_SNAPSHOT_FORMAT = 'langgraph-index/1';
+
+/**
+ * The part of an index that answers for the stream's latest checkpoint: the
+ * checkpoint, its pending writes, and the channel values it sees (plus each
+ * channel's newest one), each joined whole. A saver opening the thread starts
+ * from it and reads only the events after it, not the whole stream.
+ */
+export interface IndexSnapshot {
+  checkpoint: Omit<IndexedCheckpoint, 'checkpoint' | 'metadata' | 'status'> & { checkpoint: LoadedValue; metadata: LoadedValue };
+  blobs: {
+    channel: string;
+    key: string;
+    writer: string;
+    value: LoadedValue | null;
+    fullSize: number;
+    deltaSize: number;
+    newest: boolean;
+  }[];
+  writes: { task: string; idx: number; channel: string; path: string; value: LoadedValue }[];
+}
+
 /**
  * What one stream (thread + namespace) holds, folded from its events. Catches
  * up incrementally: `apply` ignores versions it already has, so two concurrent
@@ -84,8 +107,12 @@ interface BlobEntry {
  */
 export class StreamIndex {
   version = 0;
-  /** Caught up with the log at least once. */
-  loaded = false;
+  /** Started from a snapshot: knows the latest checkpoint as of it and what came after, not the history before. */
+  partial = false;
+  /** A partial index met an event it cannot fold alone (a rollback, a prune, a tail on a value it lacks). */
+  needsHistory = false;
+  /** Version of the newest snapshot of this stream this process knows of. */
+  snapshotAt = 0;
   readonly checkpoints = new Map<string, IndexedCheckpoint>();
   /** Checkpoint ids, ascending (uuid6 ids sort by time). */
   #sorted: string[] = [];
@@ -94,8 +121,6 @@ export class StreamIndex {
   readonly #writes = new Map<string, Map<string, IndexedWrite>>();
   /** Each channel's most recently stored version. */
   readonly #newest = new Map<string, { key: string; writer: string }>();
-  /** What this process last put per channel, to store the next version as an appended tail. */
-  readonly #submitted = new Map<string, Submitted>();
 
   apply(events: EventEnvelope[]): EventEnvelope[] {
     const applied: EventEnvelope[] = [];
@@ -116,9 +141,9 @@ export class StreamIndex {
           this.#blobs.clear();
           this.#writes.clear();
           this.#newest.clear();
-          this.#submitted.clear();
           break;
         case LangGraphEvents.Pruned: {
+          this.needsHistory ||= this.partial;
           const data = event.data as PrunedData;
           for (const id of data.pruned) {
             const cp = this.checkpoints.get(id);
@@ -131,6 +156,7 @@ export class StreamIndex {
           break;
         }
         case LangGraphEvents.RolledBack: {
+          this.needsHistory ||= this.partial;
           const data = event.data as RolledBackData;
           for (const id of data.rolledBack) {
             const cp = this.checkpoints.get(id);
@@ -143,6 +169,70 @@ export class StreamIndex {
       }
     }
     return applied;
+  }
+
+  /** Forgets everything, to be caught up from the start of the stream. */
+  reset(): void {
+    this.version = 0;
+    this.partial = this.needsHistory = false;
+    this.checkpoints.clear();
+    this.#sorted = [];
+    this.#blobs.clear();
+    this.#writes.clear();
+    this.#newest.clear();
+  }
+
+  /** The snapshot of this index as it stands; undefined when it has no latest checkpoint to describe. */
+  toSnapshot(): IndexSnapshot | undefined {
+    const latest = this.latest();
+    if (!latest || this.needsHistory) return undefined;
+    const checkpoint = loaded(latest.checkpoint);
+    if (!('text' in checkpoint)) return undefined;
+    const { v, channel_versions: versions = {} } = JSON.parse(checkpoint.text) as {
+      v?: number;
+      channel_versions?: Record<string, Version>;
+    };
+    // Before format 4 a checkpoint's pending sends are its parent's writes, which a snapshot does not hold.
+    if (v === undefined || v < 4) return undefined;
+    const { checkpoint: _, metadata, status: __, ...rest } = latest;
+    const snapshot: IndexSnapshot = {
+      checkpoint: { ...rest, checkpoint, metadata: loaded(metadata) },
+      blobs: [],
+      writes: this.writesOf(latest.id).map((w) => ({ ...w, value: loaded(w.value) })),
+    };
+    const add = (channel: string, key: string, from: string, newest: boolean) => {
+      const entry = this.#resolve(channel, key, from);
+      if (!entry || snapshot.blobs.some((b) => b.channel === channel && b.key === key && b.writer === entry.writer)) return;
+      const value = 'empty' in entry.value ? null : this.valueAt(channel, parseVersionKey(key), from);
+      if (value === undefined) return;
+      snapshot.blobs.push({ channel, key, writer: entry.writer, value, fullSize: entry.fullSize, deltaSize: entry.deltaSize, newest });
+    };
+    for (const [channel, version] of Object.entries(versions)) add(channel, versionKey(version), latest.id, false);
+    for (const [channel, newest] of this.#newest) add(channel, newest.key, newest.writer, true);
+    return snapshot;
+  }
+
+  /** Starts this (empty) index from a snapshot of the stream at `version`. */
+  restore(snapshot: IndexSnapshot, version: number): void {
+    this.reset();
+    this.version = this.snapshotAt = version;
+    this.partial = true;
+    const { checkpoint, metadata, ...rest } = snapshot.checkpoint;
+    this.checkpoints.set(rest.id, { ...rest, checkpoint: { loaded: checkpoint }, metadata: { loaded: metadata }, status: 'live' });
+    this.#sorted.push(rest.id);
+    for (const b of snapshot.blobs) {
+      let versions = this.#blobs.get(b.channel);
+      if (!versions) {
+        versions = new Map();
+        this.#blobs.set(b.channel, versions);
+      }
+      const value: BlobValue = b.value === null ? { empty: true } : { full: { loaded: b.value } };
+      versions.set(b.key, [...(versions.get(b.key) ?? []), { value, writer: b.writer, fullSize: b.fullSize, deltaSize: b.deltaSize }]);
+      if (b.newest) this.#newest.set(b.channel, { key: b.key, writer: b.writer });
+    }
+    const writes = new Map<string, IndexedWrite>();
+    for (const w of snapshot.writes) writes.set(writeKey(w.task, w.idx), { ...w, value: { loaded: w.value } });
+    if (writes.size > 0) this.#writes.set(rest.id, writes);
   }
 
   /** Live checkpoint ids, newest first. */
@@ -216,27 +306,16 @@ export class StreamIndex {
     return entry !== undefined && !('empty' in entry.value) && entry.deltaSize + items <= entry.fullSize;
   }
 
-  remember(channel: string, submitted: Submitted | undefined): void {
-    if (submitted) this.#submitted.set(channel, submitted);
-    else this.#submitted.delete(channel);
-  }
-
   /**
-   * What this process last put for the channel; else, with `fromLog`, the
-   * channel's newest stored value as parsed items (a saver that just opened
-   * the thread), so its next put can be a tail too.
+   * The channel's newest stored value as parsed items, for a saver that has
+   * put nothing on the thread yet: its next put can then be a tail too.
    */
-  lastSubmitted(channel: string, fromLog: boolean): Submitted | undefined {
-    const submitted = this.#submitted.get(channel);
-    if (submitted || !fromLog || !this.loaded) return submitted;
+  storedItems(channel: string): Submitted | undefined {
     const newest = this.#newest.get(channel);
     if (!newest) return undefined;
-    // Parsed once, then kept as submitted: the next put adds to it.
     const value = this.valueAt(channel, parseVersionKey(newest.key), newest.writer);
     if (!value || !('text' in value) || value.text.charCodeAt(0) !== 91 /* [ */) return undefined;
-    const stored = { version: parseVersionKey(newest.key), writer: newest.writer, items: JSON.parse(value.text) as Json[] };
-    this.#submitted.set(channel, stored);
-    return stored;
+    return { version: parseVersionKey(newest.key), writer: newest.writer, items: JSON.parse(value.text) as Json[] };
   }
 
   /**
@@ -260,6 +339,8 @@ export class StreamIndex {
 
   #putCheckpoint(data: CheckpointData, event: EventEnvelope): void {
     const existing = this.checkpoints.has(data.id);
+    // A fork from a checkpoint before the snapshot sees values only the history holds.
+    this.needsHistory ||= this.partial && data.parent !== null && !this.checkpoints.has(data.parent);
     this.checkpoints.set(data.id, {
       id: data.id,
       parent: data.parent,
@@ -292,6 +373,7 @@ export class StreamIndex {
     if ('base' in blob) {
       const key = versionKey(blob.base);
       const base = this.#resolve(channel, key, writer);
+      this.needsHistory ||= this.partial && base === undefined;
       const value = { base: key, tail: { stored: { j: blob.tail } } };
       return { value, writer, fullSize: base?.fullSize ?? 0, deltaSize: (base?.deltaSize ?? 0) + blob.tail.length };
     }
