@@ -8,16 +8,25 @@ import { ValidationError } from './errors.js';
  */
 export function canonicalJson(value: unknown): string {
   try {
-    return write(value, new Set());
+    return write(value, 0);
   } catch (error) {
     if (!(error instanceof NotJson)) throw error;
+    let where = `$${error.path.reverse().join('')} is ${error.what}`;
+    if (error.what === TOO_DEEP) {
+      const cycle = cyclePath(value);
+      where = cycle === undefined ? `$ is ${TOO_DEEP}` : `${cycle} is a reference back to one of its own containers (a cycle)`;
+    }
     throw new ValidationError(
-      `$${error.path.reverse().join('')} is ${error.what}, which JSON cannot represent`,
+      `${where}, which JSON cannot represent`,
       [],
       'convert it to plain JSON (strings, finite numbers, booleans, null, arrays, plain objects) first',
     );
   }
 }
+
+// Deeper than this is refused; it is also how a cycle shows, which cyclePath() then names.
+const MAX_DEPTH = 1000;
+const TOO_DEEP = `nested more than ${MAX_DEPTH} levels deep`;
 
 /** Thrown from where the bad value is; each container on the way out adds its step to the path, so no path is built otherwise. */
 class NotJson {
@@ -25,36 +34,43 @@ class NotJson {
   constructor(readonly what: string) {}
 }
 
-/** `ancestors` holds the containers on the path to `value`, so a cycle is named instead of overflowing the stack. */
-function write(value: unknown, ancestors: Set<object>): string {
+// The same keys come back in every event of a kind: their quoted form is kept, up to a bound.
+const quotedKeys = new Map<string, string>();
+function quote(key: string): string {
+  let quoted = quotedKeys.get(key);
+  if (quoted === undefined) {
+    quoted = JSON.stringify(key);
+    if (quotedKeys.size < 10_000) quotedKeys.set(key, quoted);
+  }
+  return quoted;
+}
+
+function write(value: unknown, depth: number): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'boolean':
       return value ? 'true' : 'false';
     case 'number':
       if (!Number.isFinite(value)) throw new NotJson(`the number ${value}`);
-      return JSON.stringify(value);
+      // For a finite number, String() is JSON's form too.
+      return String(value);
     case 'string':
       return JSON.stringify(value);
-    case 'object': {
-      if (ancestors.has(value)) throw new NotJson('a reference back to one of its own containers (a cycle)');
-      ancestors.add(value);
-      const text = Array.isArray(value) ? writeArray(value, ancestors) : writeObject(value, ancestors);
-      ancestors.delete(value);
-      return text;
-    }
+    case 'object':
+      if (depth >= MAX_DEPTH) throw new NotJson(TOO_DEEP);
+      return Array.isArray(value) ? writeArray(value, depth + 1) : writeObject(value, depth + 1);
     default:
       throw new NotJson(`a ${typeof value}`);
   }
 }
 
-function writeArray(value: unknown[], ancestors: Set<object>): string {
+function writeArray(value: unknown[], depth: number): string {
   let text = '[';
   let i = 0;
   try {
     for (; i < value.length; i++) {
       const item = value[i];
-      text += `${i === 0 ? '' : ','}${item === undefined ? 'null' : write(item, ancestors)}`;
+      text += `${i === 0 ? '' : ','}${item === undefined ? 'null' : write(item, depth)}`;
     }
   } catch (error) {
     if (error instanceof NotJson) error.path.push(`[${i}]`);
@@ -63,22 +79,39 @@ function writeArray(value: unknown[], ancestors: Set<object>): string {
   return `${text}]`;
 }
 
-function writeObject(value: object, ancestors: Set<object>): string {
+function writeObject(value: object, depth: number): string {
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) throw new NotJson(`an instance of ${value.constructor?.name ?? 'a class'}`);
   const record = value as Record<string, unknown>;
-  const keys = Object.keys(record).sort();
+  const keys = Object.keys(record);
+  if (keys.length > 1) keys.sort();
   let text = '{';
   let key = '';
   try {
     for (key of keys) {
       const member = record[key];
       if (member === undefined) continue;
-      text += `${text.length === 1 ? '' : ','}${JSON.stringify(key)}:${write(member, ancestors)}`;
+      text += `${text.length === 1 ? '' : ','}${quote(key)}:${write(member, depth)}`;
     }
   } catch (error) {
     if (error instanceof NotJson) error.path.push(`.${key}`);
     throw error;
   }
   return `${text}}`;
+}
+
+/** Where `value` first refers back to one of its own containers, or undefined when it is merely deep. */
+function cyclePath(value: unknown, path = '$', ancestors = new Set<object>()): string | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  if (ancestors.has(value)) return path;
+  ancestors.add(value);
+  const entries: [string, unknown][] = Array.isArray(value)
+    ? value.map((item, i) => [`${path}[${i}]`, item])
+    : Object.entries(value).map(([k, v]) => [`${path}.${k}`, v]);
+  for (const [at, member] of entries) {
+    const found = cyclePath(member, at, ancestors);
+    if (found !== undefined) return found;
+  }
+  ancestors.delete(value);
+  return undefined;
 }

@@ -42,6 +42,15 @@ describe('canonicalJson', () => {
       })(),
       '$.list[0]',
     ],
+    [
+      'nesting deeper than 1000 levels',
+      (() => {
+        let deep: unknown = 'bottom';
+        for (let i = 0; i < 1001; i++) deep = [deep];
+        return deep;
+      })(),
+      '$ is nested more than 1000 levels deep',
+    ],
   ])('refuses %s and says where it is', (_what, value, path) => {
     const error = (() => {
       try {
