@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { canonicalJson } from './canonical.js';
 import type { EventEnvelope, EventMetadata } from './envelope.js';
 
@@ -18,7 +18,7 @@ export interface EventContent {
 /** SHA-256 of the canonical content. Used both for idempotent re-appends and as input to the chain. */
 export function contentDigest(event: EventContent): string {
   const { id, streamId, type, schemaVersion, data, metadata } = event;
-  return createHash('sha256').update(canonicalJson({ id, streamId, type, schemaVersion, data, metadata })).digest('hex');
+  return hash('sha256', canonicalJson({ id, streamId, type, schemaVersion, data, metadata }), 'hex');
 }
 
 /**
@@ -28,11 +28,13 @@ export function contentDigest(event: EventContent): string {
  * server-side with sha256(), so the formula must stay byte-for-byte simple.
  */
 export function chainLink(previous: string, version: number, recordedAt: string, digest: string): string {
-  return createHash('sha256')
-    .update(Buffer.from(previous, 'hex'))
-    .update(`${version}\n${recordedAt}\n`, 'utf8')
-    .update(Buffer.from(digest, 'hex'))
-    .digest('hex');
+  const middle = `${version}\n${recordedAt}\n`;
+  const length = Buffer.byteLength(middle);
+  const bytes = Buffer.alloc(64 + length);
+  bytes.write(previous, 0, 'hex');
+  bytes.write(middle, 32, 'utf8');
+  bytes.write(digest, 32 + length, 'hex');
+  return hash('sha256', bytes, 'hex');
 }
 
 export interface ChainBreak {

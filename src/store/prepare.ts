@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { canonicalJson } from '../events/canonical.js';
 import type { EventMetadata, NewEvent } from '../events/envelope.js';
 import { type ExpectedVersion, ValidationError } from '../events/errors.js';
@@ -153,7 +153,7 @@ function prepareEvent(
 }
 
 function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  return hash('sha256', text, 'hex');
 }
 
 function prefix(where: string, field: string): string {

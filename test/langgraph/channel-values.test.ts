@@ -3,16 +3,18 @@ import { emptyCheckpoint } from '@langchain/langgraph-checkpoint';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/open.js';
-import { isPlainJson, sameJson } from '../../src/surfaces/langgraph/channel-values.js';
+import { copyPlain, sameJson } from '../../src/surfaces/langgraph/channel-values.js';
 import { RewindCheckpointSaver } from '../../src/surfaces/langgraph/index.js';
 
 const json = (value: unknown) => JSON.parse(JSON.stringify(value));
 
 describe('plain JSON, the fast path past the serde', () => {
-  it('takes any JSON value, and JSON.stringify writes it as the serde does', () => {
+  it('copies any JSON value as a JSON round trip would, "__proto__" keys included', () => {
+    expect(Object.getPrototypeOf(copyPlain(JSON.parse('{"__proto__":{"a":1}}')))).toBe(Object.prototype);
+    expect(JSON.stringify(copyPlain(JSON.parse('{"__proto__":{"a":1}}')))).toBe('{"__proto__":{"a":1}}');
     fc.assert(
       fc.property(fc.jsonValue(), (value) => {
-        expect(isPlainJson(value)).toBe(true);
+        expect(JSON.stringify(copyPlain(value))).toBe(JSON.stringify(value));
         expect(sameJson(value, json(value))).toBe(true);
       }),
     );
@@ -35,7 +37,7 @@ describe('plain JSON, the fast path past the serde', () => {
       })(),
     ],
   ])('leaves %s to the serde', (_what, value) => {
-    expect(isPlainJson(value)).toBe(false);
+    expect(copyPlain(value)).toBeUndefined();
   });
 
   it('tells values apart whatever their key order', () => {

@@ -24,36 +24,56 @@ export interface PlannedValue {
 
 // Beyond this depth a value is treated as not plain (which is also how a cycle is caught).
 const MAX_DEPTH = 256;
+const NOT_PLAIN = Symbol('not plain');
 
 /**
- * Plain JSON: null, booleans, finite numbers, strings, arrays without holes
- * and objects whose prototype is Object.prototype or null, none holding
- * undefined. For such a value JSON.stringify writes exactly what
- * JsonPlusSerializer writes (its replacer changes nothing in it), so it needs
- * no serde: that is the fast path, and the safe one to compare item by item.
+ * Our own copy of `value` when it is plain JSON, else undefined. Plain JSON:
+ * null, booleans, finite numbers, strings, arrays without holes and objects
+ * whose prototype is Object.prototype or null, none holding undefined. For
+ * such a value JSON.stringify writes exactly what JsonPlusSerializer writes
+ * (its replacer changes nothing in it), so it needs no serde: that is the
+ * fast path. The copy is what is stored: nothing the caller does to its own
+ * objects afterwards reaches the log.
  */
-export function isPlainJson(value: unknown, depth = 0): boolean {
-  if (value === null) return true;
+export function copyPlain(value: unknown): Json | undefined {
+  const copy = copyOf(value, 0);
+  return copy === NOT_PLAIN ? undefined : copy;
+}
+
+function copyOf(value: unknown, depth: number): Json | typeof NOT_PLAIN {
+  if (value === null) return null;
   switch (typeof value) {
     case 'string':
     case 'boolean':
-      return true;
+      return value;
     case 'number':
-      return Number.isFinite(value);
+      return Number.isFinite(value) ? value : NOT_PLAIN;
     case 'object':
       break;
     default:
-      return false;
+      return NOT_PLAIN;
   }
-  if (depth > MAX_DEPTH) return false;
+  if (depth > MAX_DEPTH) return NOT_PLAIN;
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i], depth + 1)) return false;
-    return true;
+    const out: Json[] = new Array(value.length);
+    for (let i = 0; i < value.length; i++) {
+      const item = copyOf(value[i], depth + 1);
+      if (item === NOT_PLAIN) return NOT_PLAIN;
+      out[i] = item;
+    }
+    return out;
   }
   const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return false;
-  for (const key in value) if (!isPlainJson((value as Record<string, unknown>)[key], depth + 1)) return false;
-  return true;
+  if (proto !== Object.prototype && proto !== null) return NOT_PLAIN;
+  const out: { [key: string]: Json } = {};
+  for (const key in value) {
+    const member = copyOf((value as Record<string, unknown>)[key], depth + 1);
+    if (member === NOT_PLAIN) return NOT_PLAIN;
+    // Assigning "__proto__" would set the prototype, not a key (JSON.parse makes it a key).
+    if (key === '__proto__') Object.defineProperty(out, key, { value: member, enumerable: true, writable: true, configurable: true });
+    else out[key] = member;
+  }
+  return out;
 }
 
 /**
@@ -81,11 +101,6 @@ export function sameJson(value: unknown, json: Json): boolean {
   return keys === 0;
 }
 
-/** Our own copy of a plain value: nothing the caller does to theirs afterwards can reach the log. */
-export function copyPlain(value: unknown): Json {
-  return JSON.parse(JSON.stringify(value)) as Json;
-}
-
 /**
  * A plain value. When it is an array that starts with exactly the items last
  * submitted, only the new items are copied: O(new items) instead of
@@ -97,15 +112,14 @@ export function planPlain(value: unknown, version: Version, writer: string, last
     const known = last.items;
     let same = true;
     for (let i = 0; same && i < known.length; i++) same = sameJson(value[i], known[i] as Json);
-    const added = same ? value.slice(known.length) : undefined;
-    if (added && isPlainJson(added)) {
-      const tail = copyPlain(added) as Json[];
+    const tail = same ? (copyPlain(value.slice(known.length)) as Json[] | undefined) : undefined;
+    if (tail) {
       const items = known.concat(tail);
       return { full: () => items, tail: { base: last.version, writer: last.writer, items: tail }, next: { version, writer, items } };
     }
   }
-  if (!isPlainJson(value)) return undefined;
   const copy = copyPlain(value);
+  if (copy === undefined) return undefined;
   return { full: () => copy, next: Array.isArray(copy) ? { version, writer, items: copy } : undefined };
 }
 

@@ -19,7 +19,7 @@ import {
 import type { EventEnvelope, EventMetadata, Json, NewEvent } from '../../events/envelope.js';
 import { ConcurrencyError, NotFoundError, ValidationError } from '../../events/errors.js';
 import type { EventStore, StreamAppend } from '../../store/types.js';
-import { copyPlain, isPlainJson, type PlannedValue, planPlain, planText, type Submitted } from './channel-values.js';
+import { copyPlain, type PlannedValue, planPlain, planText, type Submitted } from './channel-values.js';
 import {
   CheckpointConflictError,
   type CheckpointData,
@@ -520,7 +520,8 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
 
   /** Captures `value` synchronously (the serde's work starts before the first await). */
   async #encode(value: unknown): Promise<StoredValue> {
-    if (this.#plainJson && isPlainJson(value)) return { j: copyPlain(value) };
+    const copy = this.#plainJson ? copyPlain(value) : undefined;
+    if (copy !== undefined) return { j: copy };
     const [type, bytes] = await this.serde.dumpsTyped(value);
     if (type === 'json') return { j: JSON.parse(decoder.decode(bytes)) as Json };
     return { t: type, b: Buffer.from(bytes).toString('base64') };
