@@ -58,6 +58,9 @@ const afterFirst = history.find((h) => h.values.steps?.length === 1 && h.next.in
 if (!afterFirst) throw new Error('no checkpoint after the first step');
 const forked = await graph.invoke({ city: 'Porto' }, afterFirst.config);
 console.log(forked.steps);
+// The fork counted the same channel versions again; the original branch still reads its own values.
+const original = await graph.getState(history[0]?.config ?? config);
+console.log('  the original branch is untouched:', original.values.steps);
 
 console.log('\n4. A reviewer finds the yacht over budget: roll back to just before it was drafted');
 const beforeYacht = (await collect(graph.getStateHistory(config))).find((h) => h.values.city === 'Porto' && h.values.steps?.length === 2);

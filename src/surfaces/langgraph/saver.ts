@@ -336,6 +336,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
       })),
     );
     for (const s of streams) {
+      this.#submitted.delete(s.streamId);
       const index = this.#indexes.get(s.streamId);
       if (index) await this.#catchUp(s.streamId, index);
     }
@@ -626,9 +627,12 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
   /** A snapshot is a cache beside the log: failing to write one loses nothing, so it never fails the put behind it. */
   async #snapshot(streamId: string, index: StreamIndex): Promise<void> {
     index.snapshotAt = index.version;
-    const snapshot = index.toSnapshot();
-    if (!snapshot) return;
-    await this.store.saveSnapshot(streamId, index.version, snapshot, INDEX_SNAPSHOT_FORMAT, { replaceOlder: true }).catch(() => undefined);
+    try {
+      const snapshot = index.toSnapshot();
+      if (snapshot) await this.store.saveSnapshot(streamId, index.version, snapshot, INDEX_SNAPSHOT_FORMAT, { replaceOlder: true });
+    } catch {
+      // The next one is due 64 events later; until then a saver opening the thread reads a little more.
+    }
   }
 
   /** Applies what the log holds beyond the index; returns the events that were new to it. */
