@@ -216,6 +216,7 @@ export class PostgresBackend implements StorageBackend {
       appends.map((a) => ({
         streamId: a.streamId,
         expectedVersion: a.expectedVersion,
+        idsGiven: a.events.some((e) => e.idGiven),
         events: a.events.map((e) => ({
           id: e.id,
           type: e.type,

@@ -100,6 +100,9 @@ CREATE INDEX projection_docs_by_stream ON ${s}.projection_docs (projection, gene
     // transactions on one lock, which defeated group commit (8 writers: 2-3x slower). The
     // client notifies after the commit instead (postgres.ts, #notifyOthers).
     appendEventsFunction(s, lit, true, false),
+    // The idempotency scan (a join per event) only for appends whose ids the caller chose
+    // ("idsGiven", see postgres.ts): a generated id cannot be stored yet. It was a third of an append.
+    appendEventsFunction(s, lit, true, false),
   ];
 }
 
@@ -179,48 +182,50 @@ ${inlineTurns ? INLINE_TURNS(s, lit) : ''}  -- Stream locks without taking an xi
     sid := a ->> 'streamId';
     total := jsonb_array_length(a -> 'events');
 
-    -- Idempotency, as findStoredBatch() in idempotency.ts.
-    found_count := 0;
-    first_id := NULL;
-    unordered_id := NULL;
-    prev_version := NULL;
-    FOR r IN
-      SELECT x.ev ->> 'id' AS id, x.ev ->> 'digest' AS digest, e.stream_id, e.digest AS stored_digest, e.version
-      FROM jsonb_array_elements(a -> 'events') WITH ORDINALITY x(ev, o)
-      LEFT JOIN ${s}.events e ON e.id = x.ev ->> 'id'
-      ORDER BY x.o
-    LOOP
-      CONTINUE WHEN r.stream_id IS NULL;
-      IF r.stream_id <> sid THEN
-        RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = r.id,
-          DETAIL = format('it belongs to stream "%s", not "%s"', r.stream_id, sid);
-      END IF;
-      IF r.stored_digest <> r.digest THEN
-        RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = r.id,
-          DETAIL = 'its type, data, metadata or schema version differ';
-      END IF;
-      found_count := found_count + 1;
-      first_id := coalesce(first_id, r.id);
-      IF unordered_id IS NULL AND prev_version IS NOT NULL AND r.version <> prev_version + 1 THEN
-        unordered_id := r.id;
-      END IF;
-      prev_version := r.version;
-    END LOOP;
-    IF found_count > 0 THEN
-      IF found_count <> total THEN
-        RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = first_id,
-          DETAIL = format('%s of the %s events in this append are already stored; retry the original append unchanged, or give new events new ids', found_count, total);
-      END IF;
-      IF unordered_id IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = unordered_id,
-          DETAIL = 'the stored events are not in this order';
-      END IF;
-      RETURN QUERY
-        SELECT ai, e.id::text, e.stream_id::text, e.version, e.position, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, e.hash
+    -- Idempotency, as findStoredBatch() in idempotency.ts; only ids the caller chose can be stored already.
+    IF coalesce((a ->> 'idsGiven')::boolean, true) THEN
+      found_count := 0;
+      first_id := NULL;
+      unordered_id := NULL;
+      prev_version := NULL;
+      FOR r IN
+        SELECT x.ev ->> 'id' AS id, x.ev ->> 'digest' AS digest, e.stream_id, e.digest AS stored_digest, e.version
         FROM jsonb_array_elements(a -> 'events') WITH ORDINALITY x(ev, o)
-        JOIN ${s}.events e ON e.id = x.ev ->> 'id'
-        ORDER BY x.o;
-      CONTINUE;
+        LEFT JOIN ${s}.events e ON e.id = x.ev ->> 'id'
+        ORDER BY x.o
+      LOOP
+        CONTINUE WHEN r.stream_id IS NULL;
+        IF r.stream_id <> sid THEN
+          RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = r.id,
+            DETAIL = format('it belongs to stream "%s", not "%s"', r.stream_id, sid);
+        END IF;
+        IF r.stored_digest <> r.digest THEN
+          RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = r.id,
+            DETAIL = 'its type, data, metadata or schema version differ';
+        END IF;
+        found_count := found_count + 1;
+        first_id := coalesce(first_id, r.id);
+        IF unordered_id IS NULL AND prev_version IS NOT NULL AND r.version <> prev_version + 1 THEN
+          unordered_id := r.id;
+        END IF;
+        prev_version := r.version;
+      END LOOP;
+      IF found_count > 0 THEN
+        IF found_count <> total THEN
+          RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = first_id,
+            DETAIL = format('%s of the %s events in this append are already stored; retry the original append unchanged, or give new events new ids', found_count, total);
+        END IF;
+        IF unordered_id IS NOT NULL THEN
+          RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = unordered_id,
+            DETAIL = 'the stored events are not in this order';
+        END IF;
+        RETURN QUERY
+          SELECT ai, e.id::text, e.stream_id::text, e.version, e.position, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, e.hash
+          FROM jsonb_array_elements(a -> 'events') WITH ORDINALITY x(ev, o)
+          JOIN ${s}.events e ON e.id = x.ev ->> 'id'
+          ORDER BY x.o;
+        CONTINUE;
+      END IF;
     END IF;
 
     SELECT st.version, st.head INTO actual, head FROM ${s}.streams st WHERE st.stream_id = sid;
