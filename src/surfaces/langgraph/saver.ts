@@ -50,7 +50,12 @@ export interface RewindCheckpointSaverOptions {
   serde?: SerializerProtocol;
   /** First part of every stream id; lets several apps (or test runs) share one store. Default 'langgraph'. */
   prefix?: string;
-  /** Streams (thread × namespace) whose index stays in memory. Default 1000. */
+  /**
+   * Streams (thread × namespace) whose index stays in memory. Default 100. An
+   * index holds the thread's checkpoints and values: about 1-2 MB for a
+   * 300-step agent thread. Opening an evicted thread again costs a snapshot
+   * read (about 1 ms).
+   */
   cacheSize?: number;
   /** Recorded as the `actor` of every event this saver appends. */
   actor?: string;
@@ -161,7 +166,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
     if (typeof prefix !== 'string' || prefix.length === 0 || prefix.includes(':')) {
       throw new ValidationError('prefix must be a non-empty string without ":"');
     }
-    const cacheSize = options.cacheSize ?? 1000;
+    const cacheSize = options.cacheSize ?? 100;
     if (!Number.isInteger(cacheSize) || cacheSize < 1) throw new ValidationError('cacheSize must be a positive integer');
     this.store = store;
     this.prefix = prefix;
