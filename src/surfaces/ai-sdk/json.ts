@@ -36,7 +36,8 @@ export function toJson(value: unknown, seen = new Set<object>()): Json | undefin
     const out: { [key: string]: Json } = {};
     for (const [key, item] of Object.entries(object)) {
       const json = toJson(item, seen);
-      if (json !== undefined) out[key] = json;
+      // Assigning "__proto__" would set the prototype (model output can carry that key), not add it.
+      if (json !== undefined) Object.defineProperty(out, key, { value: json, enumerable: true, writable: true, configurable: true });
     }
     return out;
   } finally {
