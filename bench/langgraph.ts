@@ -165,6 +165,21 @@ export async function benchLangGraph(scale: number): Promise<void> {
           baseline: vs(c, 'put + putWrites'),
         })),
       );
+      // A server with many conversations: several threads put at once, each call still awaited in turn.
+      const parallel = 4;
+      await measureInTurns(
+        SECTION,
+        'checkpoints/s',
+        Math.max(3, Math.round(3 * scale)),
+        [theirs, ours].map((c) => ({
+          name: `${c.name}: put + putWrites, ${parallel} threads at once`,
+          ops: parallel * puts.length,
+          run: async (round) => {
+            await Promise.all(Array.from({ length: parallel }, (_, t) => replay(c.saver, calls, `par-${round}-${t}`)));
+          },
+          baseline: vs(c, `put + putWrites, ${parallel} threads at once`),
+        })),
+      );
       // The thread the reads below read.
       for (const c of [theirs, ours]) await replay(c.saver, calls);
       await measureInTurns(
