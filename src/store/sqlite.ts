@@ -121,14 +121,9 @@ export class SqliteBackend implements StorageBackend {
   readonly #events = new EventEmitter().setMaxListeners(0);
   readonly #sql;
   readonly #readPage: (query: PageQuery) => ReadAllPage;
-  readonly #saveSnapshot: (
-    streamId: string,
-    reducerVersion: string,
-    version: number,
-    state: string,
-    createdAt: string,
-    replaceOlder: boolean,
-  ) => void;
+  readonly #saveSnapshot: Database.Transaction<
+    (streamId: string, reducerVersion: string, version: number, state: string, createdAt: string, replaceOlder: boolean) => void
+  >;
   #queue: PendingAppend[] = [];
   #closed = false;
   readonly #appendHooks = new Set<AppendTransactionHook>();
@@ -396,7 +391,8 @@ export class SqliteBackend implements StorageBackend {
   async saveSnapshot(snapshot: Snapshot<string>, replaceOlder: boolean): Promise<void> {
     this.#open();
     const { streamId, reducerVersion, version, state, createdAt } = snapshot;
-    this.#saveSnapshot(streamId, reducerVersion, version, state, createdAt, replaceOlder);
+    // IMMEDIATE, like appends: a deferred transaction that reads then writes can fail with SQLITE_BUSY_SNAPSHOT.
+    this.#saveSnapshot.immediate(streamId, reducerVersion, version, state, createdAt, replaceOlder);
   }
 
   async loadSnapshot(streamId: string, reducerVersion: string, atOrBefore: number | undefined): Promise<Snapshot<string> | undefined> {
