@@ -164,6 +164,7 @@ export async function benchLangGraph(scale: number): Promise<void> {
           run: (round) => replay(c.saver, calls, `put-${round}`),
           baseline: vs(c, 'put + putWrites'),
         })),
+        3,
       );
       // A server with many conversations: several threads put at once, each call still awaited in turn.
       const parallel = 4;

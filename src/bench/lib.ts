@@ -65,17 +65,18 @@ export interface Contestant {
 }
 
 /**
- * Runs the contestants in turns (a, b, a, b, …) for `rounds` rounds after one
- * unrecorded warm-up turn each, and records each one's median round. On a
- * shared machine both then see the same noise, which one run each does not.
+ * Runs the contestants in turns (a, b, a, b, …) for `rounds` rounds after
+ * `warmups` unrecorded turns each (so the JIT has compiled every one's hot
+ * paths), and records each one's median round. On a shared machine both then
+ * see the same noise, which one run each does not.
  */
-export async function measureInTurns(section: string, unit: string, rounds: number, contestants: Contestant[]): Promise<void> {
+export async function measureInTurns(section: string, unit: string, rounds: number, contestants: Contestant[], warmups = 1): Promise<void> {
   const times = contestants.map(() => [] as number[]);
-  for (let round = 0; round <= rounds; round++) {
+  for (let round = 0; round < warmups + rounds; round++) {
     for (const [i, c] of contestants.entries()) {
       const start = process.hrtime.bigint();
       await c.run(round);
-      if (round > 0) times[i]?.push(Number(process.hrtime.bigint() - start) / 1e9);
+      if (round >= warmups) times[i]?.push(Number(process.hrtime.bigint() - start) / 1e9);
     }
   }
   for (const [i, c] of contestants.entries()) {
