@@ -3,27 +3,43 @@ import { describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/open.js';
 import { RewindCheckpointSaver } from '../../src/surfaces/langgraph/index.js';
 import { runChild } from '../support/child.js';
+import { databaseUrl, uniqueSchema } from '../support/postgres.js';
 import { tempDir } from '../support/temp.js';
 import { counterGraph } from './graph.js';
+import { withPostgres } from './helpers.js';
 
 const CHILD = 'test/fixtures/langgraph-child.ts';
 
-describe('a LangGraph thread on SQLite, its process killed again and again', () => {
+/** Per backend: where a fresh thread lives, what the child needs besides the url, and how to open it here. */
+const backends: [string, () => { url: string; args: string[]; options: { schema?: string } }][] = [
+  ['SQLite', () => ({ url: `sqlite:${join(tempDir('rewind-lg-kill-'), 'agent.db')}`, args: [], options: {} })],
+];
+if (withPostgres) {
+  backends.push([
+    'PostgreSQL',
+    () => {
+      const schema = uniqueSchema();
+      return { url: databaseUrl(), args: [schema], options: { schema } };
+    },
+  ]);
+}
+
+describe.each(backends)('a LangGraph thread on %s, its process killed again and again', (_name, backend) => {
   it('resumes each time from the log and ends exactly as an uninterrupted run, its chain whole', async () => {
-    const file = join(tempDir('rewind-lg-kill-'), 'agent.db');
+    const { url, args, options } = backend();
     const until = 300;
     let last = '';
     let kills = 0;
     // Kills land mid-step, mid-append and (every 64 events) mid-snapshot; the last run goes to the end.
     for (const kill of [150, 90, 230, 40, 120, undefined]) {
-      last = await runChild(CHILD, [file, 'killed', String(until)], kill);
+      last = await runChild(CHILD, [url, 'killed', String(until), ...args], kill);
       if (last === 'killed') kills++;
       if (last === `done ${until}`) break;
     }
     expect(last).toBe(`done ${until}`);
     expect(kills).toBeGreaterThanOrEqual(3);
 
-    const store = await openStore(`sqlite:${file}`);
+    const store = await openStore(url, options);
     try {
       const config = { configurable: { thread_id: 'killed' } };
       const saver = new RewindCheckpointSaver(store);
