@@ -195,8 +195,10 @@ export class PostgresBackend implements StorageBackend {
       return;
     }
     this.#notifying = true;
-    this.#pool
-      .query(`BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify('${NOTIFY_CHANNEL}', '${this.#schema}'); COMMIT`)
+    // One statement, so a failure cannot leave the connection in an aborted transaction. On the
+    // LISTEN connection when it is up: appends keep every pooled connection.
+    const sql = `SELECT set_config('synchronous_commit', 'off', true), pg_notify('${NOTIFY_CHANNEL}', '${this.#schema}')`;
+    (this.#listener.query(sql) ?? this.#pool.query(sql))
       .catch(() => {})
       .finally(() => {
         this.#notifying = false;

@@ -55,6 +55,11 @@ export class PgListener {
     this.#delay = RECONNECT_FIRST_MS;
   }
 
+  /** Runs a statement on the LISTEN connection while it is up (undefined while it is not): it is idle between notifications. */
+  query(text: string): Promise<unknown> | undefined {
+    return this.#client?.query(text);
+  }
+
   /** Keeps trying in the background; for callers that can run on polling until then. */
   retryInBackground(): void {
     this.#scheduleReconnect();
