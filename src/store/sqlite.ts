@@ -420,8 +420,12 @@ export class SqliteBackend implements StorageBackend {
 }
 
 function checkOwnership(db: Database.Database, path: string): void {
-  const applicationId = db.pragma('application_id', { simple: true }) as number;
-  const tables = db.prepare("SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'").pluck().get() as number;
+  // One read transaction: another process creating the schema between the two reads would
+  // otherwise show its tables without its application id, and look like a stranger's file.
+  const { applicationId, tables } = db.transaction(() => ({
+    applicationId: db.pragma('application_id', { simple: true }) as number,
+    tables: db.prepare("SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'").pluck().get() as number,
+  }))();
   if (applicationId !== APPLICATION_ID && (applicationId !== 0 || tables > 0)) {
     throw new StoreConfigError(`${path} is a SQLite database of another application`, 'give Rewind a file of its own');
   }

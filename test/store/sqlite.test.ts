@@ -195,6 +195,15 @@ describe('SQLite across processes', () => {
     expect(await store.verify()).toMatchObject({ ok: true, events: 600 });
   });
 
+  it('lets several processes create a new file at once, none mistaking the schema another is making for a stranger file', async () => {
+    const file = join(tempDir(), 'new.db');
+    const writers = Array.from({ length: 6 }, (_, i) => startWriter(file, `w${i}`, 5, 1));
+    const runs = (await Promise.all(writers.map((w) => w.done))) as WriterRun[];
+    for (const run of runs) expect(run.code, run.stderr).toBe(0);
+    const { store } = openStore(file);
+    expect(await store.readAll({ limit: 100 })).toHaveLength(30);
+  });
+
   it('keeps every acknowledged append when the writer is killed', async () => {
     const file = join(tempDir(), 'crash.db');
     const { child, acked, done } = startWriter(file, 'victim', 0, 4);
