@@ -112,10 +112,31 @@ async function createQueue(store: EventStore): Promise<RunQueue> {
   );
 }
 
+/** The in-process queues' wake-up listeners. */
+class Wakers {
+  readonly #listeners = new Set<() => void>();
+
+  add(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  clear(): void {
+    this.#listeners.clear();
+  }
+
+  wake(): void {
+    // Not synchronously: the caller is usually inside a claim loop of its own.
+    queueMicrotask(() => {
+      for (const l of this.#listeners) l();
+    });
+  }
+}
+
 /** Memory: one process, one map. */
 export class MemoryRunQueue implements RunQueue {
   readonly #rows = new Map<string, QueueEntry>();
-  readonly #listeners = new Set<() => void>();
+  readonly #wakers = new Wakers();
   readonly #now: () => number;
 
   constructor(now: () => number = Date.now) {
@@ -147,7 +168,7 @@ export class MemoryRunQueue implements RunQueue {
         state: row.state === 'leased' ? 'leased' : 'queued',
       });
     }
-    if (!options.delayMs) this.#wake();
+    if (!options.delayMs) this.#wakers.wake();
   }
 
   async claim(owner: string, limit: number, leaseMs: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
@@ -185,7 +206,7 @@ export class MemoryRunQueue implements RunQueue {
       leaseOwner: null,
       leaseUntil: null,
     });
-    if (state === 'queued' && delay === 0) this.#wake();
+    if (state === 'queued' && delay === 0) this.#wakers.wake();
   }
 
   async list(): Promise<QueueEntry[]> {
@@ -193,19 +214,11 @@ export class MemoryRunQueue implements RunQueue {
   }
 
   onWake(listener: () => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#wakers.add(listener);
   }
 
   async close(): Promise<void> {
-    this.#listeners.clear();
-  }
-
-  #wake(): void {
-    // Not synchronously: the caller is usually inside a claim loop of its own.
-    queueMicrotask(() => {
-      for (const l of this.#listeners) l();
-    });
+    this.#wakers.clear();
   }
 }
 
@@ -229,7 +242,7 @@ interface SqliteRow {
  */
 export class SqliteRunQueue implements RunQueue {
   readonly #db: BetterSqlite3.Database;
-  readonly #listeners = new Set<() => void>();
+  readonly #wakers = new Wakers();
   readonly #sql;
 
   constructor(db: BetterSqlite3.Database) {
@@ -285,7 +298,7 @@ export class SqliteRunQueue implements RunQueue {
   async enqueue(runId: string, workflow: string, request: RunRequest, options: { delayMs?: number } = {}): Promise<void> {
     const delay = Math.max(0, options.delayMs ?? 0);
     this.#sql.enqueue.run({ runId, workflow, request, at: Date.now() + delay, delayed: delay > 0 ? 1 : 0 });
-    if (!options.delayMs) this.#wake();
+    if (!options.delayMs) this.#wakers.wake();
   }
 
   async claim(owner: string, limit: number, leaseMs: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
@@ -322,7 +335,7 @@ export class SqliteRunQueue implements RunQueue {
       now,
       delay: Math.max(0, outcome.delayMs ?? 0),
     }) as { state: string; available_at: number } | undefined;
-    if (row?.state === 'queued' && row.available_at <= now) this.#wake();
+    if (row?.state === 'queued' && row.available_at <= now) this.#wakers.wake();
   }
 
   async list(): Promise<QueueEntry[]> {
@@ -330,18 +343,11 @@ export class SqliteRunQueue implements RunQueue {
   }
 
   onWake(listener: () => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#wakers.add(listener);
   }
 
   async close(): Promise<void> {
-    this.#listeners.clear();
-  }
-
-  #wake(): void {
-    queueMicrotask(() => {
-      for (const l of this.#listeners) l();
-    });
+    this.#wakers.clear();
   }
 }
 
