@@ -251,8 +251,9 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
         continue;
       }
       const value = (values as Record<string, unknown>)[channel];
-      // Nothing put yet by this saver: the newest value in the log, if the thread is open here.
-      const last = submitted.get(channel) ?? (this.#plainJson ? this.#indexes.get(streamId)?.storedItems(channel) : undefined);
+      // Nothing put yet by this saver: the newest list in the log, if the thread is open here (only a list can grow a tail).
+      const fromLog = this.#plainJson && Array.isArray(value);
+      const last = submitted.get(channel) ?? (fromLog ? this.#indexes.get(streamId)?.storedItems(channel) : undefined);
       const plan = this.#plainJson ? planPlain(value, version, checkpoint.id, last) : undefined;
       if (plan) remember(channel, plan.next);
       planned.push(plan ? { channel, version, plan } : { channel, version, last, serialized: this.serde.dumpsTyped(value) });
