@@ -221,13 +221,8 @@ export class StreamIndex {
     this.checkpoints.set(rest.id, { ...rest, checkpoint: { loaded: checkpoint }, metadata: { loaded: metadata }, status: 'live' });
     this.#sorted.push(rest.id);
     for (const b of snapshot.blobs) {
-      let versions = this.#blobs.get(b.channel);
-      if (!versions) {
-        versions = new Map();
-        this.#blobs.set(b.channel, versions);
-      }
       const value: BlobValue = b.value === null ? { empty: true } : { full: { loaded: b.value } };
-      versions.set(b.key, [...(versions.get(b.key) ?? []), { value, writer: b.writer, fullSize: b.fullSize, deltaSize: b.deltaSize }]);
+      this.#storeBlob(b.channel, b.key, { value, writer: b.writer, fullSize: b.fullSize, deltaSize: b.deltaSize });
       if (b.newest) this.#newest.set(b.channel, { key: b.key, writer: b.writer });
     }
     const writes = new Map<string, IndexedWrite>();
@@ -353,19 +348,22 @@ export class StreamIndex {
     });
     if (!existing) insertSorted(this.#sorted, data.id);
     for (const [channel, blob] of Object.entries(data.values)) {
-      let versions = this.#blobs.get(channel);
-      if (!versions) {
-        versions = new Map();
-        this.#blobs.set(channel, versions);
-      }
       const key = versionKey(blob.v);
-      const entry = this.#entryFor(channel, blob, data.id);
-      // The same checkpoint put again replaces what it stored; another checkpoint's value at this version is kept beside it.
-      const entries = (versions.get(key) ?? []).filter((e) => e.writer !== data.id);
-      entries.push(entry);
-      versions.set(key, entries);
+      this.#storeBlob(channel, key, this.#entryFor(channel, blob, data.id));
       this.#newest.set(channel, { key, writer: data.id });
     }
+  }
+
+  /** The same checkpoint storing a version again replaces what it stored; another checkpoint's value at that version is kept beside it. */
+  #storeBlob(channel: string, key: string, entry: BlobEntry): void {
+    let versions = this.#blobs.get(channel);
+    if (!versions) {
+      versions = new Map();
+      this.#blobs.set(channel, versions);
+    }
+    const entries = (versions.get(key) ?? []).filter((e) => e.writer !== entry.writer);
+    entries.push(entry);
+    versions.set(key, entries);
   }
 
   #entryFor(channel: string, blob: StoredBlob, writer: string): BlobEntry {
