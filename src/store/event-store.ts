@@ -30,6 +30,18 @@ export interface EventStoreOptions {
 
 const DEFAULT_LIMIT = 1000;
 
+let lastMs = Number.NaN;
+let lastIso = '';
+/** The time as recordedAt, formatted once per millisecond: a burst of appends shares it. */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
 const backends = new WeakMap<EventStore, StorageBackend>();
 
 /**
@@ -58,7 +70,7 @@ export class Store implements EventStore {
     this.#backend = backend;
     backends.set(this, backend);
     this.registry = options.registry ?? new EventRegistry();
-    this.#now = options.now ?? (() => new Date().toISOString());
+    this.#now = options.now ?? isoNow;
     if (options.maxEventBytes !== undefined && !(Number.isInteger(options.maxEventBytes) && options.maxEventBytes > 0)) {
       throw new StoreConfigError(`maxEventBytes must be a positive integer, got ${options.maxEventBytes}`);
     }

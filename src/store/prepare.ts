@@ -105,7 +105,9 @@ export function prepareAppends(
         issues.push(`${at}: ${error.message}`);
         return;
       }
-      const bytes = Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson);
+      // A UTF-16 unit is at most 3 UTF-8 bytes, so most events need no pass over their text to be measured.
+      const bytes =
+        (dataJson.length + metadataJson.length) * 3 <= maxEventBytes ? 0 : Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson);
       if (bytes > maxEventBytes) {
         issues.push(
           `${at} is ${bytes} bytes of data and metadata, over the limit of ${maxEventBytes}; store large payloads elsewhere and put a reference in the event, or raise maxEventBytes`,

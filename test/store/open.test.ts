@@ -43,6 +43,12 @@ describe('openStore', () => {
     expect(error).toBeInstanceOf(ValidationError);
     expect(error.message).toContain('over the limit of 100');
     expect(await store.streamVersion('s')).toBe(1);
+    // The limit is in UTF-8 bytes: 30 euro signs are 90 bytes, 30 x's are 30.
+    await store.append('s', [{ type: 'A', data: { text: 'x'.repeat(30) } }]);
+    const wide = await store.append('s', [{ type: 'A', data: { text: '€'.repeat(30) } }]).catch((e) => e);
+    expect(wide).toBeInstanceOf(ValidationError);
+    expect(wide.message).toMatch(/is 1\d\d bytes of data and metadata, over the limit of 100/);
+    expect(await store.streamVersion('s')).toBe(2);
     await store.close();
     await expect(openStore('memory:', { maxEventBytes: 0 })).rejects.toBeInstanceOf(StoreConfigError);
   });

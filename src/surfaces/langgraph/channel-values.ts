@@ -86,18 +86,25 @@ export function sameJson(value: unknown, json: Json): boolean {
   if (typeof value !== 'object' || value === null || typeof json !== 'object' || json === null) return false;
   if (Array.isArray(value)) {
     if (!Array.isArray(json) || value.length !== json.length) return false;
-    for (let i = 0; i < value.length; i++) if (!sameJson(value[i], json[i] as Json)) return false;
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      if (item !== json[i] && !sameJson(item, json[i] as Json)) return false;
+    }
     return true;
   }
   if (Array.isArray(json)) return false;
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return false;
+  // Our copy's keys drive the walk (it has no undefined members); then the caller's must be no more.
+  const record = value as Record<string, unknown>;
   let keys = 0;
-  for (const key in value) {
-    if (!Object.hasOwn(json, key) || !sameJson((value as Record<string, unknown>)[key], json[key] as Json)) return false;
+  for (const key in json) {
+    const member = record[key];
+    if (member !== json[key] && !sameJson(member, json[key] as Json)) return false;
+    if (!Object.hasOwn(record, key)) return false;
     keys++;
   }
-  for (const _ in json) keys--;
+  for (const _ in record) keys--;
   return keys === 0;
 }
 
