@@ -139,6 +139,11 @@ const MAX_ATTEMPTS = 8;
 /** A snapshot of a stream's index every this many events: a saver opening a thread reads at most that many. */
 const SNAPSHOT_EVERY = 64;
 
+/** Values some of which may still be on their way: plain JSON, the common case, costs no promise. */
+function settled<T>(values: (T | Promise<T>)[]): T[] | Promise<T[]> {
+  return values.some((v) => v instanceof Promise) ? Promise.all(values) : (values as T[]);
+}
+
 /**
  * A LangGraph checkpointer over Rewind's event log. Each (thread, namespace)
  * is a stream; checkpoints and pending writes are events, so a thread's
@@ -240,7 +245,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
     const { channel_values: values = {}, ...rest } = checkpoint;
     // Everything is captured before the first await: LangGraph does not wait for a put before its
     // next step, and a reducer that changes a list in place must not change what was put.
-    const encoding = Promise.all([this.#encode(rest), this.#encode(metadata ?? {})]);
+    const encoding = [this.#encode(rest), this.#encode(metadata ?? {})];
     const submitted = this.#submissions(streamId);
     const remember = (channel: string, next: Submitted | undefined) => (next ? submitted.set(channel, next) : submitted.delete(channel));
     const planned: Planned[] = [];
@@ -258,7 +263,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
       if (plan) remember(channel, plan.next);
       planned.push(plan ? { channel, version, plan } : { channel, version, last, serialized: this.serde.dumpsTyped(value) });
     }
-    const [stored, storedMetadata] = await encoding;
+    const [stored, storedMetadata] = (await settled(encoding)) as [StoredValue, StoredValue];
     for (const p of planned) {
       if (!p.serialized) continue;
       const [type, bytes] = await p.serialized;
@@ -308,9 +313,12 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
         throw new ValidationError(`putWrites: writes[${i}] must be [channel, value]`);
     }
     // All encoded before the first await, like put.
-    const encoded: StoredWrite[] = await Promise.all(
-      writes.map(async ([channel, value], i) => ({ idx: WRITES_IDX_MAP[channel] ?? i, channel, value: await this.#encode(value) })),
-    );
+    const values = await settled(writes.map(([, value]) => this.#encode(value)));
+    const encoded: StoredWrite[] = writes.map(([channel], i) => ({
+      idx: WRITES_IDX_MAP[channel] ?? i,
+      channel,
+      value: values[i] as StoredValue,
+    }));
     const streamId = streamIdOf(this.prefix, threadId, ns);
     await this.#submit(streamId, {
       put: false,
@@ -525,10 +533,13 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
     return Object.entries(filter).every(([k, v]) => value !== null && typeof value === 'object' && isDeepStrictEqual(value[k], v));
   }
 
-  /** Captures `value` synchronously (the serde's work starts before the first await). */
-  async #encode(value: unknown): Promise<StoredValue> {
+  /** Captures `value` synchronously: plain JSON as our copy; otherwise the serde's work starts before the first await. */
+  #encode(value: unknown): StoredValue | Promise<StoredValue> {
     const copy = this.#plainJson ? copyPlain(value) : undefined;
-    if (copy !== undefined) return { j: copy };
+    return copy !== undefined ? { j: copy } : this.#serialize(value);
+  }
+
+  async #serialize(value: unknown): Promise<StoredValue> {
     const [type, bytes] = await this.serde.dumpsTyped(value);
     if (type === 'json') return { j: JSON.parse(decoder.decode(bytes)) as Json };
     return { t: type, b: Buffer.from(bytes).toString('base64') };
@@ -680,7 +691,7 @@ export class RewindCheckpointSaver extends BaseCheckpointSaver {
   async #drain(streamId: string): Promise<void> {
     const queue = this.#queues.get(streamId) as Pending[];
     try {
-      let index = await this.#cached(streamId);
+      let index = this.#touch(streamId) ?? (await this.#build(streamId, true));
       while (queue.length > 0) {
         const second = queue.findIndex((op, i) => op.put && queue.slice(0, i).some((o) => o.put));
         const batch = queue.splice(0, second === -1 ? queue.length : second);
