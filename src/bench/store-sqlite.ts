@@ -259,7 +259,7 @@ function rawSqlite(path: string) {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.exec(`
-    CREATE TABLE events (position INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, stream_id TEXT NOT NULL,
+    CREATE TABLE events (position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, stream_id TEXT NOT NULL,
       version INTEGER NOT NULL, type TEXT NOT NULL, schema_version INTEGER NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL,
       recorded_at TEXT NOT NULL, hash TEXT NOT NULL, digest TEXT NOT NULL, UNIQUE (stream_id, version)) STRICT;
     CREATE TABLE streams (stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL, head TEXT NOT NULL, position INTEGER NOT NULL) STRICT, WITHOUT ROWID;

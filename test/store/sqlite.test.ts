@@ -153,6 +153,31 @@ describe('SQLite storage', () => {
     db.close();
   });
 
+  it('keeps using files whose events table says AUTOINCREMENT, as earlier builds made them', async () => {
+    const file = join(tempDir(), 'old.db');
+    const old = new Database(file);
+    old.exec(`CREATE TABLE events (position INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+      stream_id TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL, schema_version INTEGER NOT NULL,
+      data TEXT NOT NULL, metadata TEXT NOT NULL, recorded_at TEXT NOT NULL, hash TEXT NOT NULL, digest TEXT NOT NULL,
+      UNIQUE (stream_id, version)) STRICT`);
+    old.pragma(`application_id = ${0x52574e44}`);
+    old.close();
+    const { store } = openStore(file);
+    await store.append('a', [tick(1), tick(2)]);
+    await store.append('b', [tick(3)]);
+    expect((await store.readAll()).map((e) => e.position)).toEqual([1, 2, 3]);
+    expect((await store.verify()).ok).toBe(true);
+    const db = new Database(file, { readonly: true });
+    expect(db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'events'").pluck().get()).toBe(3);
+    db.close();
+    // A new file has no sqlite_sequence: no commit writes it.
+    const { store: fresh } = openStore(join(tempDir(), 'new.db'));
+    await fresh.append('a', [tick(1)]);
+    const other = new Database(join(dirs.at(-1) as string, 'new.db'), { readonly: true });
+    expect(other.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_sequence'").pluck().get()).toBe(0);
+    other.close();
+  });
+
   it('works in memory', async () => {
     const { store, backend } = openStore(':memory:');
     await store.append('s', [tick(1)]);
