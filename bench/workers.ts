@@ -9,6 +9,10 @@ import { measure } from './lib.js';
 
 const SECTION = 'workers on postgres';
 const ROOT = join(import.meta.dirname, '..');
+// The worker processes run what this file runs: the compiled JavaScript under `npm run bench`, the TypeScript under tsx.
+const CHILD = import.meta.filename.endsWith('.ts')
+  ? ['--import', 'tsx', 'test/fixtures/worker-child.ts']
+  : ['test/fixtures/worker-child.js'];
 const CONCURRENCY = 8;
 
 /**
@@ -40,7 +44,7 @@ export async function benchWorkers(url: string, scale: number): Promise<void> {
         }
         const ready: Promise<void>[] = [];
         for (let w = 0; w < n; w++) {
-          const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/worker-child.ts'], {
+          const child = spawn(process.execPath, CHILD, {
             cwd: ROOT,
             env: {
               ...process.env,
