@@ -12,6 +12,7 @@ import type {
   PostgresAppendHook,
   PostgresProjectionHost,
   PreparedAppend,
+  PreparedEvent,
   ReadAllPage,
   ReadOptions,
   Snapshot,
@@ -74,6 +75,8 @@ interface EventRow {
 /** The highest position readable under the xmin rule; xid order is position order, so the (tx_id, position) index finds it at once. */
 const TOP_VISIBLE_POSITION = `SELECT (SELECT e.position FROM $s.events e
   WHERE e.tx_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY e.tx_id DESC, e.position DESC LIMIT 1) AS top`;
+
+type AppendedRow = Pick<EventRow, 'id' | 'version' | 'position' | 'recorded_at' | 'hash'> & { r_ord: number };
 
 const EVENT_COLUMNS = 'id, stream_id, version, position, type, schema_version, data, metadata, recorded_at, hash';
 
@@ -234,7 +237,15 @@ export class PostgresBackend implements StorageBackend {
       try {
         const rows = this.#appendHooks.size > 0 ? await this.#appendWithHooks(batch) : await this.#appendRows(this.#pool, batch);
         const grouped: EventEnvelope[][] = appends.map(() => []);
-        for (const row of rows) grouped[row.r_ord]?.push(toEnvelope(row));
+        const sent = new Map(appends.flatMap((a) => a.events.map((e) => [e.id, e] as const)));
+        for (const row of rows) {
+          // The content is what was sent (for a retry, what is stored has the same digest); the store adds the rest.
+          const { id, type, schemaVersion, data, metadata } = sent.get(row.id) as PreparedEvent;
+          const { version, recorded_at: recordedAt, hash } = row;
+          const streamId = (appends[row.r_ord] as PreparedAppend).streamId;
+          const position = Number(row.position);
+          grouped[row.r_ord]?.push({ id, streamId, version, position, type, schemaVersion, data, metadata, recordedAt, hash });
+        }
         for (const events of grouped) events.sort((x, y) => x.version - y.version);
         // Our own process hears it at once; others through NOTIFY.
         queueMicrotask(() => this.#wake());
@@ -248,10 +259,10 @@ export class PostgresBackend implements StorageBackend {
     }
   }
 
-  async #appendRows(db: pg.Pool | pg.PoolClient, batch: string): Promise<(EventRow & { r_ord: number })[]> {
-    const { rows } = await db.query<EventRow & { r_ord: number }>(
-      `SELECT r_ord, r_id AS id, r_stream_id AS stream_id, r_version AS version, r_position AS position, r_type AS type,
-              r_schema_version AS schema_version, r_data AS data, r_metadata AS metadata, r_recorded_at AS recorded_at, r_hash AS hash
+  /** Only what the store assigned comes back: the content is the caller's, and parsing it again would cost as much as the append. */
+  async #appendRows(db: pg.Pool | pg.PoolClient, batch: string): Promise<AppendedRow[]> {
+    const { rows } = await db.query<AppendedRow>(
+      `SELECT r_ord, r_id AS id, r_version AS version, r_position AS position, r_recorded_at AS recorded_at, r_hash AS hash
        FROM ${this.#s}.append_events($1::jsonb)`,
       [batch],
     );
@@ -259,7 +270,7 @@ export class PostgresBackend implements StorageBackend {
   }
 
   /** Inline projections: the append and their writes share one client-side transaction; a hook that throws rolls both back. */
-  async #appendWithHooks(batch: string): Promise<(EventRow & { r_ord: number })[]> {
+  async #appendWithHooks(batch: string): Promise<AppendedRow[]> {
     const client = await this.#pool.connect();
     try {
       await client.query('BEGIN');

@@ -103,8 +103,15 @@ CREATE INDEX projection_docs_by_stream ON ${s}.projection_docs (projection, gene
     // The idempotency scan (a join per event) only for appends whose ids the caller chose
     // ("idsGiven", see postgres.ts): a generated id cannot be stored yet. It was a third of an append.
     appendEventsFunction(s, lit, true, false),
+    // No read-backs of the events table: the stream heads and the result come from the arrays
+    // just inserted, and ids are looked up one index probe each. On a table the planner held to
+    // be small, those joins were hash joins over a full scan: every append cost O(events).
+    appendEventsFunction(s, lit, true, false),
   ];
 }
+
+/** One event by id, as a subquery the planner cannot pull up into a join (OFFSET 0): an index probe per id, never a scan. */
+const BY_ID = (s: string, columns: string) => `SELECT ${columns} FROM ${s}.events e WHERE e.id = x.ev ->> 'id' OFFSET 0`;
 
 /** The advisory lock appends take while an inline projection exists; a rebuild's final swap takes it too. */
 export const INLINE_LOCK = (lit: string) => `hashtext('rewind.inline'), hashtext(${lit})`;
@@ -159,6 +166,7 @@ DECLARE
   n_at text[] := '{}';
   n_digest text[] := '{}';
   n_hash text[] := '{}';
+  n_position bigint[];
 BEGIN
   -- The xid must be taken under the mutex below, or xid order and position order can disagree.
   IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
@@ -191,7 +199,7 @@ ${inlineTurns ? INLINE_TURNS(s, lit) : ''}  -- Stream locks without taking an xi
       FOR r IN
         SELECT x.ev ->> 'id' AS id, x.ev ->> 'digest' AS digest, e.stream_id, e.digest AS stored_digest, e.version
         FROM jsonb_array_elements(a -> 'events') WITH ORDINALITY x(ev, o)
-        LEFT JOIN ${s}.events e ON e.id = x.ev ->> 'id'
+        LEFT JOIN LATERAL (${BY_ID(s, 'e.stream_id, e.digest, e.version')}) e ON true
         ORDER BY x.o
       LOOP
         CONTINUE WHEN r.stream_id IS NULL;
@@ -222,7 +230,7 @@ ${inlineTurns ? INLINE_TURNS(s, lit) : ''}  -- Stream locks without taking an xi
         RETURN QUERY
           SELECT ai, e.id::text, e.stream_id::text, e.version, e.position, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, e.hash
           FROM jsonb_array_elements(a -> 'events') WITH ORDINALITY x(ev, o)
-          JOIN ${s}.events e ON e.id = x.ev ->> 'id'
+          JOIN LATERAL (${BY_ID(s, 'e.*')}) e ON true
           ORDER BY x.o;
         CONTINUE;
       END IF;
@@ -277,21 +285,27 @@ ${inlineTurns ? INLINE_TURNS(s, lit) : ''}  -- Stream locks without taking an xi
   -- concurrent. A session lock survives an error, hence the handler.
   BEGIN
     PERFORM pg_advisory_lock(hashtext('rewind.append'), hashtext(${lit}));
-    INSERT INTO ${s}.events (id, stream_id, version, type, schema_version, data, metadata, recorded_at, digest, hash, tx_id)
-    SELECT u.id, u.stream_id, u.version, u.type, u.sv, u.data::json, u.meta::json, u.at, u.digest, u.hash, pg_current_xact_id()
-    FROM unnest(n_id, n_stream, n_version, n_type, n_sv, n_data, n_meta, n_at, n_digest, n_hash)
-      WITH ORDINALITY u(id, stream_id, version, type, sv, data, meta, at, digest, hash, o)
-    ORDER BY u.o;
+    WITH inserted AS (
+      INSERT INTO ${s}.events (id, stream_id, version, type, schema_version, data, metadata, recorded_at, digest, hash, tx_id)
+      SELECT u.id, u.stream_id, u.version, u.type, u.sv, u.data::json, u.meta::json, u.at, u.digest, u.hash, pg_current_xact_id()
+      FROM unnest(n_id, n_stream, n_version, n_type, n_sv, n_data, n_meta, n_at, n_digest, n_hash)
+        WITH ORDINALITY u(id, stream_id, version, type, sv, data, meta, at, digest, hash, o)
+      ORDER BY u.o
+      RETURNING id, position
+    )
+    SELECT array_agg(i.position ORDER BY u.o) INTO n_position
+    FROM unnest(n_id) WITH ORDINALITY u(id, o) JOIN inserted i ON i.id = u.id;
     PERFORM pg_advisory_unlock(hashtext('rewind.append'), hashtext(${lit}));
   EXCEPTION WHEN OTHERS OR query_canceled THEN
     PERFORM pg_advisory_unlock(hashtext('rewind.append'), hashtext(${lit}));
     RAISE;
   END;
 
+  -- Built from what was just inserted: reading it back joined the table, which the planner may scan whole.
   INSERT INTO ${s}.streams AS st (stream_id, version, head, position)
-  SELECT DISTINCT ON (e.stream_id) e.stream_id, e.version, e.hash, e.position
-  FROM ${s}.events e WHERE e.id = ANY (n_id)
-  ORDER BY e.stream_id, e.version DESC
+  SELECT DISTINCT ON (u.stream_id) u.stream_id, u.version, u.hash, u.position
+  FROM unnest(n_stream, n_version, n_hash, n_position) u(stream_id, version, hash, position)
+  ORDER BY u.stream_id, u.version DESC
   ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, head = EXCLUDED.head, position = EXCLUDED.position;
 
 ${
@@ -302,10 +316,10 @@ ${
     : ''
 }
   RETURN QUERY
-    SELECT u.ord, e.id::text, e.stream_id::text, e.version, e.position, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, e.hash
-    FROM unnest(n_id, n_ord) u(id, ord)
-    JOIN ${s}.events e ON e.id = u.id
-    ORDER BY e.position;
+    SELECT u.ord, u.id, u.stream_id, u.version, u.position, u.type, u.sv, u.data::json, u.meta::json, u.at, u.hash
+    FROM unnest(n_ord, n_id, n_stream, n_version, n_position, n_type, n_sv, n_data, n_meta, n_at, n_hash)
+      u(ord, id, stream_id, version, position, type, sv, data, meta, at, hash)
+    ORDER BY u.position;
 END
 $fn$;
 `;
