@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 /**
  * Small helpers shared by the benchmark sections: timing, a plain table, JSON,
  * and the findings and targets each section reports beside its figures.
@@ -65,6 +66,20 @@ export interface Contestant {
 }
 
 /**
+ * Writes the page cache's dirty pages out (sync(1)) before a turn, outside
+ * its time. Otherwise the kernel writes back what one contestant left dirty
+ * while the next one runs, and the next one's fsyncs wait for it: a saver that
+ * writes 14× more would slow the other down.
+ */
+function settleDisk(): void {
+  try {
+    execFileSync('sync', { stdio: 'ignore' });
+  } catch {
+    // No sync(1) here: the turns share the writeback as before.
+  }
+}
+
+/**
  * Runs the contestants in turns (a, b, a, b, …) for `rounds` rounds after
  * `warmups` unrecorded turns each (so the JIT has compiled every one's hot
  * paths), and records each one's median round. On a shared machine both then
@@ -74,6 +89,7 @@ export async function measureInTurns(section: string, unit: string, rounds: numb
   const times = contestants.map(() => [] as number[]);
   for (let round = 0; round < warmups + rounds; round++) {
     for (const [i, c] of contestants.entries()) {
+      settleDisk();
       const start = process.hrtime.bigint();
       await c.run(round);
       if (round >= warmups) times[i]?.push(Number(process.hrtime.bigint() - start) / 1e9);
