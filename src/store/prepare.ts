@@ -105,9 +105,7 @@ export function prepareAppends(
         issues.push(`${at}: ${error.message}`);
         return;
       }
-      // A UTF-16 unit is at most 3 UTF-8 bytes, so most events need no pass over their text to be measured.
-      const bytes =
-        (dataJson.length + metadataJson.length) * 3 <= maxEventBytes ? 0 : Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson);
+      const bytes = utf8Length(dataJson, metadataJson, maxEventBytes);
       if (bytes > maxEventBytes) {
         issues.push(
           `${at} is ${bytes} bytes of data and metadata, over the limit of ${maxEventBytes}; store large payloads elsewhere and put a reference in the event, or raise maxEventBytes`,
@@ -152,6 +150,12 @@ function prepareEvent(
     metadataJson,
     digest: sha256Hex(canonical),
   };
+}
+
+/** The UTF-8 size of the texts, or their UTF-16 length when that alone shows them within `limit` (a unit is at most 3 bytes). */
+function utf8Length(a: string, b: string, limit: number): number {
+  const units = a.length + b.length;
+  return units * 3 <= limit ? units : Buffer.byteLength(a) + Buffer.byteLength(b);
 }
 
 function sha256Hex(text: string): string {
