@@ -1,3 +1,4 @@
+import type { Json } from './envelope.js';
 import { ValidationError } from './errors.js';
 
 /**
@@ -7,8 +8,29 @@ import { ValidationError } from './errors.js';
  * Anything JSON cannot carry faithfully is refused rather than silently changed.
  */
 export function canonicalJson(value: unknown): string {
+  return encode(value, undefined);
+}
+
+/**
+ * The canonical text and, from the same walk, a copy of `value` exactly as
+ * JSON.parse would give it back from that text: keys in the text's order,
+ * -0 as 0, undefined array items as null. Owned by the caller, shared with
+ * nobody, without parsing the text again.
+ */
+export function canonicalJsonAndCopy(value: unknown): { text: string; copy: Json } {
+  const sink: Sink = { value: null };
+  const text = encode(value, sink);
+  return { text, copy: sink.value };
+}
+
+/** Where a walk that copies leaves the copy of the value it has just written. */
+interface Sink {
+  value: Json;
+}
+
+function encode(value: unknown, sink: Sink | undefined): string {
   try {
-    return write(value, 0);
+    return write(value, 0, sink);
   } catch (error) {
     if (!(error instanceof NotJson)) throw error;
     let where = `$${error.path.reverse().join('')} is ${error.what}`;
@@ -45,44 +67,61 @@ function quote(key: string): string {
   return quoted;
 }
 
-function write(value: unknown, depth: number): string {
-  if (value === null) return 'null';
+function write(value: unknown, depth: number, sink: Sink | undefined): string {
+  if (value === null) {
+    if (sink) sink.value = null;
+    return 'null';
+  }
   switch (typeof value) {
     case 'boolean':
+      if (sink) sink.value = value;
       return value ? 'true' : 'false';
     case 'number':
       if (!Number.isFinite(value)) throw new NotJson(`the number ${value}`);
+      // The text says 0 for -0, so the copy does too.
+      if (sink) sink.value = value === 0 ? 0 : value;
       // For a finite number, String() is JSON's form too.
       return String(value);
     case 'string':
+      if (sink) sink.value = value;
       return JSON.stringify(value);
     case 'object':
       if (depth >= MAX_DEPTH) throw new NotJson(TOO_DEEP);
-      return Array.isArray(value) ? writeArray(value, depth + 1) : writeObject(value, depth + 1);
+      return Array.isArray(value) ? writeArray(value, depth + 1, sink) : writeObject(value, depth + 1, sink);
     default:
       throw new NotJson(`a ${typeof value}`);
   }
 }
 
-function writeArray(value: unknown[], depth: number): string {
+function writeArray(value: unknown[], depth: number, sink: Sink | undefined): string {
+  const copy: Json[] | undefined = sink ? new Array(value.length) : undefined;
   let text = '[';
   let i = 0;
   try {
     for (; i < value.length; i++) {
       const item = value[i];
-      text += `${i === 0 ? '' : ','}${item === undefined ? 'null' : write(item, depth)}`;
+      if (i > 0) text += ',';
+      if (item === undefined) {
+        text += 'null';
+        if (copy) copy[i] = null;
+      } else {
+        text += write(item, depth, sink);
+        if (copy) copy[i] = (sink as Sink).value;
+      }
     }
   } catch (error) {
     if (error instanceof NotJson) error.path.push(`[${i}]`);
     throw error;
   }
+  if (sink) sink.value = copy as Json[];
   return `${text}]`;
 }
 
-function writeObject(value: object, depth: number): string {
+function writeObject(value: object, depth: number, sink: Sink | undefined): string {
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) throw new NotJson(`an instance of ${value.constructor?.name ?? 'a class'}`);
   const record = value as Record<string, unknown>;
+  const copy: { [key: string]: Json } | undefined = sink ? {} : undefined;
   const keys = Object.keys(record);
   if (keys.length > 1) keys.sort();
   let text = '{';
@@ -91,12 +130,18 @@ function writeObject(value: object, depth: number): string {
     for (key of keys) {
       const member = record[key];
       if (member === undefined) continue;
-      text += `${text.length === 1 ? '' : ','}${quote(key)}:${write(member, depth)}`;
+      text += `${text.length === 1 ? '' : ','}${quote(key)}:${write(member, depth, sink)}`;
+      if (!copy) continue;
+      // Assigning "__proto__" would set the prototype, not a key (JSON.parse makes it a key).
+      if (key === '__proto__')
+        Object.defineProperty(copy, key, { value: (sink as Sink).value, enumerable: true, writable: true, configurable: true });
+      else copy[key] = (sink as Sink).value;
     }
   } catch (error) {
     if (error instanceof NotJson) error.path.push(`.${key}`);
     throw error;
   }
+  if (sink) sink.value = copy as { [key: string]: Json };
   return `${text}}`;
 }
 

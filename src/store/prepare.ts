@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
-import { canonicalJson } from '../events/canonical.js';
-import type { EventMetadata, NewEvent } from '../events/envelope.js';
+import { canonicalJsonAndCopy } from '../events/canonical.js';
+import type { EventMetadata, Json, NewEvent } from '../events/envelope.js';
 import { type ExpectedVersion, ValidationError } from '../events/errors.js';
 import { uuidv7 } from '../events/ids.js';
 import type { EventRegistry } from '../events/registry.js';
@@ -94,18 +94,19 @@ export function prepareAppends(
       if (issues.length > before || !isId(streamId)) return;
 
       const schemaVersion = event.schemaVersion ?? registry.currentVersion(event.type);
-      let dataJson: string;
-      let metadataJson: string;
+      // Stored and returned values are what JSON can carry, not the caller's objects: copies made by the same walk.
+      let data: { text: string; copy: Json };
+      let metadata: { text: string; copy: Json };
       try {
-        dataJson = canonicalJson(event.data);
-        metadataJson = canonicalJson(event.metadata ?? {});
+        data = canonicalJsonAndCopy(event.data);
+        metadata = canonicalJsonAndCopy(event.metadata ?? {});
         registry.validate(event.type, schemaVersion, event.data);
       } catch (error) {
         if (!(error instanceof ValidationError)) throw error;
         issues.push(`${at}: ${error.message}`);
         return;
       }
-      const bytes = utf8Length(dataJson, metadataJson, maxEventBytes);
+      const bytes = utf8Length(data.text, metadata.text, maxEventBytes);
       if (bytes > maxEventBytes) {
         issues.push(
           `${at} is ${bytes} bytes of data and metadata, over the limit of ${maxEventBytes}; store large payloads elsewhere and put a reference in the event, or raise maxEventBytes`,
@@ -114,7 +115,7 @@ export function prepareAppends(
       }
       const id = event.id ?? uuidv7();
       seenIds.add(id);
-      out.push(prepareEvent(streamId, id, event, schemaVersion, dataJson, metadataJson, event.recordedAt ?? recordedAt));
+      out.push(prepareEvent(streamId, id, event, schemaVersion, data, metadata, event.recordedAt ?? recordedAt));
     });
     prepared.push({ streamId, expectedVersion, events: out });
   });
@@ -130,24 +131,23 @@ function prepareEvent(
   id: string,
   event: NewEvent,
   schemaVersion: number,
-  dataJson: string,
-  metadataJson: string,
+  data: { text: string; copy: Json },
+  metadata: { text: string; copy: Json },
   recordedAt: string,
 ): PreparedEvent {
   // The canonical form of the whole content, built from the parts already
   // serialised, in sorted key order: data, id, metadata, schemaVersion, streamId, type.
-  const canonical = `{"data":${dataJson},"id":${JSON.stringify(id)},"metadata":${metadataJson},"schemaVersion":${schemaVersion},"streamId":${JSON.stringify(streamId)},"type":${JSON.stringify(event.type)}}`;
+  const canonical = `{"data":${data.text},"id":${JSON.stringify(id)},"metadata":${metadata.text},"schemaVersion":${schemaVersion},"streamId":${JSON.stringify(streamId)},"type":${JSON.stringify(event.type)}}`;
   return {
     id,
     idGiven: event.id !== undefined,
     type: event.type,
     schemaVersion,
-    // Stored and returned values are what JSON can carry, not the caller's objects.
-    data: JSON.parse(dataJson),
-    metadata: JSON.parse(metadataJson) as EventMetadata,
+    data: data.copy,
+    metadata: metadata.copy as EventMetadata,
     recordedAt,
-    dataJson,
-    metadataJson,
+    dataJson: data.text,
+    metadataJson: metadata.text,
     digest: sha256Hex(canonical),
   };
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson } from '../../src/events/canonical.js';
+import { canonicalJson, canonicalJsonAndCopy } from '../../src/events/canonical.js';
 import { ValidationError } from '../../src/events/errors.js';
 
 describe('canonicalJson', () => {
@@ -22,6 +22,34 @@ describe('canonicalJson', () => {
         );
         expect(canonicalJson(shuffled)).toBe(canonicalJson(value));
         expect(JSON.parse(canonicalJson(value))).toEqual(JSON.parse(JSON.stringify(value)));
+      }),
+    );
+  });
+
+  it('copies in the same walk exactly what parsing its text gives back, sharing nothing (property)', () => {
+    // JSON values plus what the text changes: undefined members and items, -0, "__proto__" keys, unsorted keys.
+    const member = fc.oneof(fc.jsonValue(), fc.constant(undefined), fc.constant(-0));
+    const value = fc.letrec((tie) => ({
+      node: fc.oneof({ depthSize: 'small' }, member, tie('array'), tie('object')),
+      array: fc.array(tie('node'), { maxLength: 5 }),
+      object: fc.array(fc.tuple(fc.oneof(fc.string(), fc.constant('__proto__')), tie('node')), { maxLength: 5 }).map((entries) => {
+        const o: Record<string, unknown> = {};
+        for (const [k, v] of entries) Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+        return o;
+      }),
+    })).node;
+    fc.assert(
+      fc.property(value, (v) => {
+        fc.pre(v !== undefined);
+        const { text, copy } = canonicalJsonAndCopy(v);
+        expect(text).toBe(canonicalJson(v));
+        const parsed = JSON.parse(text);
+        // Same values, same key order, no -0 (toEqual alone would let both pass).
+        expect(JSON.stringify(copy)).toBe(JSON.stringify(parsed));
+        expect(copy).toStrictEqual(parsed);
+        const shared = (a: unknown, b: unknown): boolean =>
+          a !== null && typeof a === 'object' && (a === b || Object.keys(a).some((k) => shared((a as never)[k], (b as never)?.[k])));
+        expect(shared(copy, v)).toBe(false);
       }),
     );
   });
