@@ -250,8 +250,8 @@ export async function benchSqliteStore(scale: number): Promise<void> {
 /**
  * The physical limit: the same rows (same table shapes, same 64-character hash
  * and digest columns, JSON text) and the same transaction per append as
- * Rewind's (BEGIN IMMEDIATE, read the stream's version, check it, insert the
- * events, update the stream row, COMMIT), without hashing, validation or
+ * Rewind's (BEGIN IMMEDIATE, read the stream's version from its newest event,
+ * check it, insert the events, name a new stream, COMMIT), without hashing, validation or
  * canonical JSON. Same pragmas as Rewind's default: WAL, synchronous=FULL.
  */
 function rawSqlite(path: string) {
@@ -262,17 +262,14 @@ function rawSqlite(path: string) {
     CREATE TABLE events (position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, stream_id TEXT NOT NULL,
       version INTEGER NOT NULL, type TEXT NOT NULL, schema_version INTEGER NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL,
       recorded_at TEXT NOT NULL, hash TEXT NOT NULL, digest TEXT NOT NULL, UNIQUE (stream_id, version)) STRICT;
-    CREATE TABLE streams (stream_id TEXT PRIMARY KEY, version INTEGER NOT NULL, head TEXT NOT NULL, position INTEGER NOT NULL) STRICT, WITHOUT ROWID;
+    CREATE TABLE streams (stream_id TEXT PRIMARY KEY) STRICT, WITHOUT ROWID;
     CREATE TABLE snapshots (stream_id TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY (stream_id, version)) STRICT, WITHOUT ROWID;`);
   const hash = 'f'.repeat(64);
-  const getVersion = db.prepare<[string], number>('SELECT version FROM streams WHERE stream_id = ?').pluck();
+  const getVersion = db.prepare<[string], number>('SELECT version FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1').pluck();
   const insert = db.prepare(
     'INSERT INTO events (id, stream_id, version, type, schema_version, data, metadata, recorded_at, hash, digest) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)',
   );
-  const upsert = db.prepare(
-    `INSERT INTO streams (stream_id, version, head, position) VALUES (?, ?, ?, ?)
-     ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, head = excluded.head, position = excluded.position`,
-  );
+  const insertStream = db.prepare('INSERT INTO streams (stream_id) VALUES (?)');
   const select = db.prepare<[string], { data: string; metadata: string }>(
     'SELECT id, stream_id, version, position, type, schema_version, data, metadata, recorded_at, hash FROM events WHERE stream_id = ? ORDER BY version',
   );
@@ -288,14 +285,9 @@ function rawSqlite(path: string) {
   const append = db.transaction((streamId: string, expected: number, events: { type: string; data: unknown }[]) => {
     let version = getVersion.get(streamId) ?? 0;
     if (version !== expected) throw new Error(`expected ${expected}, at ${version}`);
+    if (version === 0) insertStream.run(streamId);
     const now = new Date().toISOString();
-    let position = 0;
-    for (const e of events) {
-      position = Number(
-        insert.run(randomUUID(), streamId, ++version, e.type, JSON.stringify(e.data), '{}', now, hash, hash).lastInsertRowid,
-      );
-    }
-    upsert.run(streamId, version, hash, position);
+    for (const e of events) insert.run(randomUUID(), streamId, ++version, e.type, JSON.stringify(e.data), '{}', now, hash, hash);
   });
   return {
     append: (streamId: string, expected: number, events: { type: string; data: unknown }[]) => append.immediate(streamId, expected, events),

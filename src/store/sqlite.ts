@@ -26,7 +26,8 @@ export interface SqliteOptions {
   durability?: 'full' | 'normal';
 }
 
-const SCHEMA_VERSION = 1;
+// 2: the streams table names the streams and nothing else; a stream's head is its newest event.
+const SCHEMA_VERSION = 2;
 // 'RWND' in the file header: marks the file as Rewind's, so another application's database is never written into.
 const APPLICATION_ID = 0x52574e44;
 const BUSY_TIMEOUT_MS = 5000;
@@ -51,11 +52,11 @@ const SCHEMA = `
     digest         TEXT    NOT NULL,
     UNIQUE (stream_id, version)
   ) STRICT;
+  -- Written once, when a stream begins: its head (version, hash, position) is read from its newest
+  -- event through the (stream_id, version) index, so an append to an existing stream writes one
+  -- b-tree page fewer than it would keeping a copy of the head here.
   CREATE TABLE IF NOT EXISTS streams (
-    stream_id TEXT    PRIMARY KEY,
-    version   INTEGER NOT NULL,
-    head      TEXT    NOT NULL,
-    position  INTEGER NOT NULL
+    stream_id TEXT PRIMARY KEY
   ) STRICT, WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS checkpoints (
     consumer TEXT    PRIMARY KEY,
@@ -169,15 +170,14 @@ export class SqliteBackend implements StorageBackend {
       release: db.prepare('RELEASE append_call'),
       rollbackTo: db.prepare('ROLLBACK TO append_call'),
       eventById: db.prepare<[string], EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE id = ?`),
-      stream: db.prepare<[string], { version: number; head: string }>('SELECT version, head FROM streams WHERE stream_id = ?'),
+      stream: db.prepare<[string], { version: number; head: string }>(
+        'SELECT version, hash AS head FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1',
+      ),
       insertEvent: db.prepare(
         `INSERT INTO events (id, stream_id, version, type, schema_version, data, metadata, recorded_at, hash, digest)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      upsertStream: db.prepare(
-        `INSERT INTO streams (stream_id, version, head, position) VALUES (?, ?, ?, ?)
-         ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, head = excluded.head, position = excluded.position`,
-      ),
+      insertStream: db.prepare('INSERT INTO streams (stream_id) VALUES (?)'),
       // Reads fetch rows as arrays (raw mode) and without the digest: no keyed row object per event.
       readForward: db
         .prepare<[string, number, number, number], ReadRow>(
@@ -199,10 +199,10 @@ export class SqliteBackend implements StorageBackend {
         )
         .raw(true),
       head: db.prepare<[], number>('SELECT coalesce(max(position), 0) FROM events').pluck(),
-      streamVersion: db.prepare<[string], number>('SELECT version FROM streams WHERE stream_id = ?').pluck(),
+      streamVersion: db.prepare<[string], number>('SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?').pluck(),
       // Bounds, not `@x IS NULL OR …`, so SQLite seeks in the primary key and stops at the end of the prefix.
       listStreams: db.prepare<[StreamsQuery], StreamInfo>(listStreamsSql('')),
-      listStreamsBelow: db.prepare<[StreamsQuery], StreamInfo>(listStreamsSql('AND stream_id < @high')),
+      listStreamsBelow: db.prepare<[StreamsQuery], StreamInfo>(listStreamsSql('AND s.stream_id < @high')),
       saveCheckpoint: db.prepare(
         'INSERT INTO checkpoints (consumer, position) VALUES (?, ?) ON CONFLICT (consumer) DO UPDATE SET position = excluded.position',
       ),
@@ -335,8 +335,7 @@ export class SqliteBackend implements StorageBackend {
       const { id, type, schemaVersion, data, metadata, recordedAt } = event;
       return { id, streamId, version, position: Number(lastInsertRowid), type, schemaVersion, data, metadata, recordedAt, hash };
     });
-    const last = written[written.length - 1] as EventEnvelope;
-    this.#sql.upsertStream.run(streamId, last.version, last.hash, last.position);
+    if (actual === 0) this.#sql.insertStream.run(streamId);
     fresh.push(...written);
     return resultOf(written);
   }
@@ -364,7 +363,7 @@ export class SqliteBackend implements StorageBackend {
 
   async streamVersion(streamId: string): Promise<number> {
     this.#open();
-    return this.#sql.streamVersion.get(streamId) ?? 0;
+    return this.#sql.streamVersion.get(streamId) as number;
   }
 
   async listStreams(options: ListStreamsOptions): Promise<StreamInfo[]> {
@@ -444,6 +443,10 @@ function migrate(db: Database.Database): void {
   // IMMEDIATE: two processes opening a new file at once create the schema one after the other.
   db.transaction(() => {
     if ((db.pragma('user_version', { simple: true }) as number) >= SCHEMA_VERSION) return;
+    // Version 1 kept each stream's head in the streams table, updated by every append; the events hold it already.
+    const columns = db.prepare("SELECT name FROM pragma_table_info('streams')").pluck().all() as string[];
+    for (const column of ['version', 'head', 'position'])
+      if (columns.includes(column)) db.exec(`ALTER TABLE streams DROP COLUMN ${column}`);
     db.exec(SCHEMA);
     db.pragma(`application_id = ${APPLICATION_ID}`);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
@@ -506,8 +509,10 @@ export function prefixRange(prefix: string | undefined): [string | null, string 
 }
 
 function listStreamsSql(upperBound: string): string {
-  return `SELECT stream_id AS streamId, version, head, position FROM streams
-    WHERE stream_id >= @low AND stream_id > @after ${upperBound} ORDER BY stream_id LIMIT @limit`;
+  // Each stream's head is its newest event: one seek in the (stream_id, version) index per stream listed.
+  return `SELECT s.stream_id AS streamId, e.version, e.hash AS head, e.position FROM streams s
+    JOIN events e ON e.position = (SELECT position FROM events WHERE stream_id = s.stream_id ORDER BY version DESC LIMIT 1)
+    WHERE s.stream_id >= @low AND s.stream_id > @after ${upperBound} ORDER BY s.stream_id LIMIT @limit`;
 }
 
 function fromReadRow(row: ReadRow): EventEnvelope {

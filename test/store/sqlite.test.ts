@@ -149,7 +149,39 @@ describe('SQLite storage', () => {
     expect(await store.verify()).toMatchObject({ ok: true, streams: 2, events: 4 });
     const db = new Database(file, { readonly: true });
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    db.close();
+  });
+
+  it('opens files of schema 1 (stream heads copied into the streams table), drops the copy and continues every chain', async () => {
+    const file = join(tempDir(), 'v1.db');
+    const { store } = openStore(file);
+    await store.append('a', [tick(1), tick(2)]);
+    await store.append('b', [tick(3)]);
+    await store.close();
+    // Back to the shape schema 1 gave the file: each stream's version, head and position in its row.
+    const v1 = new Database(file);
+    v1.exec(`ALTER TABLE streams ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE streams ADD COLUMN head TEXT NOT NULL DEFAULT '';
+      ALTER TABLE streams ADD COLUMN position INTEGER NOT NULL DEFAULT 0;
+      UPDATE streams SET (version, head, position) =
+        (SELECT version, hash, position FROM events e WHERE e.stream_id = streams.stream_id ORDER BY version DESC LIMIT 1);`);
+    v1.pragma('user_version = 1');
+    v1.close();
+
+    const { store: again } = openStore(file);
+    await again.append('a', [tick(4)], { expectedVersion: 2 });
+    await again.append('c', [tick(5)], { expectedVersion: 'no_stream' });
+    expect(await again.streamVersion('a')).toBe(3);
+    expect((await again.listStreams()).map((s) => [s.streamId, s.version, s.position])).toEqual([
+      ['a', 3, 4],
+      ['b', 1, 3],
+      ['c', 1, 5],
+    ]);
+    expect((await again.verify()).ok).toBe(true);
+    const db = new Database(file, { readonly: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect(db.prepare("SELECT name FROM pragma_table_info('streams')").pluck().all()).toEqual(['stream_id']);
     db.close();
   });
 
