@@ -11,13 +11,19 @@ export function canonicalJson(value: unknown): string {
   return encode(value, undefined);
 }
 
+/** A value's canonical text and the copy of it that the text stands for. */
+export interface CanonicalCopy {
+  text: string;
+  copy: Json;
+}
+
 /**
  * The canonical text and, from the same walk, a copy of `value` exactly as
  * JSON.parse would give it back from that text: keys in the text's order,
  * -0 as 0, undefined array items as null. Owned by the caller, shared with
  * nobody, without parsing the text again.
  */
-export function canonicalJsonAndCopy(value: unknown): { text: string; copy: Json } {
+export function canonicalJsonAndCopy(value: unknown): CanonicalCopy {
   const sink: Sink = { value: null };
   const text = encode(value, sink);
   return { text, copy: sink.value };

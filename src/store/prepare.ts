@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
-import { canonicalJsonAndCopy } from '../events/canonical.js';
-import type { EventMetadata, Json, NewEvent } from '../events/envelope.js';
+import { type CanonicalCopy, canonicalJsonAndCopy } from '../events/canonical.js';
+import type { EventMetadata, NewEvent } from '../events/envelope.js';
 import { type ExpectedVersion, ValidationError } from '../events/errors.js';
 import { uuidv7 } from '../events/ids.js';
 import type { EventRegistry } from '../events/registry.js';
@@ -95,8 +95,8 @@ export function prepareAppends(
 
       const schemaVersion = event.schemaVersion ?? registry.currentVersion(event.type);
       // Stored and returned values are what JSON can carry, not the caller's objects: copies made by the same walk.
-      let data: { text: string; copy: Json };
-      let metadata: { text: string; copy: Json };
+      let data: CanonicalCopy;
+      let metadata: CanonicalCopy;
       try {
         data = canonicalJsonAndCopy(event.data);
         metadata = canonicalJsonAndCopy(event.metadata ?? {});
@@ -131,8 +131,8 @@ function prepareEvent(
   id: string,
   event: NewEvent,
   schemaVersion: number,
-  data: { text: string; copy: Json },
-  metadata: { text: string; copy: Json },
+  data: CanonicalCopy,
+  metadata: CanonicalCopy,
   recordedAt: string,
 ): PreparedEvent {
   // The canonical form of the whole content, built from the parts already
