@@ -172,6 +172,11 @@ export class PostgresBackend implements StorageBackend {
       const { rows } = await client.query<{ v: number }>(`SELECT coalesce(max(version), 0) AS v FROM ${this.#s}.migrations`);
       const done = rows[0]?.v ?? 0;
       const all = migrations(this.#s, this.#schema);
+      if (done > all.length)
+        throw new StoreConfigError(
+          `schema "${this.#schema}" was migrated by a newer Rewind (migration ${done}; this build knows ${all.length})`,
+          'upgrade this process to the Rewind version that wrote the schema, or use another schema',
+        );
       for (let v = done + 1; v <= all.length; v++) {
         await client.query(all[v - 1] as string);
         await client.query(`INSERT INTO ${this.#s}.migrations (version) VALUES ($1)`, [v]);
@@ -363,15 +368,22 @@ export class PostgresBackend implements StorageBackend {
   }
 
   async streamVersion(streamId: string): Promise<number> {
-    const { rows } = await this.#pool.query<{ version: number }>(`SELECT version FROM ${this.#s}.streams WHERE stream_id = $1`, [streamId]);
+    const { rows } = await this.#pool.query<{ version: number | null }>(
+      `SELECT max(version) AS version FROM ${this.#s}.events WHERE stream_id = $1`,
+      [streamId],
+    );
     return rows[0]?.version ?? 0;
   }
 
   async listStreams(options: ListStreamsOptions): Promise<StreamInfo[]> {
     const { rows } = await this.#pool.query<{ stream_id: string; version: number; head: string; position: string }>(
-      `SELECT stream_id, version, head, position FROM ${this.#s}.streams
-       WHERE ($1::text IS NULL OR starts_with(stream_id, $1)) AND ($2::text IS NULL OR stream_id > $2)
-       ORDER BY stream_id LIMIT $3`,
+      // A stream's head is its newest event: one probe of the (stream_id, version) index per stream.
+      `SELECT st.stream_id, e.version, e.hash AS head, e.position FROM ${this.#s}.streams st
+       CROSS JOIN LATERAL (
+         SELECT e.version, e.hash, e.position FROM ${this.#s}.events e WHERE e.stream_id = st.stream_id ORDER BY e.version DESC LIMIT 1
+       ) e
+       WHERE ($1::text IS NULL OR starts_with(st.stream_id, $1)) AND ($2::text IS NULL OR st.stream_id > $2)
+       ORDER BY st.stream_id LIMIT $3`,
       [options.prefix ?? null, options.after ?? null, options.limit ?? null],
     );
     return rows.map((r) => ({ streamId: r.stream_id, version: r.version, head: r.head, position: Number(r.position) }));
