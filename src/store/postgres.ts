@@ -56,6 +56,8 @@ export interface PostgresOptions {
 const DEFAULT_SCHEMA = 'rewind';
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const POLL_MS = 750;
+/** At most one NOTIFY per this long, after the first (see #notifyOthers). */
+const NOTIFY_EVERY_MS = 10;
 /** An id inserted concurrently into another stream surfaces as a unique violation: retry to report it properly. */
 const APPEND_ATTEMPTS = 3;
 
@@ -191,9 +193,11 @@ export class PostgresBackend implements StorageBackend {
   }
 
   /**
-   * Wakes other processes' subscribers after a commit. Coalesced: while one
-   * NOTIFY is on its way, further appends only ask for one more, so a burst of
-   * appends costs a few notifications. Its transaction skips the WAL flush: it
+   * Wakes other processes' subscribers after a commit. Coalesced: a NOTIFY is
+   * a transaction of its own, costing the server and this process about what
+   * a small append does, so after one is sent the appends of the next
+   * NOTIFY_EVERY_MS share a single further one. The first append after a
+   * quiet spell is announced at once. Its transaction skips the WAL flush: it
    * announces events that are already durable, and a lost one is covered by
    * the subscribers' poll.
    */
@@ -209,11 +213,13 @@ export class PostgresBackend implements StorageBackend {
     (this.#listener.query(sql) ?? this.#pool.query(sql))
       .catch(() => {})
       .finally(() => {
-        this.#notifying = false;
-        if (this.#notifyAgain && !this.#closed) {
-          this.#notifyAgain = false;
-          this.#notifyOthers();
-        }
+        setTimeout(() => {
+          this.#notifying = false;
+          if (this.#notifyAgain && !this.#closed) {
+            this.#notifyAgain = false;
+            this.#notifyOthers();
+          }
+        }, NOTIFY_EVERY_MS).unref();
       });
   }
 

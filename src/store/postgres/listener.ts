@@ -43,6 +43,8 @@ export class PgListener {
     client.on('error', lost);
     client.on('end', lost);
     client.on('notification', (message) => {
+      // Our own NOTIFY comes back to us too; this process's subscribers were woken when it appended.
+      if (message.processId === (client as pg.Client & { processID?: number }).processID) return;
       if (message.channel === channel && message.payload === payload) onNotify();
     });
     await client.connect();
