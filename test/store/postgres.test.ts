@@ -320,6 +320,26 @@ describe('PostgreSQL: live delivery', () => {
     expect(latencies[2]).toBeLessThan(150);
   });
 
+  it('announces the last append of a burst too, though a burst shares its NOTIFYs', async () => {
+    const schema = uniqueSchema();
+    const [writer, reader] = [await open(schema), await open(schema)];
+    const stop = new AbortController();
+    const seen = collect(reader, stop.signal);
+    const latencies: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      await sleep(100);
+      // Awaited one by one, so the later appends land while the first one's NOTIFY holds the others back.
+      for (let i = 0; i < 20; i++) await writer.append('s', [{ type: 't', data: i }]);
+      const t = Date.now();
+      await until(() => seen.length === 20 * (round + 1), 5_000);
+      latencies.push(Date.now() - t);
+    }
+    stop.abort();
+    latencies.sort((a, b) => a - b);
+    // The poll runs every 750 ms: the trailing NOTIFY did the waking.
+    expect(latencies[1]).toBeLessThan(150);
+  });
+
   it('listens again after losing its connection', async () => {
     const schema = uniqueSchema();
     const [writer, reader] = [await open(schema), await open(schema)];
