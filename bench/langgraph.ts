@@ -44,11 +44,6 @@ class RecordingSaver extends MemorySaver {
  * (~300 bytes) to a growing conversation, `act` also rewriting a small
  * scratchpad; a few hundred super-steps on one thread.
  */
-/**
- * An agent-like loop: `think` and `act` alternate, each appending a message
- * (~300 bytes) to a growing conversation, `act` also rewriting a small
- * scratchpad; a few hundred super-steps on one thread.
- */
 function agentGraph(steps: number, checkpointer: BaseCheckpointSaver) {
   interface Message {
     role: string;
