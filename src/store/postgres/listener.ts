@@ -43,7 +43,7 @@ export class PgListener {
     client.on('error', lost);
     client.on('end', lost);
     client.on('notification', (message) => {
-      // Our own NOTIFY comes back to us too; this process's subscribers were woken when it appended.
+      // A NOTIFY sent on this very connection (a store announcing its appends) comes back to it; the sender woke its own process already.
       if (message.processId === (client as pg.Client & { processID?: number }).processID) return;
       if (message.channel === channel && message.payload === payload) onNotify();
     });
