@@ -384,7 +384,8 @@ describe('PostgreSQL: schema and ids', () => {
     const schema = uniqueSchema();
     const client = await rawClient();
     const s = `"${schema}"`;
-    // The schema as the build before migration 7 left it, with its append function writing the heads into streams.
+    // The tables as the builds before migration 7 left them, with rows as their append function wrote
+    // them: each stream's head copied into streams.
     await client.query(`CREATE SCHEMA ${s}`);
     await client.query(`CREATE TABLE ${s}.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
     for (const [i, sql] of migrations(s, schema).slice(0, 6).entries()) {
@@ -400,8 +401,23 @@ describe('PostgreSQL: schema and ids', () => {
         registry,
         now: () => new Date().toISOString(),
       });
-      const events = prepared?.events.map((e) => ({ ...e, data: e.dataJson, metadata: e.metadataJson }));
-      await client.query(`SELECT * FROM ${s}.append_events($1::jsonb)`, [JSON.stringify([{ streamId, expectedVersion: 'any', events }])]);
+      let head = GENESIS_HASH;
+      let position = 0;
+      for (const [i, e] of (prepared?.events ?? []).entries()) {
+        head = chainLink(head, i + 1, e.recordedAt, e.digest);
+        const { rows } = await client.query(
+          `INSERT INTO ${s}.events (id, stream_id, version, type, schema_version, data, metadata, recorded_at, digest, hash, tx_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, pg_current_xact_id()) RETURNING position`,
+          [e.id, streamId, i + 1, e.type, e.schemaVersion, e.dataJson, e.metadataJson, e.recordedAt, e.digest, head],
+        );
+        position = Number(rows[0].position);
+      }
+      await client.query(`INSERT INTO ${s}.streams (stream_id, version, head, position) VALUES ($1, $2, $3, $4)`, [
+        streamId,
+        count,
+        head,
+        position,
+      ]);
     }
 
     const store = await open(schema);

@@ -10,6 +10,9 @@ export const SQLSTATE = {
   misuse: 'RW003',
 } as const;
 
+/** A migration whose work a later one replaced; it keeps its number, so schemas that ran it stay in step. */
+const SUPERSEDED = "SELECT 'superseded by a later migration'";
+
 /** Channel shared by every schema; the payload names the schema. */
 export const NOTIFY_CHANNEL = 'rewind_append';
 
@@ -61,9 +64,7 @@ CREATE TABLE ${s}.snapshots (
   created_at text NOT NULL,
   PRIMARY KEY (reducer_version, stream_id, version)
 );
-
--- One round trip per append. See postgres.ts for why the mutex exists.
-${appendEventsFunction(s, lit, false)}`,
+`,
     // Read models (src/projections): the registry, and documents per projection generation.
     `
 CREATE TABLE ${s}.projections (
@@ -94,26 +95,22 @@ CREATE TABLE ${s}.projection_docs (
 -- A rollback deletes one stream's documents.
 CREATE INDEX projection_docs_by_stream ON ${s}.projection_docs (projection, generation, stream_id);
 `,
-    // Inline projections: appends take turns (see INLINE_TURNS), so an inline projection sees every earlier append committed.
-    appendEventsFunction(s, lit, true),
-    // NOTIFY leaves the append's transaction: PostgreSQL serialises the commits of notifying
-    // transactions on one lock, which defeated group commit (8 writers: 2-3x slower). The
-    // client notifies after the commit instead (postgres.ts, #notifyOthers).
-    appendEventsFunction(s, lit, true, false),
-    // The idempotency scan (a join per event) only for appends whose ids the caller chose
-    // ("idsGiven", see postgres.ts): a generated id cannot be stored yet. It was a third of an append.
-    appendEventsFunction(s, lit, true, false),
-    // No read-backs of the events table: the stream heads and the result come from the arrays
-    // just inserted, and ids are looked up one index probe each. On a table the planner held to
-    // be small, those joins were hash joins over a full scan: every append cost O(events).
-    appendEventsFunction(s, lit, true, false),
+    // Migrations 3-6 redefined append_events, which migration 7 replaces whole; pending migrations run
+    // in one transaction (postgres.ts), so none of those definitions is ever called. What they brought
+    // stands in the one function below: appends take turns while an inline projection exists (3); the
+    // client notifies after the commit, since NOTIFY serialises commits (4); the idempotency probe only
+    // for ids the caller chose (5); no read-backs of the events table, which the planner could scan (6).
+    SUPERSEDED,
+    SUPERSEDED,
+    SUPERSEDED,
+    SUPERSEDED,
     // As SQLite's schema 2: a stream's head is its newest event, found through the (stream_id, version)
     // index, so an append no longer rewrites a streams row; streams only names the streams. The function
     // returns only what the store assigned, walks the events without a query each, and checks the
     // JSON before the mutex. Its result type changes, hence DROP and CREATE.
     `ALTER TABLE ${s}.streams DROP COLUMN version, DROP COLUMN head, DROP COLUMN position;
-DROP FUNCTION ${s}.append_events(jsonb);
-${slimAppendEventsFunction(s, lit)}`,
+DROP FUNCTION IF EXISTS ${s}.append_events(jsonb);
+${appendEventsFunction(s, lit)}`,
   ];
 }
 
@@ -139,8 +136,52 @@ const INLINE_TURNS = (s: string, lit: string) => `  IF EXISTS (SELECT 1 FROM ${s
 
 `;
 
-/** Where append_events() refuses to run: it could not keep the global order (see postgres.ts). */
-const MISUSE_CHECKS = `  -- The xid must be taken under the mutex below, or xid order and position order can disagree.
+/**
+ * The append function (migration 7): one round trip per append (see
+ * postgres.ts for why the mutex exists). In order: misuse checks, turns,
+ * stream locks, idempotency, version check, chain, the mutex around the
+ * insert. A one-stream append (nearly all of them) takes its lock without a
+ * query, events are walked by index, the JSON is parsed before the mutex,
+ * streams gets a row only when a stream begins, and only what the store
+ * assigned comes back.
+ */
+function appendEventsFunction(s: string, lit: string): string {
+  return `
+CREATE FUNCTION ${s}.append_events(batch jsonb)
+RETURNS TABLE (r_ord integer, r_id text, r_version integer, r_position bigint, r_recorded_at text, r_hash text)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  a jsonb;
+  ai integer;
+  sid text;
+  r record;
+  ev jsonb;
+  evs jsonb;
+  lock_key bigint;
+  found_count integer;
+  total integer;
+  first_id text;
+  unordered_id text;
+  prev_version integer;
+  actual integer;
+  head text;
+  expected jsonb;
+  holds boolean;
+  n_ord integer[] := '{}';
+  n_id text[] := '{}';
+  n_stream text[] := '{}';
+  n_version integer[] := '{}';
+  n_type text[] := '{}';
+  n_sv integer[] := '{}';
+  n_data json[] := '{}';
+  n_meta json[] := '{}';
+  n_at text[] := '{}';
+  n_digest text[] := '{}';
+  n_hash text[] := '{}';
+  n_new text[] := '{}';
+  n_position bigint[];
+BEGIN
+  -- The xid must be taken under the mutex below, or xid order and position order can disagree.
   IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
     RAISE EXCEPTION 'append_events must be the first write of its transaction, and called once'
       USING ERRCODE = '${SQLSTATE.misuse}';
@@ -150,13 +191,24 @@ const MISUSE_CHECKS = `  -- The xid must be taken under the mutex below, or xid 
       USING ERRCODE = '${SQLSTATE.misuse}';
   END IF;
 
-`;
+${INLINE_TURNS(s, lit)}  -- Stream locks without taking an xid; a fixed order, so no deadlock between batches.
+  IF jsonb_array_length(batch) = 1 THEN
+    PERFORM pg_advisory_xact_lock(hashtextextended(batch -> 0 ->> 'streamId', hashtext(${lit})));
+  ELSE
+    FOR lock_key IN
+      SELECT DISTINCT hashtextextended(x ->> 'streamId', hashtext(${lit})) FROM jsonb_array_elements(batch) x ORDER BY 1
+    LOOP
+      PERFORM pg_advisory_xact_lock(lock_key);
+    END LOOP;
+  END IF;
 
-/** An append whose events are all stored already returns them (a retry); one partly stored, or stored elsewhere, is refused. */
-const STORED_BATCH = (
-  s: string,
-  returned: string,
-) => `    -- Idempotency, as findStoredBatch() in idempotency.ts; only ids the caller chose can be stored already.
+  FOR ai IN 0 .. jsonb_array_length(batch) - 1 LOOP
+    a := batch -> ai;
+    sid := a ->> 'streamId';
+    evs := a -> 'events';
+    total := jsonb_array_length(evs);
+
+    -- Idempotency, as findStoredBatch() in idempotency.ts; only ids the caller chose can be stored already.
     IF coalesce((a ->> 'idsGiven')::boolean, true) THEN
       found_count := 0;
       first_id := NULL;
@@ -194,17 +246,22 @@ const STORED_BATCH = (
             DETAIL = 'the stored events are not in this order';
         END IF;
         RETURN QUERY
-          SELECT ${returned}
+          SELECT ai, e.id::text, e.version, e.position, e.recorded_at, e.hash
           FROM jsonb_array_elements(a -> 'events') WITH ORDINALITY x(ev, o)
           JOIN LATERAL (${BY_ID(s, 'e.*')}) e ON true
           ORDER BY x.o;
         CONTINUE;
       END IF;
     END IF;
-`;
 
-/** Raises the concurrency error unless the stream's version \`actual\` meets the append's expectation. */
-const EXPECTED_VERSION_HOLDS = `    expected := a -> 'expectedVersion';
+    -- The head is the newest event: under the stream lock, each statement sees every earlier append to it.
+    SELECT e.version, e.hash INTO actual, head FROM ${s}.events e WHERE e.stream_id = sid ORDER BY e.version DESC LIMIT 1;
+    IF NOT FOUND THEN
+      actual := 0;
+      head := '${GENESIS_HASH}';
+      n_new := n_new || sid;
+    END IF;
+    expected := a -> 'expectedVersion';
     -- (A CASE inside IF would end the condition at its first THEN.)
     holds := CASE
       WHEN jsonb_typeof(expected) = 'number' THEN expected::text::bigint = actual
@@ -216,211 +273,16 @@ const EXPECTED_VERSION_HOLDS = `    expected := a -> 'expectedVersion';
     IF NOT holds THEN
       RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.concurrency}', MESSAGE = actual::text, DETAIL = sid;
     END IF;
-`;
 
-/** chainLink() of events/hash.ts, byte for byte: the next head from the previous one, the version and the event. */
-const CHAIN_LINK = `      head := encode(sha256(
-        decode(head, 'hex')
-        || convert_to(actual::text || E'\\n' || (ev ->> 'recordedAt') || E'\\n', 'UTF8')
-        || decode(ev ->> 'digest', 'hex')), 'hex');
-`;
-
-/** The append function; migration 1 created it without the inline turns, migration 3 replaces it with them. */
-function appendEventsFunction(s: string, lit: string, inlineTurns: boolean, notify = true): string {
-  return `
-${inlineTurns ? 'CREATE OR REPLACE' : 'CREATE'} FUNCTION ${s}.append_events(batch jsonb)
-RETURNS TABLE (r_ord integer, r_id text, r_stream_id text, r_version integer, r_position bigint, r_type text,
-               r_schema_version integer, r_data json, r_metadata json, r_recorded_at text, r_hash text)
-LANGUAGE plpgsql AS $fn$
-DECLARE
-  a jsonb;
-  ai integer;
-  sid text;
-  r record;
-  ev jsonb;
-  lock_key bigint;
-  found_count integer;
-  total integer;
-  first_id text;
-  unordered_id text;
-  prev_version integer;
-  actual integer;
-  head text;
-  expected jsonb;
-  holds boolean;
-  n_ord integer[] := '{}';
-  n_id text[] := '{}';
-  n_stream text[] := '{}';
-  n_version integer[] := '{}';
-  n_type text[] := '{}';
-  n_sv integer[] := '{}';
-  n_data text[] := '{}';
-  n_meta text[] := '{}';
-  n_at text[] := '{}';
-  n_digest text[] := '{}';
-  n_hash text[] := '{}';
-  n_position bigint[];
-BEGIN
-${MISUSE_CHECKS}${inlineTurns ? INLINE_TURNS(s, lit) : ''}  -- Stream locks without taking an xid; a fixed order, so no deadlock between batches.
-  FOR lock_key IN
-    SELECT DISTINCT hashtextextended(x ->> 'streamId', hashtext(${lit})) FROM jsonb_array_elements(batch) x ORDER BY 1
-  LOOP
-    PERFORM pg_advisory_xact_lock(lock_key);
-  END LOOP;
-
-  FOR ai IN 0 .. jsonb_array_length(batch) - 1 LOOP
-    a := batch -> ai;
-    sid := a ->> 'streamId';
-    total := jsonb_array_length(a -> 'events');
-
-${STORED_BATCH(s, 'ai, e.id::text, e.stream_id::text, e.version, e.position, e.type, e.schema_version, e.data, e.metadata, e.recorded_at, e.hash')}
-    SELECT st.version, st.head INTO actual, head FROM ${s}.streams st WHERE st.stream_id = sid;
-    IF NOT FOUND THEN
-      actual := 0;
-      head := '${GENESIS_HASH}';
-    END IF;
-${EXPECTED_VERSION_HOLDS}
-    FOR ev IN SELECT x.ev FROM jsonb_array_elements(a -> 'events') WITH ORDINALITY x(ev, o) ORDER BY x.o LOOP
-      actual := actual + 1;
-      -- chainLink() of events/hash.ts, byte for byte.
-${CHAIN_LINK}      n_ord := n_ord || ai;
-      n_id := n_id || (ev ->> 'id');
-      n_stream := n_stream || sid;
-      n_version := n_version || actual;
-      n_type := n_type || (ev ->> 'type');
-      n_sv := n_sv || (ev ->> 'schemaVersion')::integer;
-      n_data := n_data || (ev ->> 'data');
-      n_meta := n_meta || (ev ->> 'metadata');
-      n_at := n_at || (ev ->> 'recordedAt');
-      n_digest := n_digest || (ev ->> 'digest');
-      n_hash := n_hash || head;
-    END LOOP;
-  END LOOP;
-
-  IF cardinality(n_id) = 0 THEN
-    RETURN;
-  END IF;
-
-  -- The mutex: taking the xid and drawing the positions happen together, so a
-  -- transaction with a smaller xid always holds smaller positions. It is a
-  -- session lock, released right after the insert, not at commit: commits stay
-  -- concurrent. A session lock survives an error, hence the handler.
-  BEGIN
-    PERFORM pg_advisory_lock(hashtext('rewind.append'), hashtext(${lit}));
-    WITH inserted AS (
-      INSERT INTO ${s}.events (id, stream_id, version, type, schema_version, data, metadata, recorded_at, digest, hash, tx_id)
-      SELECT u.id, u.stream_id, u.version, u.type, u.sv, u.data::json, u.meta::json, u.at, u.digest, u.hash, pg_current_xact_id()
-      FROM unnest(n_id, n_stream, n_version, n_type, n_sv, n_data, n_meta, n_at, n_digest, n_hash)
-        WITH ORDINALITY u(id, stream_id, version, type, sv, data, meta, at, digest, hash, o)
-      ORDER BY u.o
-      RETURNING id, position
-    )
-    SELECT array_agg(i.position ORDER BY u.o) INTO n_position
-    FROM unnest(n_id) WITH ORDINALITY u(id, o) JOIN inserted i ON i.id = u.id;
-    PERFORM pg_advisory_unlock(hashtext('rewind.append'), hashtext(${lit}));
-  EXCEPTION WHEN OTHERS OR query_canceled THEN
-    PERFORM pg_advisory_unlock(hashtext('rewind.append'), hashtext(${lit}));
-    RAISE;
-  END;
-
-  -- Built from what was just inserted: reading it back joined the table, which the planner may scan whole.
-  INSERT INTO ${s}.streams AS st (stream_id, version, head, position)
-  SELECT DISTINCT ON (u.stream_id) u.stream_id, u.version, u.hash, u.position
-  FROM unnest(n_stream, n_version, n_hash, n_position) u(stream_id, version, hash, position)
-  ORDER BY u.stream_id, u.version DESC
-  ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version, head = EXCLUDED.head, position = EXCLUDED.position;
-
-${
-  notify
-    ? `  -- Delivered on commit, never for a rolled-back append.
-  PERFORM pg_notify('${NOTIFY_CHANNEL}', ${lit});
-`
-    : ''
-}
-  RETURN QUERY
-    SELECT u.ord, u.id, u.stream_id, u.version, u.position, u.type, u.sv, u.data::json, u.meta::json, u.at, u.hash
-    FROM unnest(n_ord, n_id, n_stream, n_version, n_position, n_type, n_sv, n_data, n_meta, n_at, n_hash)
-      u(ord, id, stream_id, version, position, type, sv, data, meta, at, hash)
-    ORDER BY u.position;
-END
-$fn$;
-`;
-}
-
-/**
- * The append function since migration 7. The order of work is the old one's
- * (misuse checks, turns, stream locks, idempotency, version check, chain, the
- * mutex around the insert), with less of it per call: the one-stream append
- * (nearly all of them) takes its lock without a query, events are walked by
- * index, the JSON is parsed before the mutex, streams gets a row only when a
- * stream begins, and only what the store assigned comes back.
- */
-function slimAppendEventsFunction(s: string, lit: string): string {
-  return `
-CREATE FUNCTION ${s}.append_events(batch jsonb)
-RETURNS TABLE (r_ord integer, r_id text, r_version integer, r_position bigint, r_recorded_at text, r_hash text)
-LANGUAGE plpgsql AS $fn$
-DECLARE
-  a jsonb;
-  ai integer;
-  sid text;
-  r record;
-  ev jsonb;
-  evs jsonb;
-  lock_key bigint;
-  found_count integer;
-  total integer;
-  first_id text;
-  unordered_id text;
-  prev_version integer;
-  actual integer;
-  head text;
-  expected jsonb;
-  holds boolean;
-  n_ord integer[] := '{}';
-  n_id text[] := '{}';
-  n_stream text[] := '{}';
-  n_version integer[] := '{}';
-  n_type text[] := '{}';
-  n_sv integer[] := '{}';
-  n_data json[] := '{}';
-  n_meta json[] := '{}';
-  n_at text[] := '{}';
-  n_digest text[] := '{}';
-  n_hash text[] := '{}';
-  n_new text[] := '{}';
-  n_position bigint[];
-BEGIN
-${MISUSE_CHECKS}${INLINE_TURNS(s, lit)}  -- Stream locks without taking an xid; a fixed order, so no deadlock between batches.
-  IF jsonb_array_length(batch) = 1 THEN
-    PERFORM pg_advisory_xact_lock(hashtextextended(batch -> 0 ->> 'streamId', hashtext(${lit})));
-  ELSE
-    FOR lock_key IN
-      SELECT DISTINCT hashtextextended(x ->> 'streamId', hashtext(${lit})) FROM jsonb_array_elements(batch) x ORDER BY 1
-    LOOP
-      PERFORM pg_advisory_xact_lock(lock_key);
-    END LOOP;
-  END IF;
-
-  FOR ai IN 0 .. jsonb_array_length(batch) - 1 LOOP
-    a := batch -> ai;
-    sid := a ->> 'streamId';
-    evs := a -> 'events';
-    total := jsonb_array_length(evs);
-
-${STORED_BATCH(s, 'ai, e.id::text, e.version, e.position, e.recorded_at, e.hash')}
-    -- The head is the newest event: under the stream lock, each statement sees every earlier append to it.
-    SELECT e.version, e.hash INTO actual, head FROM ${s}.events e WHERE e.stream_id = sid ORDER BY e.version DESC LIMIT 1;
-    IF NOT FOUND THEN
-      actual := 0;
-      head := '${GENESIS_HASH}';
-      n_new := n_new || sid;
-    END IF;
-${EXPECTED_VERSION_HOLDS}
     FOR i IN 0 .. total - 1 LOOP
       ev := evs -> i;
       actual := actual + 1;
-${CHAIN_LINK}      n_ord := n_ord || ai;
+      -- chainLink() of events/hash.ts, byte for byte.
+      head := encode(sha256(
+        decode(head, 'hex')
+        || convert_to(actual::text || E'\\n' || (ev ->> 'recordedAt') || E'\\n', 'UTF8')
+        || decode(ev ->> 'digest', 'hex')), 'hex');
+      n_ord := n_ord || ai;
       n_id := n_id || (ev ->> 'id');
       n_stream := n_stream || sid;
       n_version := n_version || actual;
