@@ -61,6 +61,7 @@ export {
 export {
   createRuntime,
   type RollbackRequest,
+  type RunFilter,
   type RunInfo,
   type RunSummary,
   Runtime,

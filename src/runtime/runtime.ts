@@ -64,6 +64,8 @@ export interface RuntimeOptions {
 
 /** How long a run queued ahead of its first event waits before a worker may look for it (see start()). */
 const HANDOFF_GRACE_MS = 30_000;
+// The largest page listPage() answers, and the most streams read from the store's list at once.
+const MAX_PAGE = 1000;
 
 export interface RunInfo<S = unknown> {
   runId: string;
@@ -91,6 +93,11 @@ export interface RunSummary {
   version: number;
   startedAt: string;
   updatedAt: string;
+}
+
+export interface RunFilter {
+  status?: RunStatus;
+  workflow?: string;
 }
 
 export interface StartOptions {
@@ -332,12 +339,39 @@ export class Runtime {
     };
   }
 
-  /** One RunStarted and one last event per run: the status is decided by the last event alone. */
-  async list(filter: { status?: RunStatus; workflow?: string } = {}): Promise<RunSummary[]> {
+  /** Every run in id order that matches the filter. */
+  async list(filter: RunFilter = {}): Promise<RunSummary[]> {
     const out: RunSummary[] = [];
-    let after: string | undefined;
+    for await (const summary of this.#summaries(filter, undefined, MAX_PAGE)) out.push(summary);
+    return out;
+  }
+
+  /**
+   * One page of `list`: at most `limit` runs (default 100) with ids after
+   * `after`, and `next`, the id to pass as `after` for the following page, when
+   * there is one. Reads only as far as the page and one more match.
+   */
+  async listPage(options: RunFilter & { after?: string; limit?: number } = {}): Promise<{ runs: RunSummary[]; next?: string }> {
+    const { after, limit = 100, ...filter } = options;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE)
+      throw new ValidationError(`listPage: limit must be an integer from 1 to ${MAX_PAGE}, got ${String(limit)}`);
+    if (after !== undefined && typeof after !== 'string')
+      throw new ValidationError('listPage: after must be a run id (the "next" of the previous page)');
+    const runs: RunSummary[] = [];
+    // Unfiltered, every run stream is a match: list no more of them than the page needs.
+    const batch = filter.status || filter.workflow ? MAX_PAGE : limit + 1;
+    for await (const summary of this.#summaries(filter, after, batch)) {
+      if (runs.length === limit) return { runs, next: (runs.at(-1) as RunSummary).runId };
+      runs.push(summary);
+    }
+    return { runs };
+  }
+
+  /** One RunStarted and one last event per run: the status is decided by the last event alone. */
+  async *#summaries(filter: RunFilter, after: string | undefined, batch: number): AsyncGenerator<RunSummary> {
+    let from = after === undefined ? undefined : streamOf(after);
     for (;;) {
-      const page = await this.store.listStreams({ prefix: 'run-', limit: 1000, ...(after ? { after } : {}) });
+      const page = await this.store.listStreams({ prefix: 'run-', limit: batch, ...(from ? { after: from } : {}) });
       for (const stream of page) {
         const [first] = await this.store.read(stream.streamId, { from: 1, to: 1 });
         const [last] = await this.store.read(stream.streamId, { direction: 'backward', limit: 1 });
@@ -352,10 +386,10 @@ export class Runtime {
           updatedAt: last.recordedAt,
         };
         if ((!filter.status || filter.status === summary.status) && (!filter.workflow || filter.workflow === summary.workflow))
-          out.push(summary);
+          yield summary;
       }
-      if (page.length < 1000) return out;
-      after = page.at(-1)?.streamId;
+      if (page.length < batch) return;
+      from = page.at(-1)?.streamId;
     }
   }
 

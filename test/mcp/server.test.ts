@@ -43,6 +43,12 @@ describe('MCP server beside the runs', () => {
     expect(rollbackTool?.inputSchema.required).toEqual(expect.arrayContaining(['runId', 'to', 'reason']));
 
     expect((await call(client, 'list_runs')).runs).toMatchObject([{ runId: 'agent-1', status: 'completed', workflow: 'mcp-trip' }]);
+    await tripRun(runtime, 'agent-2');
+    const first = await call(client, 'list_runs', { limit: 1 });
+    expect(first).toMatchObject({ runs: [{ runId: 'agent-1' }], next: 'agent-1' });
+    expect(await call(client, 'list_runs', { limit: 1, after: first.next })).toEqual({
+      runs: [expect.objectContaining({ runId: 'agent-2' })],
+    });
     const { checkpoints } = await call(client, 'list_checkpoints', { runId: 'agent-1' });
     expect(checkpoints).toMatchObject([{ label: 'hotel-booked', effective: true }]);
 

@@ -199,14 +199,17 @@ export function createMcpServer(options: McpServerOptions): McpServer {
       server.registerTool(
         'list_runs',
         {
-          description: 'Runs in the store, with their status.',
+          description: 'Runs in the store in id order, with their status: a page of them, and `next` to pass as `after` for the next page.',
           inputSchema: {
             status: z.enum(['running', 'completed', 'failed', 'cancelled', 'rolling_back', 'rolled_back', 'needs_attention']).optional(),
             workflow: z.string().optional(),
+            after: z.string().optional(),
+            limit: z.number().int().min(1).max(1000).optional(),
           },
           annotations: { readOnlyHint: true },
         },
-        (args) => answer(async () => ({ runs: await runtime.list({ status: args.status as never, workflow: args.workflow }) })),
+        (args) =>
+          answer(() => runtime.listPage({ status: args.status as never, workflow: args.workflow, after: args.after, limit: args.limit })),
       );
     }
   }

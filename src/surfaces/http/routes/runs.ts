@@ -202,13 +202,8 @@ export function registerRunRoutes(app: Api, deps: RunDeps): void {
   const { store, metrics, runtime } = deps;
 
   app.openapi(listRuns, async (c) => {
-    const { status, workflow, after, limit = 100 } = c.req.valid('query');
-    // The runtime lists every run; paging here keeps responses bounded until it can page itself.
-    const all = (await runtime.list({ status, workflow })).sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0));
-    const from = after === undefined ? 0 : all.findIndex((r) => r.runId > after);
-    const runs = from < 0 ? [] : all.slice(from, from + limit);
-    const next = from >= 0 && from + limit < all.length ? runs.at(-1)?.runId : undefined;
-    return c.json({ runs, ...(next !== undefined ? { next } : {}) }, 200);
+    const { status, workflow, after, limit } = c.req.valid('query');
+    return c.json(await runtime.listPage({ status, workflow, after, limit }), 200);
   });
 
   app.openapi(getRun, async (c) => c.json(await runtime.get(c.req.valid('param').runId), 200));
