@@ -60,6 +60,7 @@ export {
 } from './run-queue.js';
 export {
   createRuntime,
+  MAX_RUNS_PAGE,
   type RollbackRequest,
   type RunFilter,
   type RunInfo,

@@ -64,8 +64,8 @@ export interface RuntimeOptions {
 
 /** How long a run queued ahead of its first event waits before a worker may look for it (see start()). */
 const HANDOFF_GRACE_MS = 30_000;
-// The largest page listPage() answers, and the most streams read from the store's list at once.
-const MAX_PAGE = 1000;
+/** The largest page listPage() answers (and the most streams it reads from the store's list at once). */
+export const MAX_RUNS_PAGE = 1000;
 
 export interface RunInfo<S = unknown> {
   runId: string;
@@ -342,7 +342,7 @@ export class Runtime {
   /** Every run in id order that matches the filter. */
   async list(filter: RunFilter = {}): Promise<RunSummary[]> {
     const out: RunSummary[] = [];
-    for await (const summary of this.#summaries(filter, undefined, MAX_PAGE)) out.push(summary);
+    for await (const summary of this.#summaries(filter, undefined, MAX_RUNS_PAGE)) out.push(summary);
     return out;
   }
 
@@ -353,13 +353,13 @@ export class Runtime {
    */
   async listPage(options: RunFilter & { after?: string; limit?: number } = {}): Promise<{ runs: RunSummary[]; next?: string }> {
     const { after, limit = 100, ...filter } = options;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE)
-      throw new ValidationError(`listPage: limit must be an integer from 1 to ${MAX_PAGE}, got ${String(limit)}`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_RUNS_PAGE)
+      throw new ValidationError(`listPage: limit must be an integer from 1 to ${MAX_RUNS_PAGE}, got ${String(limit)}`);
     if (after !== undefined && typeof after !== 'string')
       throw new ValidationError('listPage: after must be a run id (the "next" of the previous page)');
     const runs: RunSummary[] = [];
     // Unfiltered, every run stream is a match: list no more of them than the page needs.
-    const batch = filter.status || filter.workflow ? MAX_PAGE : limit + 1;
+    const batch = filter.status || filter.workflow ? MAX_RUNS_PAGE : limit + 1;
     for await (const summary of this.#summaries(filter, after, batch)) {
       if (runs.length === limit) return { runs, next: (runs.at(-1) as RunSummary).runId };
       runs.push(summary);

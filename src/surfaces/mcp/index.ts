@@ -35,7 +35,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { RewindError } from '../../events/errors.js';
-import { type At, type RunContext, type RunHistory, type Runtime, runStreamId } from '../../runtime/index.js';
+import { type At, MAX_RUNS_PAGE, type RunContext, type RunHistory, type Runtime, runStreamId } from '../../runtime/index.js';
 import type { EventStore } from '../../store/types.js';
 
 export interface McpServerOptions {
@@ -204,7 +204,7 @@ export function createMcpServer(options: McpServerOptions): McpServer {
             status: z.enum(['running', 'completed', 'failed', 'cancelled', 'rolling_back', 'rolled_back', 'needs_attention']).optional(),
             workflow: z.string().optional(),
             after: z.string().optional(),
-            limit: z.number().int().min(1).max(1000).optional(),
+            limit: z.number().int().min(1).max(MAX_RUNS_PAGE).optional(),
           },
           annotations: { readOnlyHint: true },
         },

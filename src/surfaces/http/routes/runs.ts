@@ -1,6 +1,14 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { type RunInfo, RunNotFoundError, type RunStatus, type Runtime, runStreamId, UnknownWorkflowError } from '../../../runtime/index.js';
+import {
+  MAX_RUNS_PAGE,
+  type RunInfo,
+  RunNotFoundError,
+  type RunStatus,
+  type Runtime,
+  runStreamId,
+  UnknownWorkflowError,
+} from '../../../runtime/index.js';
 import { describeError } from '../errors.js';
 import { type Api, type Deps, type Env, EnvelopeSchema, errors, integerQuery, json } from './shared.js';
 
@@ -80,7 +88,7 @@ const listRuns = createRoute({
       status: z.enum(RUN_STATUSES).optional(),
       workflow: z.string().min(1).optional(),
       after: z.string().optional().openapi({ description: 'run ids after this one: pass the previous page\'s "next"' }),
-      limit: integerQuery('page size (default 100)', 1, 1000),
+      limit: integerQuery('page size (default 100)', 1, MAX_RUNS_PAGE),
     }),
   },
   responses: { 200: json(z.object({ runs: z.array(RunSummarySchema), next: z.string().optional() }), 'a page of runs'), ...errors(400) },
