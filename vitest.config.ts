@@ -1,6 +1,17 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+const src = (path: string) => fileURLToPath(new URL(`./src/${path}`, import.meta.url));
+
 export default defineConfig({
+  resolve: {
+    // The examples import the package by its name; under test that name means the sources (as tsconfig.json's paths do for tsc and tsx).
+    alias: [
+      { find: /^rewind-runtime$/, replacement: src('index.ts') },
+      { find: /^rewind-runtime\/testing$/, replacement: src('testing/index.ts') },
+      { find: /^rewind-runtime\/(ai-sdk|http|langgraph|mcp|otel)$/, replacement: src('surfaces/$1/index.ts') },
+    ],
+  },
   test: {
     pool: 'forks',
     testTimeout: 30_000,

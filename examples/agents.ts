@@ -8,11 +8,19 @@
  * planner's quote released, and then one atomic commit marks every agent
  * rolled back.
  *
- *   node --import tsx examples/agents.ts
+ *   npx tsx examples/agents.ts                               (in this repository)
+ *   node node_modules/rewind-runtime/dist/examples/agents.js   (from the installed package)
  */
-import { createCoordinator, type GroupDefinition, type GroupInfo } from '../src/runtime/coordinator.js';
-import { createRuntime, defineWorkflow, type Runtime } from '../src/runtime/index.js';
-import type { EventStore } from '../src/store/types.js';
+import {
+  createCoordinator,
+  createRuntime,
+  defineWorkflow,
+  type EventStore,
+  type GroupDefinition,
+  type GroupInfo,
+  openStore,
+  type Runtime,
+} from 'rewind-runtime';
 
 export interface Plan {
   traveller: string;
@@ -186,6 +194,5 @@ export async function runAgentsDemo(store: EventStore, options: { groupId?: stri
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { openStore } = await import('../src/store/open.js');
   console.log((await runAgentsDemo(await openStore('memory:'))).text);
 }

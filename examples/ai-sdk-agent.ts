@@ -10,10 +10,9 @@
  */
 import { generateText, stepCountIs, streamText, tool } from 'ai';
 import { MockLanguageModelV3, simulateReadableStream } from 'ai/test';
+import { createRuntime, defineWorkflow, openStore, RunEvents, type StepCompletedData } from 'rewind-runtime';
+import { isModelCallRecord, journaledModel } from 'rewind-runtime/ai-sdk';
 import { z } from 'zod';
-import { createRuntime, defineWorkflow, RunEvents, type StepCompletedData } from '../src/runtime/index.js';
-import { openStore } from '../src/store/open.js';
-import { isModelCallRecord, journaledModel } from '../src/surfaces/ai-sdk/index.js';
 
 let modelCalls = 0;
 const usage = { inputTokens: { total: 20, noCache: 20, cacheRead: 0, cacheWrite: 0 }, outputTokens: { total: 8, text: 8, reasoning: 0 } };

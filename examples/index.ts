@@ -1,4 +1,4 @@
-import type { Workflow } from '../src/runtime/index.js';
+import type { Workflow } from 'rewind-runtime';
 import { researchWorkflow, StandInModel } from './research.js';
 import { TravelWorld, travelWorkflow } from './travel.js';
 

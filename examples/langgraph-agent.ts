@@ -9,8 +9,8 @@
  * input (time travel), then roll the thread back past the bad step and go on.
  */
 import { Annotation, END, START, StateGraph } from '@langchain/langgraph';
-import { openStore } from '../src/store/open.js';
-import { RewindCheckpointSaver } from '../src/surfaces/langgraph/index.js';
+import { openStore } from 'rewind-runtime';
+import { RewindCheckpointSaver } from 'rewind-runtime/langgraph';
 
 const Plan = Annotation.Root({
   city: Annotation<string>({ reducer: (_a, b) => b, default: () => 'Lisbon' }),

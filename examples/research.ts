@@ -5,10 +5,8 @@
  * answer that does not parse is a failed attempt that is retried.
  */
 import { createHash } from 'node:crypto';
+import { createRuntime, defineWorkflow, type EventStore, openStore, type RunInfo, type Runtime } from 'rewind-runtime';
 import { z } from 'zod';
-import type { RunInfo, Runtime } from '../src/runtime/index.js';
-import { createRuntime, defineWorkflow } from '../src/runtime/index.js';
-import type { EventStore } from '../src/store/types.js';
 
 /** A stand-in for a language model: the same prompt always gets the same answer. */
 export class StandInModel {
@@ -130,7 +128,6 @@ export async function runResearchDemo(
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { openStore } = await import('../src/store/open.js');
   const { info, model } = await runResearchDemo(await openStore('memory:'));
   console.log(info.status, info.output, `model calls: ${model.calls}`);
 }

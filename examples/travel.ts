@@ -1,14 +1,25 @@
-import type { RunInfo } from '../src/runtime/index.js';
-import { createRuntime, defineWorkflow } from '../src/runtime/index.js';
-import type { EventStore } from '../src/store/types.js';
-import { renderTimeline, timelineOf } from '../src/surfaces/cli/timeline.js';
+/**
+ * A travel agent: book a flight, charge the card, book a hotel. The first
+ * hotel is full, so the run rolls back to its "planned" checkpoint (the card
+ * is refunded and the flight cancelled, newest first) and the agent, which
+ * can see that it runs after a rollback, books the next hotel. `rewind demo`
+ * runs it.
+ *
+ *   npx tsx examples/travel.ts                               (in this repository)
+ *   node node_modules/rewind-runtime/dist/examples/travel.js   (from the installed package)
+ */
+import { createRuntime, defineWorkflow, type EventStore, openStore, type RunInfo } from 'rewind-runtime';
+import { z } from 'zod';
 
-export interface TripInput {
-  traveller: string;
-  from: string;
-  to: string;
-  hotels: string[];
-}
+/** What a trip needs; POST /runs and runtime.start refuse anything else before a step runs. */
+export const TripInput = z.object({
+  traveller: z.string().min(1),
+  from: z.string().min(1),
+  to: z.string().min(1),
+  /** In order of preference: after each rollback the agent tries the next one. */
+  hotels: z.array(z.string().min(1)).min(1),
+});
+export type TripInput = z.infer<typeof TripInput>;
 
 export interface TripState {
   flight?: string;
@@ -60,6 +71,7 @@ export function travelWorkflow(world: TravelWorld) {
   return defineWorkflow<TripInput, TripState, TripEvent, TripState>({
     name: 'travel',
     version: '1',
+    input: TripInput,
     initialState: { triedHotels: [] },
     apply: (s, e) => {
       switch (e.type) {
@@ -105,9 +117,8 @@ export function travelWorkflow(world: TravelWorld) {
 
 export interface TravelDemoResult {
   runId: string;
-  info: RunInfo<TripState>;
+  info: RunInfo<TripState, TripState>;
   world: TravelWorld;
-  timeline: string[];
 }
 
 export async function runTravelDemo(store: EventStore, options: { runId?: string } = {}): Promise<TravelDemoResult> {
@@ -119,14 +130,15 @@ export async function runTravelDemo(store: EventStore, options: { runId?: string
     { traveller: 'Ada', from: 'LHR', to: 'OSL', hotels: ['Grand Hotel', 'Harbour Inn'] },
     { runId },
   );
-  // The CLI's own timeline: undone events marked ↶, never hidden.
-  const timeline = renderTimeline(timelineOf(await store.read(`run-${runId}`))).split('\n');
-  return { runId, info: info as RunInfo<TripState>, world, timeline };
+  return { runId, info, world };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { openStore } = await import('../src/store/open.js');
-  const result = await runTravelDemo(await openStore('memory:'));
-  console.log(result.timeline.join('\n'));
-  console.log(`\nstatus: ${result.info.status}`, result.info.state);
+  const store = await openStore('memory:');
+  const { runId, info } = await runTravelDemo(store);
+  // Every event, the undone ones marked ↶: they stay in the log.
+  const { events } = await createRuntime({ store }).history(runId);
+  for (const e of events) console.log(`${String(e.version).padStart(3)} ${e.status === 'rolled_back' ? '↶' : ' '} ${e.type}`);
+  console.log(`\n${runId}: ${info.status}`, info.output);
+  await store.close();
 }

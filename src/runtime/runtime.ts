@@ -67,7 +67,8 @@ const HANDOFF_GRACE_MS = 30_000;
 /** The largest page listPage() answers (and the most streams it reads from the store's list at once). */
 export const MAX_RUNS_PAGE = 1000;
 
-export interface RunInfo<S = unknown> {
+/** A run as it stands. `S` is the workflow's state, `O` what its `run` returns (see `runtime.start`). */
+export interface RunInfo<S = unknown, O = unknown> {
   runId: string;
   workflow: string;
   workflowVersion: string;
@@ -77,7 +78,8 @@ export interface RunInfo<S = unknown> {
   /** Reducer state of the effective history (undefined when this runtime does not know the workflow). */
   state: S;
   input: unknown;
-  output?: unknown;
+  /** What `run` returned, once the run completed. */
+  output?: O;
   error?: SerializedError;
   rollbacks: RollbackInfo[];
   /** Why the run needs attention, when it does. */
@@ -176,7 +178,7 @@ export class Runtime {
     return this.#breakers.state(name);
   }
 
-  async start<I, S, O>(workflow: Workflow<I, S, any, O> | string, input: I, options: StartOptions = {}): Promise<RunInfo<S>> {
+  async start<I, S, O>(workflow: Workflow<I, S, any, O> | string, input: I, options: StartOptions = {}): Promise<RunInfo<S, O>> {
     const wf = typeof workflow === 'string' ? this.#workflow(workflow) : workflow;
     if (typeof workflow !== 'string') this.register(wf);
     let value: unknown = input;
@@ -211,15 +213,15 @@ export class Runtime {
     }
     if (queue) {
       await queue.enqueue(runId, wf.name, 'start');
-      return (await this.get(runId)) as RunInfo<S>;
+      return (await this.get(runId)) as RunInfo<S, O>;
     }
     // Just started (or joined): nothing to finish from the tail, so the one read is the full one.
     const promise = this.#drive(runId, false, false);
     if (options.detach) {
       promise.catch(() => {});
-      return (await this.get(runId)) as RunInfo<S>;
+      return (await this.get(runId)) as RunInfo<S, O>;
     }
-    return (await promise) as RunInfo<S>;
+    return (await promise) as RunInfo<S, O>;
   }
 
   /** Continues a run from where its log ends: after a crash, a rollback that stopped, or an operator's fix. */
@@ -258,7 +260,7 @@ export class Runtime {
    * state and the rollbacks before it, so the cost follows the distance to that
    * checkpoint, not the run's length. A run with no checkpoint is read whole.
    */
-  async get<S = unknown>(runId: string): Promise<RunInfo<S>> {
+  async get<S = unknown, O = unknown>(runId: string): Promise<RunInfo<S, O>> {
     const stream = streamOf(runId);
     const newestFirst: EventEnvelope[] = [];
     let start: number | undefined;
@@ -284,11 +286,11 @@ export class Runtime {
     const window = lowest > start ? [...(await this.store.read(stream, { from: start, to: lowest - 1 })), ...tail] : tail;
     const first = start === 1 ? window[0] : (await this.store.read(stream, { from: 1, to: 1 }))[0];
     const info = first && this.#infoFrom(first, window);
-    if (info) return info as RunInfo<S>;
+    if (info) return info as RunInfo<S, O>;
     // A checkpoint written before checkpoints carried the rollbacks: only the whole stream has them.
     const events = await this.store.read(stream);
     if (events.length === 0) throw new RunNotFoundError(runId);
-    return this.#info(events) as RunInfo<S>;
+    return this.#info(events) as RunInfo<S, O>;
   }
 
   // --- Time travel (time-travel.ts) ---

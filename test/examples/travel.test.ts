@@ -1,13 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { runTravelDemo } from '../../examples/travel.js';
+import { runTravelDemo, TravelWorld, travelWorkflow } from '../../examples/travel.js';
+import { createRuntime, ValidationError } from '../../src/index.js';
 import { makeStore } from '../runtime/helpers.js';
 
 describe('examples/travel', () => {
   it('rolls back the failed booking, compensating newest first, then books another hotel', async () => {
     const store = await makeStore();
-    const { info, world, timeline, runId } = await runTravelDemo(store, { runId: 'demo' });
+    const { info, world, runId } = await runTravelDemo(store, { runId: 'demo' });
     expect(info.status).toBe('completed');
     expect(info.state).toMatchObject({ hotel: 'HT-HarbourInn', triedHotels: ['Harbour Inn'] });
+    // The output keeps the workflow's type: no cast needed to read it.
+    expect(info.output?.hotel).toBe('HT-HarbourInn');
     expect(info.rollbacks).toHaveLength(1);
     expect(info.rollbacks[0]).toMatchObject({ label: 'planned', reason: 'Grand Hotel is full' });
 
@@ -20,7 +23,20 @@ describe('examples/travel', () => {
     expect([...world.payments.values()]).toEqual(['refunded', 'charged']);
     expect([...world.hotels.values()]).toEqual(['Harbour Inn']);
 
-    expect(timeline.some((l) => l.includes('RolledBack') && l.includes('planned'))).toBe(true);
-    expect(timeline.filter((l) => l.includes('↶')).length).toBeGreaterThan(5);
+    const { events } = await createRuntime({ store }).history(runId);
+    expect(events.filter((e) => e.status === 'rolled_back')).toHaveLength(17);
+  });
+
+  it('refuses input that is not a trip before any step runs, and writes nothing', async () => {
+    const store = await makeStore();
+    const world = new TravelWorld();
+    const runtime = createRuntime({ store });
+    const start = runtime.start(travelWorkflow(world), { traveller: 'Ada', from: 'LHR', to: 'OSL', hotels: 'Grand Hotel' } as never, {
+      runId: 'bad',
+    });
+    await expect(start).rejects.toBeInstanceOf(ValidationError);
+    await expect(start).rejects.toMatchObject({ issues: ['hotels: Invalid input: expected array, received string'] });
+    expect(world.payments.size).toBe(0);
+    expect(await store.read('run-bad')).toEqual([]);
   });
 });
