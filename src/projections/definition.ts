@@ -12,9 +12,9 @@ export type Doc = { [field: string]: Json };
  * history. Handlers are pure, so the same code gives the same model live,
  * inline, rebuilt, and on every backend.
  */
-export interface ProjectionDefinition<D extends Doc = Doc> {
-  /** Unique; letters, digits, '-', '_' and '.'. */
-  name: string;
+export interface ProjectionDefinition<D extends Doc = Doc, N extends string = string> {
+  /** Unique; letters, digits, '-', '_' and '.'. Queries name the projection by it. */
+  name: N;
   /** Bump when the handlers change meaning: the model is then rebuilt from position 0 and swapped in. */
   version: number;
   /**
@@ -32,10 +32,23 @@ export interface ProjectionDefinition<D extends Doc = Doc> {
   evolve(doc: D | undefined, event: EventEnvelope): D | undefined;
 }
 
-export type AnyProjection = ProjectionDefinition<any>;
+export type AnyProjection = ProjectionDefinition<any, string>;
 
-/** Identity function that keeps the document type: `defineProjection<RunDoc>({...})`. */
-export function defineProjection<D extends Doc>(definition: ProjectionDefinition<D>): ProjectionDefinition<D> {
+/** The names of a union of projection definitions. */
+export type ProjectionName<P extends AnyProjection> = P['name'];
+
+/** The document type of the projection named N among P (`Doc` for a definition typed `any`). */
+export type DocOf<P extends AnyProjection, N extends string> =
+  P extends ProjectionDefinition<infer D, infer Name> ? (N extends Name ? (0 extends 1 & D ? Doc : D) : never) : never;
+
+/**
+ * Identity function that keeps the document type and the name, so that
+ * `projections.find('orders')` knows its documents: the types are inferred from
+ * `name` and `evolve`'s `doc` parameter, or given as `defineProjection<Order, 'orders'>({...})`.
+ */
+export function defineProjection<D extends Doc, const N extends string = string>(
+  definition: ProjectionDefinition<D, N>,
+): ProjectionDefinition<D, N> {
   return definition;
 }
 

@@ -4,7 +4,7 @@ import { storageBackendOf } from '../store/event-store.js';
 import type { EventStore, StorageBackend } from '../store/types.js';
 import { wakeUp } from '../store/wake-up.js';
 import { applierOf } from './apply.js';
-import { type AnyProjection, checkDefinitions, type Doc, filterOf } from './definition.js';
+import { type AnyProjection, checkDefinitions, type DocOf, filterOf, type ProjectionName } from './definition.js';
 import { ProjectionHandlerError, ProjectionsUnsupportedError } from './errors.js';
 import { checkQuery, type FindQuery, type FoundDoc } from './query.js';
 import { readModelStoreFor } from './storage/open.js';
@@ -66,11 +66,11 @@ const DEFAULT_BATCH = 1000;
  * move when you call `catchUp()` (once, to the head) or `start()` (follow the
  * log until `stop()`).
  */
-export async function openProjections(
+export async function openProjections<const P extends readonly AnyProjection[]>(
   store: EventStore,
-  definitions: readonly AnyProjection[],
+  definitions: P,
   options: ProjectionsOptions = {},
-): Promise<Projections> {
+): Promise<Projections<P[number]>> {
   checkDefinitions(definitions);
   const batchSize = options.batchSize ?? DEFAULT_BATCH;
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000)
@@ -78,12 +78,13 @@ export async function openProjections(
   const backend = storageBackendOf(store);
   if (!backend?.projectionHost) throw new ProjectionsUnsupportedError(store.backend);
   const models = readModelStoreFor(backend as StorageBackend & { projectionHost: NonNullable<StorageBackend['projectionHost']> });
-  const projections = new Projections(store, backend, models, definitions, batchSize, options.onError);
+  const projections = new Projections<P[number]>(store, backend, models, definitions, batchSize, options.onError);
   if (!options.readOnly) await projections.register();
   return projections;
 }
 
-export class Projections {
+/** The read side over a store. `P` is the union of its definitions: `get` and `find` take their names and return their documents. */
+export class Projections<P extends AnyProjection = AnyProjection> {
   readonly #backend: StorageBackend;
   readonly #models: ReadModelStore;
   readonly #defs: Map<string, AnyProjection>;
@@ -132,15 +133,15 @@ export class Projections {
     }
   }
 
-  async get<D extends Doc = Doc>(projection: string, key: string): Promise<D | undefined> {
+  async get<N extends ProjectionName<P>>(projection: N, key: string): Promise<DocOf<P, N> | undefined> {
     this.#def(projection);
     if (typeof key !== 'string' || key.length === 0) throw new ValidationError('a document key must be a non-empty string');
-    return (await this.#models.get(projection, key)) as D | undefined;
+    return (await this.#models.get(projection, key)) as DocOf<P, N> | undefined;
   }
 
-  async find<D extends Doc = Doc>(projection: string, query: FindQuery = {}): Promise<FoundDoc<D>[]> {
+  async find<N extends ProjectionName<P>>(projection: N, query: FindQuery = {}): Promise<FoundDoc<DocOf<P, N>>[]> {
     this.#def(projection);
-    return (await this.#models.find(projection, checkQuery(query))) as FoundDoc<D>[];
+    return (await this.#models.find(projection, checkQuery(query))) as FoundDoc<DocOf<P, N>>[];
   }
 
   /** Applies every projection (not stopped) up to the head of the log once, finishing pending rebuilds. */

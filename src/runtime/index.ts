@@ -56,7 +56,6 @@ export {
   type QueueEntry,
   type RunQueue,
   type RunRequest,
-  SqliteRunQueue,
 } from './run-queue.js';
 export {
   createRuntime,

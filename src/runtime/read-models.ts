@@ -41,7 +41,7 @@ export interface RunDoc extends Doc {
   version: number;
 }
 
-export const runsProjection = defineProjection<RunDoc>({
+export const runsProjection = defineProjection<RunDoc, 'runs'>({
   name: 'runs',
   version: 1,
   streamPrefix: RUN_PREFIX,
@@ -120,7 +120,7 @@ export interface ToolStepsDoc extends Doc {
 
 const attemptKey = (key: string, attempt: number | undefined) => `${key}#${attempt ?? 1}`;
 
-export const toolStepsProjection = defineProjection<ToolStepsDoc>({
+export const toolStepsProjection = defineProjection<ToolStepsDoc, 'tool-steps'>({
   name: 'tool-steps',
   version: 1,
   streamPrefix: RUN_PREFIX,
@@ -169,7 +169,7 @@ export interface CheckpointDoc extends Doc {
 }
 
 /** The effective checkpoints of every run: those a rollback went past disappear. */
-export const checkpointsProjection = defineProjection<CheckpointDoc>({
+export const checkpointsProjection = defineProjection<CheckpointDoc, 'checkpoints'>({
   name: 'checkpoints',
   version: 1,
   streamPrefix: RUN_PREFIX,
@@ -195,7 +195,7 @@ export interface RollbackDoc extends Doc {
 }
 
 /** Every completed rollback (a later, deeper rollback does not erase the record of an earlier one). */
-export const rollbacksProjection = defineProjection<RollbackDoc>({
+export const rollbacksProjection = defineProjection<RollbackDoc, 'rollbacks'>({
   name: 'rollbacks',
   version: 1,
   streamPrefix: RUN_PREFIX,
@@ -228,12 +228,12 @@ export interface ToolStats {
 
 /** Per-tool totals across runs, from the tool-steps read model. */
 export async function toolStats(
-  projections: { find<D extends Doc>(name: string, query?: FindQuery): Promise<FoundDoc<D>[]> },
+  projections: { find(name: 'tool-steps', query?: FindQuery): Promise<FoundDoc<ToolStepsDoc>[]> },
   tool?: string,
 ): Promise<ToolStats[]> {
   const totals = new Map<string, ToolStats & { ended: number; latency: number }>();
   for (let offset = 0; ; offset += 10_000) {
-    const page = await projections.find<ToolStepsDoc>('tool-steps', { ...(tool ? { where: { tool } } : {}), limit: 10_000, offset });
+    const page = await projections.find('tool-steps', { ...(tool ? { where: { tool } } : {}), limit: 10_000, offset });
     for (const { doc } of page) {
       const t = totals.get(doc.tool) ?? { tool: doc.tool, calls: 0, failures: 0, meanLatencyMs: 0, maxLatencyMs: 0, ended: 0, latency: 0 };
       t.calls += doc.calls;

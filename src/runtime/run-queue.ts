@@ -239,6 +239,8 @@ interface SqliteRow {
  * write lock serialises claims, so a plain UPDATE … WHERE the lease has passed is
  * enough. Times are this machine's clock, which every process on it shares.
  * Wake-ups reach only this process: workers elsewhere poll.
+ *
+ * @internal Made by openRunQueue(store); its constructor takes the driver's handle, whose types are not a dependency of the package.
  */
 export class SqliteRunQueue implements RunQueue {
   readonly #db: BetterSqlite3.Database;

@@ -226,7 +226,7 @@ export type AppendTransactionHook = (written: EventEnvelope[]) => void;
 /** Memory and SQLite: everything happens synchronously inside the append, so the host offers synchronous reads. */
 export interface SyncProjectionHost {
   readonly kind: 'memory' | 'sqlite';
-  /** SQLite: the log's own connection, for read-model tables in the same file and transactions. */
+  /** @internal SQLite: the log's own connection, for read-model tables in the same file and transactions. */
   readonly database?: BetterSqlite3.Database;
   readAllSync(from: number, limit: number, filter?: EventFilter): ReadAllPage;
   /** The stream's stored events, versions 1..toVersion. */
@@ -237,6 +237,7 @@ export interface SyncProjectionHost {
 /** PostgreSQL: read models live in the log's schema; the projections layer runs its own transactions on the pool. */
 export interface PostgresProjectionHost {
   readonly kind: 'postgres';
+  /** @internal The driver's pool (its types are not a dependency of the package). */
   readonly pool: pg.Pool;
   /** The schema name, already quoted for SQL. */
   readonly schema: string;
@@ -248,6 +249,7 @@ export interface PostgresProjectionHost {
 
 /** The appending transaction, as a hook sees it: its own events are visible here before the commit. */
 export interface PostgresAppendTransaction {
+  /** @internal The driver's client, inside the transaction. */
   client: pg.PoolClient;
   /** Every event after this position (appends take turns while inline projections exist, so none is in flight). */
   eventsAfter(position: number): Promise<EventEnvelope[]>;

@@ -6,7 +6,7 @@ import { openProjections } from '../../src/projections/projections.js';
 import { Store as StoreClass } from '../../src/store/event-store.js';
 import { MemoryBackend } from '../../src/store/memory.js';
 import type { EventStore } from '../../src/store/types.js';
-import { evolveItem, expectedItems, type ItemDoc, itemsProjection, kinds, openTestStore, removeTempDirs } from './helpers.js';
+import { evolveItem, expectedItems, itemsProjection, kinds, openTestStore, removeTempDirs } from './helpers.js';
 
 const stores: EventStore[] = [];
 afterEach(async () => {
@@ -33,14 +33,14 @@ describe.each(kinds)('projections on %s', (kind) => {
     });
     const projections = await openProjections(store, [inline]);
     await store.append('s-1', [added('a', 2), added('a', 3)]);
-    expect(await projections.get<ItemDoc>('items', 's-1/a')).toMatchObject({ total: 5, adds: 2 });
+    expect(await projections.get('items', 's-1/a')).toMatchObject({ total: 5, adds: 2 });
 
     const refused = store.append('s-1', [added('a', 1), added('b', 13)]);
     await expect(refused).rejects.toBeInstanceOf(ProjectionHandlerError);
     await expect(refused).rejects.toMatchObject({ code: 'PROJECTION_HANDLER', projection: 'items' });
     expect(await store.streamVersion('s-1')).toBe(2);
     expect(await store.headPosition()).toBe(2);
-    expect(await projections.get<ItemDoc>('items', 's-1/a')).toMatchObject({ total: 5, adds: 2 });
+    expect(await projections.get('items', 's-1/a')).toMatchObject({ total: 5, adds: 2 });
     const [status] = await projections.status();
     expect(status).toMatchObject({ position: 2, head: 2, lagEvents: 0, state: 'ok' });
 
@@ -57,7 +57,7 @@ describe.each(kinds)('projections on %s', (kind) => {
     await store.append('s-1', [added('a', 1)]);
     const projections = await openProjections(store, [itemsProjection('items', 'inline')]);
     await store.append('s-1', [added('a', 1)]);
-    expect(await projections.get<ItemDoc>('items', 's-1/a')).toMatchObject({ total: 2, adds: 2 });
+    expect(await projections.get('items', 's-1/a')).toMatchObject({ total: 2, adds: 2 });
     await projections.close();
   });
 
@@ -70,12 +70,12 @@ describe.each(kinds)('projections on %s', (kind) => {
     const v2 = await openProjections(store, [doubled]);
     await store.append('s-1', [added('a', 1)]);
     // Still the whole v1 model (not a v1/v2 mix) until the rebuild is done.
-    expect(await v2.get<ItemDoc>('items', 's-1/a')).toMatchObject({ total: 2, adds: 2 });
+    expect(await v2.get('items', 's-1/a')).toMatchObject({ total: 2, adds: 2 });
     expect((await v2.status())[0]).toMatchObject({ state: 'rebuilding', activeVersion: 1 });
     await v2.catchUp();
-    expect(await v2.get<ItemDoc>('items', 's-1/a')).toMatchObject({ total: 6, adds: 6 });
+    expect(await v2.get('items', 's-1/a')).toMatchObject({ total: 6, adds: 6 });
     await store.append('s-1', [added('a', 1)]);
-    expect(await v2.get<ItemDoc>('items', 's-1/a')).toMatchObject({ total: 8, adds: 8 });
+    expect(await v2.get('items', 's-1/a')).toMatchObject({ total: 8, adds: 8 });
     expect((await v2.status())[0]).toMatchObject({ state: 'ok', activeVersion: 2, lagEvents: 0 });
     await v2.close();
   });
@@ -129,7 +129,7 @@ describe.each(kinds)('projections on %s', (kind) => {
     projections.start();
     await store.append('s-1', [added('a', 4)]);
     for (let i = 0; i < 200 && !(await projections.get('items', 's-1/a')); i++) await new Promise((r) => setTimeout(r, 10));
-    expect(await projections.get<ItemDoc>('items', 's-1/a')).toMatchObject({ total: 4 });
+    expect(await projections.get('items', 's-1/a')).toMatchObject({ total: 4 });
     await projections.close();
   });
 

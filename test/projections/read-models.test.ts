@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NewEvent } from '../../src/events/envelope.js';
 import { openProjections } from '../../src/projections/projections.js';
-import { builtInProjections, type RunDoc, toolStats } from '../../src/runtime/read-models.js';
+import { builtInProjections, toolStats } from '../../src/runtime/read-models.js';
 import type { EventStore } from '../../src/store/types.js';
 import { kinds, openTestStore, removeTempDirs } from './helpers.js';
 
@@ -67,7 +67,7 @@ describe.each(kinds)('built-in read models (%s)', (kind) => {
     ]);
     await projections.catchUp();
 
-    const run1 = await projections.get<RunDoc>('runs', 'run-1');
+    const run1 = await projections.get('runs', 'run-1');
     expect(run1).toMatchObject({
       runId: '1',
       workflow: 'trip',
@@ -82,7 +82,7 @@ describe.each(kinds)('built-in read models (%s)', (kind) => {
       endedAt: null,
       version: 13,
     });
-    expect(await projections.get<RunDoc>('runs', 'run-2')).toMatchObject({ status: 'completed', endedAt: at(23), stepsCompleted: 1 });
+    expect(await projections.get('runs', 'run-2')).toMatchObject({ status: 'completed', endedAt: at(23), stepsCompleted: 1 });
     expect((await projections.find('runs', { where: { status: 'completed' } })).map((d) => d.key)).toEqual(['run-2']);
 
     expect(await toolStats(projections)).toEqual([

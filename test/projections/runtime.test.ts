@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { openProjections } from '../../src/projections/projections.js';
 import { createRuntime, defineWorkflow } from '../../src/runtime/index.js';
-import { builtInProjections, type CheckpointDoc, type RunDoc, toolStats } from '../../src/runtime/read-models.js';
+import { builtInProjections, toolStats } from '../../src/runtime/read-models.js';
 import type { EventStore } from '../../src/store/types.js';
 import { kinds, openTestStore, removeTempDirs } from './helpers.js';
 
@@ -45,7 +45,7 @@ describe.each(kinds)('built-in read models over real runs (%s)', (kind) => {
     await runtime.start(trip, null, { runId: 't2' });
     await projections.catchUp();
 
-    const run = await projections.get<RunDoc>('runs', 'run-t1');
+    const run = await projections.get('runs', 'run-t1');
     expect(run).toMatchObject({
       runId: 't1',
       workflow: 'trip',
@@ -59,10 +59,7 @@ describe.each(kinds)('built-in read models over real runs (%s)', (kind) => {
       startedAt: info.startedAt,
     });
     expect(run?.endedAt).not.toBeNull();
-    expect((await projections.find<CheckpointDoc>('checkpoints')).map((d) => `${d.doc.runId}:${d.doc.label}`)).toEqual([
-      't1:planned',
-      't2:planned',
-    ]);
+    expect((await projections.find('checkpoints')).map((d) => `${d.doc.runId}:${d.doc.label}`)).toEqual(['t1:planned', 't2:planned']);
     expect((await projections.find('rollbacks')).map((d) => d.doc)).toEqual([
       expect.objectContaining({ runId: 't1', label: 'planned', trigger: 'step-failed' }),
       expect.objectContaining({ runId: 't2', label: 'planned', trigger: 'step-failed' }),

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { NotFoundError, ValidationError } from '../../../events/errors.js';
 import { openProjections } from '../../../projections/index.js';
 import { createRuntime, type RunStatus, type Runtime, runStreamId } from '../../../runtime/index.js';
-import { type RunDoc, runsProjection } from '../../../runtime/read-models.js';
+import { runsProjection } from '../../../runtime/read-models.js';
 import type { EventStore } from '../../../store/types.js';
 import { type GlobalOptions, storeUrl, withStore } from '../context.js';
 import { EXIT } from '../exit-codes.js';
@@ -86,7 +86,7 @@ export function registerRunCommands(program: Command): void {
         const projections = await openProjections(store, [runsProjection]);
         try {
           await projections.catchUp(['runs']);
-          const found = await projections.find<RunDoc>('runs', {
+          const found = await projections.find('runs', {
             where,
             orderBy: { field: 'startedAt', direction: 'desc' },
             limit: opts.limit,
