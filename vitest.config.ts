@@ -16,9 +16,13 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 120_000,
-    // One PostgreSQL server for the whole run (or DATABASE_URL when set).
-    // REWIND_SKIP_POSTGRES=1 leaves it out while working on other layers.
-    globalSetup: process.env.REWIND_SKIP_POSTGRES === '1' ? [] : ['test/support/postgres-global-setup.ts'],
+    // dist/ rebuilt when older than its sources (tests of the CLI as installed, the package, the README's snippets
+    // and the debugger run the compiled code); one PostgreSQL server for the whole run (or DATABASE_URL when set).
+    // REWIND_SKIP_POSTGRES=1 leaves PostgreSQL out while working on other layers.
+    globalSetup: [
+      'test/support/build-global-setup.ts',
+      ...(process.env.REWIND_SKIP_POSTGRES === '1' ? [] : ['test/support/postgres-global-setup.ts']),
+    ],
     projects: [
       { extends: true, test: { name: 'rewind', include: ['test/**/*.test.ts'] } },
       {

@@ -80,6 +80,18 @@ export class StoreClosedError extends RewindError {
   }
 }
 
+/** A write to a store opened read-only, or to a file this process may not write. Nothing was written. */
+export class StoreReadOnlyError extends RewindError {
+  constructor(
+    what: string,
+    why = 'the store was opened read-only',
+    hint = 'open it without readOnly to write',
+    options?: { cause?: unknown },
+  ) {
+    super('STORE_READ_ONLY', `cannot ${what}: ${why}`, hint, options);
+  }
+}
+
 /** A stream, run, consumer or label that does not exist. */
 export class NotFoundError extends RewindError {
   constructor(what: string, hint?: string) {

@@ -12,6 +12,12 @@ export interface OpenStoreOptions extends EventStoreOptions {
   schema?: string;
   /** PostgreSQL: give up connecting after this long (default 10 s). */
   connectTimeoutMs?: number;
+  /**
+   * SQLite only: open an existing file read-only (an archived copy, another user's file): reads,
+   * `verify` and time travel work; nothing is created, migrated or written, and writes are refused
+   * with `StoreReadOnlyError`.
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -24,6 +30,12 @@ export interface OpenStoreOptions extends EventStoreOptions {
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<EventStore> {
   if (typeof url !== 'string' || url.length === 0) {
     throw new StoreConfigError('openStore needs a URL', "use 'memory:', 'sqlite:./rewind.db' or 'postgres://user@host/db'");
+  }
+  if (options.readOnly && !url.startsWith('sqlite:')) {
+    throw new StoreConfigError(
+      'readOnly opens SQLite files only',
+      'leave it out for memory: and postgres:// (use a read-only database role there)',
+    );
   }
   if (url === 'memory:' || url === 'memory://') return new Store(new MemoryBackend(), options);
   if (url.startsWith('sqlite:')) {

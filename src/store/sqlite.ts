@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { mkdirSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { EventEnvelope } from '../events/envelope.js';
-import { ConcurrencyError, StoreClosedError, StoreConfigError } from '../events/errors.js';
+import { ConcurrencyError, StoreClosedError, StoreConfigError, StoreReadOnlyError } from '../events/errors.js';
 import { chainLink, GENESIS_HASH } from '../events/hash.js';
 import { resultOf } from './append-result.js';
 import { findStoredBatch } from './idempotency.js';
@@ -24,6 +24,8 @@ import type {
 
 export interface SqliteOptions {
   durability?: 'full' | 'normal';
+  /** Open an existing file read-only: nothing is created, migrated or written (appends are refused). */
+  readOnly?: boolean;
 }
 
 // 2: the streams table names the streams and nothing else; a stream's head is its newest event.
@@ -134,6 +136,7 @@ export class SqliteBackend implements StorageBackend {
 
   static open(path: string, options: SqliteOptions = {}): SqliteBackend {
     const inMemory = path === ':memory:';
+    if (options.readOnly) return SqliteBackend.#openReadOnly(path);
     if (!inMemory) prepareLocation(path);
     let db: Database.Database | undefined;
     try {
@@ -152,6 +155,43 @@ export class SqliteBackend implements StorageBackend {
     } catch (error) {
       db?.close();
       if (error instanceof StoreConfigError) throw error;
+      throw openError(path, error);
+    }
+  }
+
+  /**
+   * An archived copy, a file of another user: read, verify, travel in time, write nothing. WAL
+   * mode still needs the -shm file beside the database, which SQLite creates when the directory
+   * is writable (or finds there); a file alone in a read-only directory cannot be read in place.
+   */
+  static #openReadOnly(path: string): SqliteBackend {
+    if (path === ':memory:') throw new StoreConfigError('a private in-memory SQLite database cannot be opened read-only');
+    if (!existsSync(path)) throw new StoreConfigError(`${path} does not exist`, 'name an existing file: a read-only open creates none');
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path, { readonly: true, fileMustExist: true });
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      checkOwnership(db, path);
+      const found = db.pragma('user_version', { simple: true }) as number;
+      if (found !== SCHEMA_VERSION) {
+        throw new StoreConfigError(
+          found === 0
+            ? `${path} holds no Rewind log`
+            : `${path} has Rewind schema version ${found}, which this version reads only after migrating it (to ${SCHEMA_VERSION})`,
+          found === 0 ? 'name a file Rewind has written' : 'open a writable copy once (any command that is not read-only migrates it)',
+        );
+      }
+      return new SqliteBackend(db, false);
+    } catch (error) {
+      db?.close();
+      if (error instanceof StoreConfigError) throw error;
+      if ((error as { code?: string }).code === 'SQLITE_READONLY_DIRECTORY') {
+        throw new StoreConfigError(
+          `cannot read the SQLite store ${path} in place: its directory is read-only and SQLite needs to create ${basename(path)}-shm beside it`,
+          'copy the file into a writable directory and read the copy',
+          { cause: error },
+        );
+      }
       throw openError(path, error);
     }
   }
@@ -247,6 +287,7 @@ export class SqliteBackend implements StorageBackend {
    */
   append(appends: PreparedAppend[]): Promise<AppendResult[]> {
     if (this.#closed) return Promise.reject(new StoreClosedError());
+    if (this.#db.readonly) return Promise.reject(new StoreReadOnlyError('append'));
     return new Promise((resolve, reject) => {
       this.#queue.push({ appends, resolve, reject });
       // setImmediate rather than a microtask: it also gathers callers that resume from their own awaits this turn.
@@ -272,13 +313,14 @@ export class SqliteBackend implements StorageBackend {
         throw error;
       }
     } catch (error) {
-      for (const call of group) call.reject(error);
+      const refused = readOnlyFailure(error, 'append');
+      for (const call of group) call.reject(refused ?? error);
       return;
     }
     group.forEach((call, i) => {
       const outcome = outcomes[i] as Outcome;
       if (outcome.ok) call.resolve(outcome.results);
-      else call.reject(outcome.error);
+      else call.reject(readOnlyFailure(outcome.error, 'append') ?? outcome.error);
     });
     queueMicrotask(() => this.#events.emit('append'));
   }
@@ -380,8 +422,12 @@ export class SqliteBackend implements StorageBackend {
   }
 
   async saveCheckpoint(consumer: string, position: number): Promise<void> {
-    this.#open();
-    this.#sql.saveCheckpoint.run(consumer, position);
+    this.#writable('save a consumer checkpoint');
+    try {
+      this.#sql.saveCheckpoint.run(consumer, position);
+    } catch (error) {
+      throw readOnlyFailure(error, 'save a consumer checkpoint') ?? error;
+    }
   }
 
   async loadCheckpoint(consumer: string): Promise<number | undefined> {
@@ -390,10 +436,14 @@ export class SqliteBackend implements StorageBackend {
   }
 
   async saveSnapshot(snapshot: Snapshot<string>, replaceOlder: boolean): Promise<void> {
-    this.#open();
+    this.#writable('save a snapshot');
     const { streamId, reducerVersion, version, state, createdAt } = snapshot;
     // IMMEDIATE, like appends: a deferred transaction that reads then writes can fail with SQLITE_BUSY_SNAPSHOT.
-    this.#saveSnapshot.immediate(streamId, reducerVersion, version, state, createdAt, replaceOlder);
+    try {
+      this.#saveSnapshot.immediate(streamId, reducerVersion, version, state, createdAt, replaceOlder);
+    } catch (error) {
+      throw readOnlyFailure(error, 'save a snapshot') ?? error;
+    }
   }
 
   async loadSnapshot(streamId: string, reducerVersion: string, atOrBefore: number | undefined): Promise<Snapshot<string> | undefined> {
@@ -417,6 +467,11 @@ export class SqliteBackend implements StorageBackend {
 
   #open(): void {
     if (this.#closed) throw new StoreClosedError();
+  }
+
+  #writable(what: string): void {
+    this.#open();
+    if (this.#db.readonly) throw new StoreReadOnlyError(what);
   }
 }
 
@@ -472,6 +527,18 @@ function prepareLocation(path: string): void {
       'check the path and its permissions',
     );
   }
+}
+
+/** SQLite opens a file it may not write read-only without a word; the first write then fails with SQLITE_READONLY. */
+function readOnlyFailure(error: unknown, what: string): StoreReadOnlyError | undefined {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_READONLY')) return undefined;
+  return new StoreReadOnlyError(
+    what,
+    'this process may not write the SQLite file (or its directory)',
+    'make the file and its directory writable, or work on a writable copy',
+    { cause: error },
+  );
 }
 
 function openError(path: string, error: unknown): StoreConfigError {

@@ -12,10 +12,10 @@ const root = join(import.meta.dirname, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'rewind-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The real CLI in a real process: stdout, stderr and the exit code a script would see. */
+/** The real CLI as installed (bin/rewind.js over dist/) in a real process: stdout, stderr and the exit code a script would see. */
 async function rewind(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/surfaces/cli/bin.ts', ...args], {
+    const { stdout, stderr } = await run(process.execPath, ['bin/rewind.js', ...args], {
       cwd: root,
       env: { ...process.env, NO_COLOR: '1', ...env },
     });
@@ -108,9 +108,14 @@ describe('rewind CLI exit codes and bad input', () => {
     expect(missingReason.code).toBe(2);
     expect(missingReason.stderr).toContain("required option '--reason <text>'");
 
-    const unknownRun = await rewind(['show', 'no-such-run', '--db', db()]);
+    const unknownRun = await rewind(['show', 'no-such-run', '--db', 'memory:']);
     expect(unknownRun.code).toBe(3);
     expect(unknownRun.stderr).toContain('run "no-such-run" does not exist');
+
+    // Commands that only read open a SQLite file read-only, and so never create one.
+    const noFile = await rewind(['show', 'no-such-run', '--db', join(dir, 'never-made.db')]);
+    expect(noFile.code).toBe(5);
+    expect(noFile.stderr).toContain(`${join(dir, 'never-made.db')} does not exist`);
 
     const unknownCommand = await rewind(['frobnicate']);
     expect(unknownCommand.code).toBe(2);

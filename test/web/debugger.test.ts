@@ -2,7 +2,7 @@
 // The web debugger end to end, in a real headless Chromium (Debian's package,
 // driven by playwright-core; never a downloaded browser) against the real
 // HTTP server over a SQLite file seeded with the demo run.
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,8 +18,8 @@ import { type RunningServer, startServer } from '../../src/surfaces/http/server.
 
 const CHROMIUM = process.env.REWIND_CHROMIUM ?? '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const WEB_SRC = join(ROOT, 'src/surfaces/web');
 const WEB_DIST = join(ROOT, 'dist/web');
+// dist/web is built (or rebuilt when older than its sources) by test/support/build-global-setup.ts.
 /** Screenshots of the main views: into docs/screenshots with REWIND_SCREENSHOTS=1, else next to the test's database. */
 const SHOTS_TO_DOCS = process.env.REWIND_SCREENSHOTS === '1';
 const RUN = 'trip-demo';
@@ -62,21 +62,6 @@ const report = defineWorkflow<{ month: string }, Record<string, never>>({
   },
 });
 
-/** Builds dist/web with vite's API when it is missing or older than its sources. */
-async function ensureBuilt(): Promise<void> {
-  const built = join(WEB_DIST, 'index.html');
-  const newest = (dir: string): number =>
-    Math.max(
-      0,
-      ...readdirSync(dir, { withFileTypes: true }).map((d) =>
-        d.isDirectory() ? newest(join(dir, d.name)) : statSync(join(dir, d.name)).mtimeMs,
-      ),
-    );
-  if (existsSync(built) && statSync(built).mtimeMs >= newest(WEB_SRC)) return;
-  const { build } = await import('vite');
-  await build({ configFile: join(WEB_SRC, 'vite.config.ts'), logLevel: 'warn' });
-}
-
 let dir: string;
 let store: EventStore;
 let runtime: Runtime;
@@ -101,7 +86,6 @@ beforeAll(async () => {
       `the browser tests need Chromium at ${CHROMIUM} and it is missing: install it with \`apt-get install chromium\` (CI's .ci/run does), or point REWIND_CHROMIUM at one`,
     );
   }
-  await ensureBuilt();
   dir = await mkdtemp(join(tmpdir(), 'rewind-web-'));
   store = await openStore(`sqlite:${join(dir, 'rewind.db')}`);
   await runTravelDemo(store, { runId: RUN });

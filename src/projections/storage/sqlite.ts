@@ -58,7 +58,11 @@ export class SqlitePrimitives implements SyncPrimitives {
 
   constructor(db: Database.Database) {
     this.#db = db;
-    db.transaction(() => db.exec(SCHEMA)).immediate();
+    if (!db.readonly) db.transaction(() => db.exec(SCHEMA)).immediate();
+    else if (db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'projections'").pluck().get() === 0) {
+      // A read-only file no projection ever ran on: empty tables of this connection's own stand in, so status reads position 0.
+      db.exec(SCHEMA.replaceAll('CREATE TABLE', 'CREATE TEMP TABLE').replace(/CREATE INDEX[^;]*;/, ''));
+    }
     this.#sql = {
       getRecord: db.prepare<[string], RecordRow>('SELECT * FROM projections WHERE name = ?'),
       listRecords: db.prepare<[], RecordRow>('SELECT * FROM projections ORDER BY name'),

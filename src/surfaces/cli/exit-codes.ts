@@ -1,3 +1,4 @@
+import { CommanderError } from 'commander';
 import { RewindError } from '../../events/errors.js';
 
 /** Exit codes scripts can rely on; documented in the README. */
@@ -11,15 +12,16 @@ export const EXIT = {
   notFound: 3,
   /** Someone else changed the run meanwhile (concurrency): read again and retry. */
   conflict: 4,
-  /** The store could not be opened or reached. */
+  /** The store could not be opened or reached, or may not be written. */
   store: 5,
 } as const;
 
 export function exitCodeFor(error: unknown): number {
+  if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
   if (!(error instanceof RewindError)) return EXIT.failed;
   if (error.code === 'VALIDATION' || error.code === 'HTTP_CONFIG') return EXIT.usage;
   if (error.code === 'CONCURRENCY' || error.code === 'EVENT_ID_CONFLICT') return EXIT.conflict;
-  if (error.code === 'STORE_CONFIG' || error.code === 'STORE_CLOSED' || error.code === 'PROJECTIONS_UNSUPPORTED') return EXIT.store;
+  if (['STORE_CONFIG', 'STORE_CLOSED', 'STORE_READ_ONLY', 'PROJECTIONS_UNSUPPORTED'].includes(error.code)) return EXIT.store;
   if (error.code.endsWith('NOT_FOUND') || error.code === 'TIME_TRAVEL') return EXIT.notFound;
   if (error.code === 'FORK_POINT') return EXIT.usage;
   return EXIT.failed;

@@ -1,5 +1,7 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { RewindError } from '../../events/errors.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerLogCommands } from './commands/log.js';
 import { registerMcpCommand } from './commands/mcp.js';
@@ -9,16 +11,20 @@ import { registerServeCommand } from './commands/serve.js';
 import { registerTimeTravelCommands } from './commands/time-travel.js';
 import { registerWorkerCommand } from './commands/worker.js';
 import { DEFAULT_DB } from './context.js';
+import { problemOf, writeProblem } from './errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
-import { colour } from './output.js';
 
-export function buildProgram(): Command {
+/** `json`: errors go to stderr as one JSON object instead of text (commander's own messages included). */
+export function buildProgram({ json = false }: { json?: boolean } = {}): Command {
   const program = new Command('rewind')
     .description('Rewind: durable, rewindable agent runs on an append-only, hash-chained log')
+    .version(packageVersion(), '-V, --version', 'print the version of rewind-runtime')
     .option('--db <url>', `the store: sqlite:<path>, postgres://… or memory: (default $REWIND_DB or ${DEFAULT_DB})`)
-    .option('--json', 'machine-readable output')
-    .showHelpAfterError()
+    .option('--json', 'machine-readable output (errors too: {"error":{code,message,hint}} on stderr)')
     .exitOverride();
+  // Set before the commands are added, which inherit it.
+  if (json) program.configureOutput({ writeErr: () => {} });
+  else program.showHelpAfterError();
   registerRunCommands(program);
   registerTimeTravelCommands(program);
   registerLogCommands(program);
@@ -32,21 +38,28 @@ export function buildProgram(): Command {
 
 /** Runs the CLI and returns its exit code (never calls process.exit, so it can be tested in-process). */
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const json = argv.includes('--json');
+  const program = buildProgram({ json });
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
   } catch (error) {
-    if (error instanceof CommanderError) {
-      // --help and --version end here too, successfully.
-      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    }
     const code = exitCodeFor(error);
-    if (error instanceof RewindError) {
-      process.stderr.write(`${colour.red('error')} ${error.message}\n`);
-    } else {
-      process.stderr.write(`${colour.red('error')} ${(error as Error)?.stack ?? String(error)}\n`);
-    }
+    // --help and --version end here too, successfully; commander printed its other errors already, unless under --json.
+    if (error instanceof CommanderError && (code === EXIT.ok || !json)) return code;
+    writeProblem(problemOf(error), json);
     return code;
+  }
+}
+
+/** The version in the package.json of the installed package (or of this repository). */
+function packageVersion(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      const manifest = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+      if (manifest.name === 'rewind-runtime' && manifest.version) return manifest.version;
+    }
+    if (dirname(dir) === dir) return 'unknown';
   }
 }

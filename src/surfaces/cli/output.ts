@@ -14,6 +14,16 @@ export const colour = {
   cyan: paint(36),
 };
 
+// C0 and C1 controls (ESC starts terminal escape sequences, CR rewrites a line) and the bidirectional
+// overrides that reorder what is shown: written as escapes, never sent to the terminal as they are.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/** Text from the log (ids, names, reasons) as it may be printed on a terminal: control characters escaped (`\u001b`). */
+export function safe(text: string): string {
+  return text.replace(CONTROL, (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`);
+}
+
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
@@ -33,6 +43,9 @@ export function table(rows: string[][], header?: string[]): string {
   if (header) out.splice(1, 0, colour.dim(widths.map((w) => '─'.repeat(w)).join('  ')));
   return out.join('\n');
 }
+
+/** "1 event", "2 events". */
+export const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** "3s ago", "2h ago": an age a person reads at a glance. */
 export function age(iso: string, now = Date.now()): string {

@@ -1,7 +1,7 @@
 import type { EventEnvelope } from '../../events/envelope.js';
 import { effectiveEvents } from '../../runtime/history.js';
 import { RunEvents } from '../../runtime/index.js';
-import { colour } from './output.js';
+import { colour, safe } from './output.js';
 
 export interface TimelineEntry {
   version: number;
@@ -97,7 +97,8 @@ export function renderTimeline(entries: readonly TimelineEntry[]): string {
       const paint = t.undone ? colour.dim : (TYPE_COLOUR[t.type] ?? ((s: string) => s));
       const mark = t.undone ? '↶' : ' ';
       const took = t.durationMs !== undefined ? colour.dim(` ${t.durationMs} ms`) : '';
-      return `${String(t.version).padStart(4)} ${mark} ${paint(t.type.padEnd(22))} ${t.undone ? colour.dim(t.summary) : t.summary}${took}`.trimEnd();
+      const summary = safe(t.summary);
+      return `${String(t.version).padStart(4)} ${mark} ${paint(safe(t.type).padEnd(22))} ${t.undone ? colour.dim(summary) : summary}${took}`.trimEnd();
     })
     .join('\n');
 }

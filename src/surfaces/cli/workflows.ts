@@ -1,7 +1,6 @@
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { ValidationError } from '../../events/errors.js';
 import type { Workflow } from '../../runtime/index.js';
+import { importUserModule } from './load-module.js';
 
 /**
  * The workflow code a command needs (to resume a run, or to compensate its
@@ -14,16 +13,7 @@ export async function loadWorkflows(modulePath?: string): Promise<Workflow[]> {
     const { exampleWorkflows } = await import('../../../examples/index.js');
     return exampleWorkflows();
   }
-  let mod: Record<string, unknown>;
-  try {
-    mod = await import(pathToFileURL(resolve(modulePath)).href);
-  } catch (error) {
-    throw new ValidationError(
-      `cannot load workflows from ${modulePath}: ${(error as Error).message}`,
-      [],
-      'pass a JavaScript module that exports workflow definitions',
-    );
-  }
+  const mod = await importUserModule(modulePath, '--workflows');
   const candidates = [mod.workflows, mod.default, ...Object.values(mod)].flat();
   const found = [...new Set(candidates.filter(isWorkflow))];
   if (found.length === 0) {

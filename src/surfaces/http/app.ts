@@ -11,6 +11,7 @@ import type { Projections } from '../../projections/index.js';
 import type { Runtime } from '../../runtime/index.js';
 import type { EventStore } from '../../store/types.js';
 import { authMiddleware, createAuth, type Tokens } from './auth.js';
+import { DEFAULT_BODY_LIMIT } from './defaults.js';
 import { describeError, fieldIssues, HttpConfigError, problem, problemOf, statusOf } from './errors.js';
 import { Metrics } from './metrics.js';
 import { registerEventRoutes } from './routes/events.js';
@@ -21,7 +22,7 @@ import type { Api, Deps, Env } from './routes/shared.js';
 import { registerSystemRoutes } from './routes/system.js';
 import { registerTimeTravelRoutes } from './routes/time-travel.js';
 
-export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+export { DEFAULT_BODY_LIMIT };
 
 export interface AppOptions {
   store: EventStore;

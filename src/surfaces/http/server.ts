@@ -3,10 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import { type AppOptions, createApp, type RewindApp } from './app.js';
 import { isLoopbackAddress } from './auth.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from './defaults.js';
 import { HttpConfigError } from './errors.js';
 
-export const DEFAULT_HOST = '127.0.0.1';
-export const DEFAULT_PORT = 4600;
+export { DEFAULT_HOST, DEFAULT_PORT };
 
 export interface ServerOptions extends Omit<AppOptions, 'signal'> {
   /** Default 127.0.0.1. Anything that is not loopback needs tokens. */

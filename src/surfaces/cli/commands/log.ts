@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { NotFoundError, ValidationError } from '../../../events/errors.js';
+import type { EventStore } from '../../../store/types.js';
 import { type GlobalOptions, withStore } from '../context.js';
 import { EXIT } from '../exit-codes.js';
-import { colour, printJson, table } from '../output.js';
+import { colour, plural, printJson, safe, table } from '../output.js';
 
 /** Commands over the raw log: verify, streams, events. */
 export function registerLogCommands(program: Command): void {
@@ -13,16 +14,21 @@ export function registerLogCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  rewind verify\n  rewind verify run-42 --json')
     .action(async (stream: string | undefined, _opts, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions>();
-      const report = await withStore(options, (store) => store.verify(stream ? { streamId: stream } : {}));
-      if (stream && report.streams === 0) {
-        throw new NotFoundError(`stream "${stream}"`, 'list streams with `rewind streams`');
-      }
+      const report = await withStore(
+        options,
+        async (store) => {
+          const report = await store.verify(stream ? { streamId: stream } : {});
+          if (stream && report.streams === 0) throw await streamNotFound(store, stream);
+          return report;
+        },
+        'read',
+      );
       if (options.json) printJson(report);
       else if (report.ok) {
         console.log(`${colour.green('✓')} ${plural(report.events, 'event')} in ${plural(report.streams, 'stream')}: every link holds`);
       } else {
-        console.log(`${colour.red('✗')} ${report.breaks.length} of ${report.streams} streams are broken`);
-        for (const b of report.breaks) console.log(`  ${colour.bold(b.streamId)} at version ${b.version}: ${b.reason}`);
+        console.log(`${colour.red('✗')} ${report.breaks.length} of ${plural(report.streams, 'stream')} broken`);
+        for (const b of report.breaks) console.log(`  ${colour.bold(safe(b.streamId))} at version ${b.version}: ${safe(b.reason)}`);
       }
       process.exitCode = report.ok ? EXIT.ok : EXIT.failed;
     });
@@ -35,12 +41,12 @@ export function registerLogCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  rewind streams --prefix run-')
     .action(async (opts: { prefix?: string; limit: number }, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions>();
-      const streams = await withStore(options, (store) => store.listStreams({ prefix: opts.prefix, limit: opts.limit }));
+      const streams = await withStore(options, (store) => store.listStreams({ prefix: opts.prefix, limit: opts.limit }), 'read');
       if (options.json) return printJson(streams);
       if (streams.length === 0) return console.log(colour.dim('no streams'));
       console.log(
         table(
-          streams.map((s) => [s.streamId, String(s.version), String(s.position)]),
+          streams.map((s) => [safe(s.streamId), String(s.version), String(s.position)]),
           ['stream', 'version', 'last position'],
         ),
       );
@@ -57,18 +63,24 @@ export function registerLogCommands(program: Command): void {
     .action(async (stream: string | undefined, opts: { all?: boolean; from?: number; limit: number }, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions>();
       if (!stream && !opts.all) throw new ValidationError('name a stream, or pass --all for the whole log');
-      const events = await withStore(options, (store) =>
-        opts.all
-          ? store.readAll({ from: opts.from, limit: opts.limit })
-          : store.read(stream as string, { from: opts.from, limit: opts.limit }),
+      const events = await withStore(
+        options,
+        async (store) => {
+          if (opts.all) return store.readAll({ from: opts.from, limit: opts.limit });
+          const events = await store.read(stream as string, { from: opts.from, limit: opts.limit });
+          if (events.length === 0 && (await store.streamVersion(stream as string)) === 0)
+            throw await streamNotFound(store, stream as string);
+          return events;
+        },
+        'read',
       );
       if (options.json) return printJson(events);
       console.log(
         table(
           events.map((e) => [
             String(e.position),
-            `${e.streamId}@${e.version}`,
-            colour.cyan(e.type),
+            safe(`${e.streamId}@${e.version}`),
+            colour.cyan(safe(e.type)),
             e.recordedAt,
             JSON.stringify(e.data).slice(0, 80),
           ]),
@@ -78,7 +90,15 @@ export function registerLogCommands(program: Command): void {
     });
 }
 
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+/** A stream that does not exist, with a hint for the usual slip: a run id where its stream (`run-<id>`) was meant. */
+async function streamNotFound(store: EventStore, stream: string): Promise<NotFoundError> {
+  const asRun = `run-${stream}`;
+  const hint =
+    (await store.streamVersion(asRun)) > 0
+      ? `a run's stream is "run-<id>": try \`rewind events ${asRun}\` (or \`rewind show ${stream}\`)`
+      : 'list streams with `rewind streams` (a run\'s stream is "run-<id>")';
+  return new NotFoundError(`stream "${stream}"`, hint);
+}
 
 export function parseCount(value: string): number {
   const n = Number(value);

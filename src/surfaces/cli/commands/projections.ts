@@ -1,5 +1,3 @@
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { ValidationError } from '../../../events/errors.js';
@@ -7,6 +5,8 @@ import { type AnyProjection, checkDefinitions } from '../../../projections/defin
 import { openProjections, type ProjectionStatus } from '../../../projections/projections.js';
 import { builtInProjections } from '../../../runtime/read-models.js';
 import { type GlobalOptions, withStore } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import { importUserModule } from '../load-module.js';
 import { colour, printJson, table } from '../output.js';
 
 interface ProjectionOptions {
@@ -34,12 +34,54 @@ export function registerProjectionCommands(program: Command): void {
     .action(async (_opts, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions & ProjectionOptions>();
       const definitions = await loadDefinitions(options.projections);
+      const statuses = await withStore(
+        options,
+        async (store) => {
+          const projections = await openProjections(store, definitions, { readOnly: true });
+          return projections.status();
+        },
+        'read',
+      );
+      if (options.json) return printJson(statuses);
+      console.log(table(statuses.map(statusRow), ['projection', 'mode', 'version', 'state', 'position', 'behind', 'lag', 'error']));
+      const advice = adviceFor(statuses, options.projections);
+      if (advice.length > 0) console.log(`\n${advice.map((line) => colour.dim(line)).join('\n')}`);
+    });
+
+  group
+    .command('catch-up')
+    .description('apply what the projections have not seen yet, once, up to the head of the log')
+    .argument('[names...]', 'only these projections (default: all)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'A stopped projection (its handler threw) starts again at the event it stopped at: fix the handler first.',
+        '`rewind worker` keeps the built-in read models caught up continuously.',
+        '',
+        'Examples:',
+        '  rewind projections catch-up',
+        '  rewind projections catch-up orders --projections ./dist/projections.js',
+      ].join('\n'),
+    )
+    .action(async (names: string[], _opts, cmd: Command) => {
+      const options = cmd.optsWithGlobals<GlobalOptions & ProjectionOptions>();
+      const definitions = await loadDefinitions(options.projections);
       const statuses = await withStore(options, async (store) => {
-        const projections = await openProjections(store, definitions, { readOnly: true });
-        return projections.status();
+        const projections = await openProjections(store, definitions);
+        try {
+          const chosen = names.length > 0 ? names : definitions.map((d) => d.name);
+          for (const status of await projections.status())
+            if (chosen.includes(status.name) && status.state === 'failed') await projections.resume(status.name);
+          await projections.catchUp(chosen);
+          return (await projections.status()).filter((s) => chosen.includes(s.name));
+        } finally {
+          await projections.close();
+        }
       });
       if (options.json) return printJson(statuses);
       console.log(table(statuses.map(statusRow), ['projection', 'mode', 'version', 'state', 'position', 'behind', 'lag', 'error']));
+      process.exitCode = statuses.some((s) => s.state === 'failed') ? EXIT.failed : EXIT.ok;
     });
 
   group
@@ -93,6 +135,31 @@ function progressBar(): cliProgress.SingleBar {
   );
 }
 
+/** What to do about the projections that are not current, in commands. */
+function adviceFor(statuses: readonly ProjectionStatus[], module: string | undefined): string[] {
+  const also = module ? ` --projections ${module}` : '';
+  const behind = statuses.filter((s) => s.state === 'ok' && s.lagEvents > 0).map((s) => s.name);
+  const failed = statuses.filter((s) => s.state === 'failed');
+  const pending = statuses.filter((s) => s.state === 'stale' || s.state === 'rebuilding').map((s) => s.name);
+  const advice: string[] = [];
+  if (behind.length > 0) {
+    advice.push(
+      `${behind.join(', ')} ${behind.length === 1 ? 'is' : 'are'} behind the log: \`rewind projections catch-up${also}\` applies the rest once; \`rewind worker\` keeps the built-in ones live`,
+    );
+  }
+  for (const s of failed) {
+    advice.push(
+      `${s.name} stopped at position ${s.error?.position}: fix its handler, then \`rewind projections catch-up ${s.name}${also}\` starts again there`,
+    );
+  }
+  if (pending.length > 0) {
+    advice.push(
+      `${pending.join(', ')}: a rebuild for the new version is pending; \`rewind projections catch-up${also}\` finishes it and swaps it in`,
+    );
+  }
+  return advice;
+}
+
 function statusRow(s: ProjectionStatus): string[] {
   const state = s.state === 'ok' ? colour.green('ok') : s.state === 'failed' ? colour.red('failed') : colour.yellow(s.state);
   const version = s.activeVersion === s.version ? String(s.version) : `${s.activeVersion}→${s.version}`;
@@ -104,12 +171,7 @@ function statusRow(s: ProjectionStatus): string[] {
 export async function loadDefinitions(module: string | undefined): Promise<AnyProjection[]> {
   const all: AnyProjection[] = [...builtInProjections];
   if (module !== undefined) {
-    let loaded: Record<string, unknown>;
-    try {
-      loaded = (await import(pathToFileURL(resolve(module)).href)) as Record<string, unknown>;
-    } catch (error) {
-      throw new ValidationError(`cannot load projections from ${module}: ${(error as Error).message}`);
-    }
+    const loaded = await importUserModule(module, '--projections');
     const found = loaded.projections ?? loaded.default;
     if (!Array.isArray(found))
       throw new ValidationError(`${module} must export an array of projection definitions as \`projections\` or default`);

@@ -1,12 +1,23 @@
 import type { Command } from 'commander';
+import type { EventEnvelope } from '../../../events/envelope.js';
 import { NotFoundError, ValidationError } from '../../../events/errors.js';
 import { openProjections } from '../../../projections/index.js';
-import { createRuntime, type RunStatus, type Runtime, runStreamId } from '../../../runtime/index.js';
+import {
+  type CompensationFailedData,
+  createRuntime,
+  RunEvents,
+  type RunInfo,
+  type RunStatus,
+  type Runtime,
+  runStreamId,
+} from '../../../runtime/index.js';
+import type { RunDoc } from '../../../runtime/read-models.js';
 import { runsProjection } from '../../../runtime/read-models.js';
 import type { EventStore } from '../../../store/types.js';
-import { type GlobalOptions, storeUrl, withStore } from '../context.js';
+import { type Access, type GlobalOptions, isReadOnlyFile, storeUrl, withStore } from '../context.js';
 import { EXIT } from '../exit-codes.js';
-import { age, colour, printJson, table } from '../output.js';
+import { age, colour, plural, printJson, safe, table } from '../output.js';
+import { runsFromLog } from '../runs-from-log.js';
 import { renderTimeline, STATUS_COLOUR, timelineOf } from '../timeline.js';
 import { loadWorkflows } from '../workflows.js';
 import { parseCount } from './log.js';
@@ -21,16 +32,51 @@ export interface WorkflowOption {
 export async function withRuntime<T>(
   options: GlobalOptions & WorkflowOption,
   fn: (runtime: Runtime, store: EventStore) => Promise<T>,
+  access: Access = 'write',
 ): Promise<T> {
   const workflows = await loadWorkflows(options.workflows);
-  return withStore(options, async (store) => {
-    const runtime = createRuntime({ store, workflows });
-    try {
-      return await fn(runtime, store);
-    } finally {
-      await runtime.close();
+  return withStore(
+    options,
+    async (store) => {
+      const runtime = createRuntime({ store, workflows });
+      try {
+        return await fn(runtime, store);
+      } finally {
+        await runtime.close();
+      }
+    },
+    access,
+  );
+}
+
+/** The first free `travel-<n>`, so the demo's run ids are short enough to type in the commands it suggests. */
+async function nextDemoId(store: EventStore): Promise<string> {
+  let n = 1;
+  while ((await store.streamVersion(runStreamId(`travel-${n}`))) > 0) n++;
+  return `travel-${n}`;
+}
+
+/** What an operator's action did to the outside world: the compensations it ran (newest step first), failed or resolved. */
+export interface CompensationReport {
+  step: string;
+  outcome: 'compensated' | 'failed' | 'resolved by hand';
+  error?: string;
+}
+
+function compensationsIn(events: readonly EventEnvelope[]): CompensationReport[] {
+  const steps = new Map<string, string>();
+  const out: CompensationReport[] = [];
+  for (const e of events) {
+    const d = e.data as { step?: string; stepKey?: string };
+    if (d.step && d.stepKey) steps.set(d.stepKey, d.step);
+    if (e.type === RunEvents.CompensationCompleted) out.push({ step: d.step as string, outcome: 'compensated' });
+    else if (e.type === RunEvents.CompensationFailed && (e.data as CompensationFailedData).final) {
+      out.push({ step: d.step as string, outcome: 'failed', error: (e.data as CompensationFailedData).error.message });
+    } else if (e.type === RunEvents.ResolvedByHand) {
+      out.push({ step: steps.get(d.stepKey as string) ?? (d.stepKey as string), outcome: 'resolved by hand' });
     }
-  });
+  }
+  return out;
 }
 
 export const paintStatus = (status: string) => (STATUS_COLOUR[status] ?? ((s: string) => s))(status);
@@ -45,7 +91,7 @@ export function registerRunCommands(program: Command): void {
       const options = cmd.optsWithGlobals<GlobalOptions>();
       const { runTravelDemo } = await import('../../../../examples/travel.js');
       await withStore(options, async (store) => {
-        const { runId, info, world } = await runTravelDemo(store);
+        const { runId, info, world } = await runTravelDemo(store, { runId: await nextDemoId(store) });
         const events = await store.read(runStreamId(runId));
         if (options.json) return printJson({ runId, status: info.status, state: info.state, timeline: timelineOf(events) });
         console.log(`${colour.bold('Rewind demo')}: a travel agent books a flight, charges the card, then a hotel.`);
@@ -80,22 +126,25 @@ export function registerRunCommands(program: Command): void {
       const where: Record<string, string> = {};
       if (opts.status) where.status = opts.status;
       if (opts.workflow) where.workflow = opts.workflow;
-      const runs = await withStore(options, async (store) => {
-        // Queries read the read model, never the runs' streams: catching up costs what was
-        // appended since the last catch-up (a worker following the log keeps it at zero).
-        const projections = await openProjections(store, [runsProjection]);
-        try {
-          await projections.catchUp(['runs']);
-          const found = await projections.find('runs', {
-            where,
-            orderBy: { field: 'startedAt', direction: 'desc' },
-            limit: opts.limit,
-          });
-          return found.map((f) => f.doc);
-        } finally {
-          await projections.close();
-        }
-      });
+      const readOnly = isReadOnlyFile(options);
+      const query = { where, orderBy: { field: 'startedAt', direction: 'desc' }, limit: opts.limit } as const;
+      const runs = await withStore(
+        options,
+        async (store): Promise<RunDoc[]> => {
+          // A file this process may not write gets no read model brought up to date: the runs are folded from the log instead.
+          if (readOnly) return runsFromLog(store, query);
+          // Queries read the read model, never the runs' streams: catching up costs what was
+          // appended since the last catch-up (a worker following the log keeps it at zero).
+          const projections = await openProjections(store, [runsProjection]);
+          try {
+            await projections.catchUp(['runs']);
+            return (await projections.find('runs', query)).map((f) => f.doc);
+          } finally {
+            await projections.close();
+          }
+        },
+        readOnly ? 'read' : 'write',
+      );
       if (options.json) return printJson(runs);
       if (runs.length === 0) {
         return console.log(colour.dim(Object.keys(where).length ? 'no runs match' : 'no runs yet: try `rewind demo`'));
@@ -103,12 +152,12 @@ export function registerRunCommands(program: Command): void {
       console.log(
         table(
           runs.map((r) => [
-            r.runId,
-            r.workflow,
+            safe(r.runId),
+            safe(r.workflow),
             paintStatus(r.status),
             `${r.stepsCompleted}/${r.stepsStarted}`,
             String(r.rollbacks),
-            r.currentStep ?? (r.lastError ? colour.red(r.lastError.slice(0, 40)) : ''),
+            r.currentStep ? safe(r.currentStep) : r.lastError ? colour.red(safe(r.lastError.slice(0, 40))) : '',
             age(r.startedAt),
             age(r.updatedAt),
           ]),
@@ -124,31 +173,36 @@ export function registerRunCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  rewind show travel-1732370000000\n  rewind show my-run --json')
     .action(async (runId: string, _opts, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions>();
-      await withStore(options, async (store) => {
-        const events = await store.read(runStreamId(runId));
-        if (events.length === 0) throw new NotFoundError(`run "${runId}"`, 'list runs with `rewind runs`');
-        const info = await createRuntime({ store }).get(runId);
-        const timeline = timelineOf(events);
-        if (options.json) return printJson({ ...info, timeline });
-        console.log(
-          `${colour.bold(runId)}  ${info.workflow}@${info.workflowVersion}  ${paintStatus(info.status)}  ${events.length} events\n`,
-        );
-        console.log(renderTimeline(timeline));
-        if (info.attention) {
+      await withStore(
+        options,
+        async (store) => {
+          const events = await store.read(runStreamId(runId));
+          if (events.length === 0) throw new NotFoundError(`run "${runId}"`, runNotFoundHint(runId));
+          const info = await createRuntime({ store }).get(runId);
+          const timeline = timelineOf(events);
+          if (options.json) return printJson({ ...info, timeline });
+          const id = safe(runId);
           console.log(
-            `\n${colour.red('needs attention')}: ${info.attention.stage} of ${info.attention.step}: ${info.attention.error.message}`,
+            `${colour.bold(id)}  ${safe(info.workflow)}@${safe(info.workflowVersion)}  ${paintStatus(info.status)}  ${plural(events.length, 'event')}\n`,
           );
-          console.log(colour.dim(`  rewind retry ${runId}   or   rewind resolve ${runId} --note "what you did"`));
-        }
-        if (info.status === 'failed' && info.error) console.log(`\n${colour.red('failed')}: ${info.error.message}`);
-      });
+          console.log(renderTimeline(timeline));
+          if (info.attention) {
+            console.log(
+              `\n${colour.red('needs attention')}: ${info.attention.stage} of ${safe(info.attention.step)}: ${safe(info.attention.error.message)}`,
+            );
+            console.log(colour.dim(`  rewind retry ${id}   or   rewind resolve ${id} --note "what you did"`));
+          }
+          if (info.status === 'failed' && info.error) console.log(`\n${colour.red('failed')}: ${safe(info.error.message)}`);
+        },
+        'read',
+      );
     });
 
   const runAction = (
     name: string,
     description: string,
     configure: (c: Command) => Command,
-    act: (runtime: Runtime, runId: string, opts: Record<string, any>) => Promise<{ status: string }>,
+    act: (runtime: Runtime, runId: string, opts: Record<string, any>) => Promise<RunInfo>,
     example: string,
   ) =>
     configure(
@@ -160,9 +214,20 @@ export function registerRunCommands(program: Command): void {
         .addHelpText('after', `\nExamples:\n  ${example}`),
     ).action(async (runId: string, opts: Record<string, any>, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions & WorkflowOption>();
-      const info = await withRuntime(options, (runtime) => act(runtime, runId, opts));
-      if (options.json) printJson(info);
-      else console.log(`${colour.bold(runId)} is now ${paintStatus(info.status)}`);
+      const { info, compensations } = await withRuntime(options, async (runtime, store) => {
+        const before = await store.streamVersion(runStreamId(runId));
+        const info = await act(runtime, runId, opts);
+        return { info, compensations: compensationsIn(await store.read(runStreamId(runId), { from: before + 1 })) };
+      });
+      if (options.json) printJson({ ...info, compensations });
+      else {
+        console.log(`${colour.bold(safe(runId))} is now ${paintStatus(info.status)}`);
+        if (compensations.length > 0) console.log(`compensations, newest step first:`);
+        for (const c of compensations) {
+          const paint = c.outcome === 'failed' ? colour.red : colour.yellow;
+          console.log(`  ${paint('⟲')} ${safe(c.step)}: ${c.outcome}${c.error ? ` (${safe(c.error)})` : ''}`);
+        }
+      }
       process.exitCode = info.status === 'needs_attention' || info.status === 'failed' ? EXIT.failed : EXIT.ok;
     });
 
@@ -208,4 +273,11 @@ export function registerRunCommands(program: Command): void {
     (runtime, runId) => runtime.resume(runId),
     'rewind resume my-run',
   );
+}
+
+/** Not found by run id: perhaps it was given as its stream. */
+export function runNotFoundHint(runId: string): string {
+  return runId.startsWith('run-')
+    ? `a run id has no "run-" prefix (its stream has): try \`rewind show ${runId.slice(4)}\``
+    : 'list the runs with `rewind runs`';
 }

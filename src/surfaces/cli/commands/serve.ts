@@ -2,8 +2,8 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { openProjections, type Projections } from '../../../projections/index.js';
 import { createRuntime } from '../../../runtime/index.js';
 import { openStore } from '../../../store/open.js';
-import { DEFAULT_BODY_LIMIT } from '../../http/app.js';
-import { DEFAULT_HOST, DEFAULT_PORT, startServer } from '../../http/server.js';
+import { DEFAULT_BODY_LIMIT, DEFAULT_HOST, DEFAULT_PORT } from '../../http/defaults.js';
+import type { RunningServer } from '../../http/server.js';
 import { webDir } from '../../web/static-dir.js';
 import { type GlobalOptions, storeUrl } from '../context.js';
 import { colour, printJson } from '../output.js';
@@ -52,11 +52,13 @@ export function registerServeCommand(program: Command): void {
       const read = opts.tokenRead ?? nonEmpty(process.env.REWIND_READ_TOKEN);
       // Runs of other workflows are still listed, shown and cancelled; a rollback
       // of one is recorded for a worker that has its code to carry out.
+      // Loaded here, not at the top: every other command starts faster without the HTTP stack.
+      const { startServer } = await import('../../http/server.js');
       const workflows = await loadWorkflows(opts.workflows);
       const definitions = await loadDefinitions(opts.projections);
       const store = await openStore(storeUrl(options));
       const runtime = createRuntime({ store, workflows });
-      let server: Awaited<ReturnType<typeof startServer>>;
+      let server: RunningServer;
       let projections: Projections | undefined;
       let staticDir: string | undefined;
       try {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ValidationError } from '../../../events/errors.js';
 import type { At } from '../../../runtime/time-travel.js';
 import type { GlobalOptions } from '../context.js';
-import { colour, printJson } from '../output.js';
+import { colour, plural, printJson, safe } from '../output.js';
 import { paintStatus, type WorkflowOption, withRuntime } from './runs.js';
 
 /** `--at 17` is a version, `--at 2026-11-23T10:00:00Z` a time, anything else a checkpoint label. */
@@ -34,12 +34,14 @@ export function registerTimeTravelCommands(program: Command): void {
     .action(async (runId: string, opts: { at: string }, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions & WorkflowOption>();
       const at = parseAt(opts.at);
-      const result = await withRuntime(options, (runtime) => runtime.stateAt(runId, at));
+      const result = await withRuntime(options, (runtime) => runtime.stateAt(runId, at), 'read');
       if (options.json) return printJson(result);
       const from = result.fromCheckpoint
-        ? colour.dim(` (from checkpoint "${result.fromCheckpoint.label}" at v${result.fromCheckpoint.version})`)
+        ? colour.dim(` (from checkpoint "${safe(result.fromCheckpoint.label)}" at v${result.fromCheckpoint.version})`)
         : '';
-      console.log(`${colour.bold(runId)} at v${result.version} ${colour.cyan(result.type)} ${colour.dim(result.recordedAt)}${from}\n`);
+      console.log(
+        `${colour.bold(safe(runId))} at v${result.version} ${colour.cyan(safe(result.type))} ${colour.dim(result.recordedAt)}${from}\n`,
+      );
       console.log(JSON.stringify(result.state, null, 2));
     });
 
@@ -54,21 +56,21 @@ export function registerTimeTravelCommands(program: Command): void {
     .action(async (a: string, b: string, opts: { at?: string }, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions & WorkflowOption>();
       const at = opts.at === undefined ? undefined : parseAt(opts.at);
-      const diff = await withRuntime(options, (runtime) => runtime.diff(a, b, at === undefined ? {} : { at }));
+      const diff = await withRuntime(options, (runtime) => runtime.diff(a, b, at === undefined ? {} : { at }), 'read');
       if (options.json) return printJson(diff);
-      console.log(`${colour.bold(a)} vs ${colour.bold(b)}: ${diff.summary}`);
+      console.log(`${colour.bold(safe(a))} vs ${colour.bold(safe(b))}: ${safe(diff.summary)}`);
       if (diff.firstDivergence) {
         const { a: ea, b: eb } = diff.firstDivergence;
-        console.log(`\nfirst divergence after ${diff.sharedEvents} shared events:`);
-        console.log(`  ${a}: ${ea ? `v${ea.version} ${ea.type} ${JSON.stringify(ea.data)}` : colour.dim('(ended)')}`);
-        console.log(`  ${b}: ${eb ? `v${eb.version} ${eb.type} ${JSON.stringify(eb.data)}` : colour.dim('(ended)')}`);
+        console.log(`\nfirst divergence after ${plural(diff.sharedEvents, 'shared event')}:`);
+        console.log(`  ${safe(a)}: ${ea ? `v${ea.version} ${safe(ea.type)} ${JSON.stringify(ea.data)}` : colour.dim('(ended)')}`);
+        console.log(`  ${safe(b)}: ${eb ? `v${eb.version} ${safe(eb.type)} ${JSON.stringify(eb.data)}` : colour.dim('(ended)')}`);
       }
       if (diff.state && !diff.state.diff.equal) {
         console.log('\nstate:');
-        for (const x of diff.state.diff.added) console.log(colour.green(`  + ${x.at} = ${JSON.stringify(x.value)}`));
-        for (const x of diff.state.diff.removed) console.log(colour.red(`  - ${x.at} = ${JSON.stringify(x.value)}`));
+        for (const x of diff.state.diff.added) console.log(colour.green(`  + ${safe(x.at)} = ${JSON.stringify(x.value)}`));
+        for (const x of diff.state.diff.removed) console.log(colour.red(`  - ${safe(x.at)} = ${JSON.stringify(x.value)}`));
         for (const x of diff.state.diff.changed)
-          console.log(colour.yellow(`  ~ ${x.at}: ${JSON.stringify(x.from)} → ${JSON.stringify(x.to)}`));
+          console.log(colour.yellow(`  ~ ${safe(x.at)}: ${JSON.stringify(x.from)} → ${JSON.stringify(x.to)}`));
       }
     });
 
@@ -98,7 +100,7 @@ export function registerTimeTravelCommands(program: Command): void {
         runtime.fork(runId, { at: opts.at === undefined ? undefined : parseAt(opts.at), runId: opts.id, input }),
       );
       if (options.json) return printJson(info);
-      console.log(`forked ${colour.bold(runId)} into ${colour.bold(info.runId)}: ${paintStatus(info.status)}`);
-      console.log(colour.dim(`  rewind show ${info.runId} · rewind diff ${runId} ${info.runId}`));
+      console.log(`forked ${colour.bold(safe(runId))} into ${colour.bold(safe(info.runId))}: ${paintStatus(info.status)}`);
+      console.log(colour.dim(`  rewind show ${safe(info.runId)} · rewind diff ${safe(runId)} ${safe(info.runId)}`));
     });
 }

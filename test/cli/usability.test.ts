@@ -1,0 +1,210 @@
+// The `rewind` command as a user meets it: the compiled CLI (bin/rewind.js, as
+// installed), its version, its errors (as text and as JSON), its hints, the
+// TypeScript modules it loads, and what it prints about runs and read models.
+import { execFile } from 'node:child_process';
+import { copyFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createRuntime, openStore } from '../../src/index.js';
+import { tempDir } from '../support/temp.js';
+import { refund } from './fixtures/refund-workflow.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = join(ROOT, 'bin/rewind.js');
+const run = promisify(execFile);
+
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The built CLI in its own process, as a user's shell runs it. */
+async function rewind(args: string[], cwd = ROOT): Promise<Outcome> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, NO_COLOR: '1' } });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as Outcome;
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+const dir = tempDir('rewind-cli-usability-');
+const db = `sqlite:${join(dir, 'rewind.db')}`;
+
+beforeAll(async () => {
+  // Two demo runs, travel-1 and travel-2.
+  expect((await rewind(['demo', '--db', db])).code).toBe(0);
+  expect((await rewind(['demo', '--db', db])).code).toBe(0);
+});
+
+describe('rewind --version', () => {
+  it('prints the version of the package', async () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    for (const flag of ['--version', '-V']) expect(await rewind([flag])).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+  });
+});
+
+describe('rewind demo', () => {
+  it('names its runs travel-1, travel-2, … so the ids it suggests are short enough to type', async () => {
+    const runs = JSON.parse((await rewind(['runs', '--db', db, '--json'])).stdout) as { runId: string }[];
+    expect(runs.map((r) => r.runId).sort()).toEqual(['travel-1', 'travel-2']);
+  });
+});
+
+describe('errors', () => {
+  it('under --json are one JSON object on stderr, with the exit code of the text form', async () => {
+    const missing = await rewind(['show', 'no-such-run', '--db', db, '--json']);
+    expect(missing).toMatchObject({ code: 3, stdout: '' });
+    expect(JSON.parse(missing.stderr)).toEqual({
+      error: { code: 'NOT_FOUND', message: 'run "no-such-run" does not exist', hint: 'list the runs with `rewind runs`' },
+    });
+
+    const badStatus = await rewind(['runs', '--status', 'bogus', '--db', db, '--json']);
+    expect(badStatus.code).toBe(2);
+    expect(JSON.parse(badStatus.stderr).error).toMatchObject({ code: 'VALIDATION', message: 'unknown status "bogus"' });
+
+    const unknownCommand = await rewind(['frobnicate', '--json']);
+    expect(unknownCommand.code).toBe(2);
+    expect(JSON.parse(unknownCommand.stderr).error).toMatchObject({
+      code: 'USAGE',
+      message: expect.stringContaining("unknown command 'frobnicate'"),
+    });
+
+    const missingOption = await rewind(['rollback', 'travel-1', '--to', 'planned', '--db', db, '--json']);
+    expect(missingOption.code).toBe(2);
+    expect(JSON.parse(missingOption.stderr).error).toMatchObject({
+      code: 'USAGE',
+      message: "required option '--reason <text>' not specified",
+    });
+  });
+
+  it('as text, put the hint on a line of its own, in the words of the CLI', async () => {
+    const missing = await rewind(['state', 'nope', '--at', '1', '--db', db]);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toBe(
+      'error no run with id "nope"\n  list the runs with `rewind runs`; a run id has no "run-" prefix (its stream has)\n',
+    );
+    const stream = await rewind(['show', 'run-travel-1', '--db', db]);
+    expect(stream.code).toBe(3);
+    expect(stream.stderr).toContain('a run id has no "run-" prefix (its stream has): try `rewind show travel-1`');
+  });
+
+  it('escape control characters from ids and the log instead of sending them to the terminal', async () => {
+    const hostile = 'x\u001b]0;owned\u0007\u001b[2J';
+    const shown = await rewind(['show', hostile, '--db', db]);
+    expect(shown.code).toBe(3);
+    expect(shown.stderr).toContain('run "x\\u001b]0;owned\\u0007\\u001b[2J" does not exist');
+    expect(shown.stderr).not.toContain('\u001b');
+
+    // A rollback reason is free text recorded in the log, shown again by `show`.
+    const reason = 'card\u001b[31m declined\u202e';
+    const rolled = await rewind(['rollback', 'travel-2', '--to', 'planned', '--reason', reason, '--db', db]);
+    expect(rolled.code, rolled.stderr).toBe(0);
+    const timeline = (await rewind(['show', 'travel-2', '--db', db])).stdout;
+    expect(timeline).toContain('card\\u001b[31m declined\\u202e');
+    expect(timeline.includes('\u001b') || timeline.includes('\u202e')).toBe(false);
+  });
+});
+
+describe('rewind events and verify on a stream that does not exist', () => {
+  it('answer not found (exit 3), pointing at the "run-" prefix when a run id was given', async () => {
+    for (const command of ['events', 'verify']) {
+      const asRunId = await rewind([command, 'travel-1', '--db', db]);
+      expect(asRunId.code, command).toBe(3);
+      expect(asRunId.stderr, command).toBe(
+        'error stream "travel-1" does not exist\n  a run\'s stream is "run-<id>": try `rewind events run-travel-1` (or `rewind show travel-1`)\n',
+      );
+    }
+    const unknown = await rewind(['events', 'nothing-here', '--db', db]);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toContain('list streams with `rewind streams`');
+    expect((await rewind(['events', 'run-travel-1', '--limit', '1', '--db', db])).stdout).toContain('run-travel-1@1');
+  });
+});
+
+describe('rewind rollback', () => {
+  it('prints the compensations it ran, newest step first', async () => {
+    const rolled = await rewind(['rollback', 'travel-1', '--to', 'planned', '--reason', 'try again', '--db', db]);
+    expect(rolled.code, rolled.stderr).toBe(0);
+    expect(rolled.stdout).toBe(
+      [
+        'travel-1 is now rolled_back',
+        'compensations, newest step first:',
+        '  ⟲ book-hotel: compensated',
+        '  ⟲ charge-card: compensated',
+        '  ⟲ book-flight: compensated',
+        '',
+      ].join('\n'),
+    );
+  });
+});
+
+describe('--workflows with a TypeScript module', () => {
+  it('loads it with the tsx of the project it is run from', async () => {
+    const file = join(dir, 'ts.db');
+    const store = await openStore(`sqlite:${file}`);
+    await createRuntime({ store, workflows: [refund] }).start(refund, null, { runId: 'order-1' });
+    await store.close();
+    const rolled = await rewind([
+      'rollback',
+      'order-1',
+      '--to',
+      'ready',
+      '--reason',
+      'refund',
+      '--workflows',
+      'test/cli/fixtures/refund-workflow.ts',
+      '--db',
+      `sqlite:${file}`,
+      '--json',
+    ]);
+    expect(rolled.code, rolled.stderr).toBe(0);
+    expect(JSON.parse(rolled.stdout)).toMatchObject({
+      status: 'rolled_back',
+      compensations: [
+        { step: 'charge', outcome: 'compensated' },
+        { step: 'reserve', outcome: 'compensated' },
+      ],
+    });
+  });
+
+  it('says how when the project has no tsx', async () => {
+    const elsewhere = tempDir('rewind-no-tsx-');
+    copyFileSync(join(ROOT, 'test/cli/fixtures/refund-workflow.ts'), join(elsewhere, 'workflows.ts'));
+    const refused = await rewind(['resume', 'order-1', '--workflows', 'workflows.ts', '--db', db], elsewhere);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toBe(
+      [
+        'error --workflows workflows.ts is TypeScript, which this Node.js does not load by itself',
+        '  install tsx in your project (npm install --save-dev tsx) and Rewind loads it with tsx, or pass the compiled JavaScript module',
+        '',
+      ].join('\n'),
+    );
+  });
+});
+
+describe('rewind projections', () => {
+  it('status says which read models are behind and how to catch them up; catch-up does it', async () => {
+    const file = `sqlite:${join(dir, 'projections.db')}`;
+    expect((await rewind(['demo', '--db', file])).code).toBe(0);
+    const before = await rewind(['projections', 'status', '--db', file]);
+    expect(before.code).toBe(0);
+    expect(before.stdout).toContain(
+      'runs, tool-steps, checkpoints, rollbacks are behind the log: `rewind projections catch-up` applies the rest once; `rewind worker` keeps the built-in ones live',
+    );
+    const caughtUp = await rewind(['projections', 'catch-up', '--db', file, '--json']);
+    expect(caughtUp.code, caughtUp.stderr).toBe(0);
+    expect((JSON.parse(caughtUp.stdout) as { name: string; lagEvents: number }[]).map((s) => [s.name, s.lagEvents])).toEqual([
+      ['runs', 0],
+      ['tool-steps', 0],
+      ['checkpoints', 0],
+      ['rollbacks', 0],
+    ]);
+    const after = await rewind(['projections', 'status', '--db', file]);
+    expect(after.stdout).not.toContain('behind the log');
+  });
+});
