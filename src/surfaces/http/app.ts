@@ -8,7 +8,7 @@ import { matchedRoutes } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { RewindError } from '../../events/errors.js';
 import type { Projections } from '../../projections/index.js';
-import type { Runtime } from '../../runtime/index.js';
+import type { Runtime, Workflow } from '../../runtime/index.js';
 import type { EventStore } from '../../store/types.js';
 import { authMiddleware, createAuth, type Tokens } from './auth.js';
 import { DEFAULT_BODY_LIMIT } from './defaults.js';
@@ -28,6 +28,13 @@ export interface AppOptions {
   store: EventStore;
   /** Adds the /runs routes. Runs it starts or acts on are driven in this process. */
   runtime?: Runtime;
+  /**
+   * The workflows POST /runs may start: registered with the runtime, and each
+   * described in the OpenAPI document with the input it accepts (its `input`
+   * schema). Without them any registered workflow may be started, described as
+   * taking any input.
+   */
+  workflows?: readonly Workflow[];
   /** Adds GET /projections (status only). */
   projections?: Projections;
   /** How long a run action (rollback, retry, resume…) may take before the answer is 202 and it goes on (default 5 s). */
@@ -95,7 +102,9 @@ export function createApp(options: AppOptions): RewindApp {
   registerLiveRoutes(app, deps);
   if (options.projections) registerProjectionRoutes(app, options.projections);
   if (options.runtime) {
-    registerRunRoutes(app, { ...deps, runtime: options.runtime, actionWaitMs: options.actionWaitMs ?? 5000 });
+    const workflows = options.workflows ?? [];
+    for (const workflow of workflows) options.runtime.register(workflow);
+    registerRunRoutes(app, { ...deps, runtime: options.runtime, workflows, actionWaitMs: options.actionWaitMs ?? 5000 });
     registerTimeTravelRoutes(app, deps, options.runtime);
   }
 

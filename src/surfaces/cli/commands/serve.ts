@@ -68,6 +68,7 @@ export function registerServeCommand(program: Command): void {
         server = await startServer({
           store,
           runtime,
+          workflows,
           projections,
           host: opts.host,
           port: opts.port,

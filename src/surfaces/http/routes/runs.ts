@@ -8,6 +8,7 @@ import {
   type Runtime,
   runStreamId,
   UnknownWorkflowError,
+  type Workflow,
 } from '../../../runtime/index.js';
 import { describeError } from '../errors.js';
 import { type Api, type Deps, type Env, EnvelopeSchema, errors, integerQuery, json } from './shared.js';
@@ -121,23 +122,55 @@ const runHistory = createRoute({
   },
 });
 
-const startRun = createRoute({
-  method: 'post',
-  path: '/runs',
-  summary: 'Start a run of a workflow this server knows (idempotent by runId)',
-  description: 'Answers once the run is recorded; it goes on in this server. Poll GET /runs/{runId} or follow /events/live.',
-  tags: ['runs'],
-  request: {
-    body: body(
-      z.strictObject({
-        workflow: z.string().min(1).max(200),
-        input: z.any().optional(),
-        runId: z.string().min(1).max(200).optional(),
-      }),
-    ),
-  },
-  responses: { 202: json(RunInfoSchema, 'recorded and started'), ...errors(400, 403, 409, 413, 415) },
-});
+const StartRunId = z
+  .string()
+  .min(1)
+  .max(200)
+  .optional()
+  .openapi({ description: 'the run id (default: a new UUIDv7); starting an id again is idempotent' });
+
+/**
+ * The body of POST /runs. With the server's workflows known, one variant per
+ * workflow, its `input` the workflow's own schema: the OpenAPI document says what
+ * each accepts, and input a workflow would refuse never reaches its first step.
+ */
+function startRunBody(workflows: readonly Workflow[]) {
+  if (workflows.length === 0) {
+    return z.strictObject({
+      workflow: z.string().min(1).max(200).openapi({ description: 'a workflow the server runtime knows' }),
+      input: z.any().optional(),
+      runId: StartRunId,
+    });
+  }
+  const [first, ...rest] = workflows.map((wf) =>
+    z
+      .strictObject({
+        workflow: z.literal(wf.name),
+        input: wf.input ?? z.any().optional().openapi({ description: 'any JSON: this workflow declares no input schema' }),
+        runId: StartRunId,
+      })
+      .openapi({ title: wf.name, description: `a run of "${wf.name}" (version ${wf.version})` }),
+  );
+  return z.discriminatedUnion('workflow', [first as NonNullable<typeof first>, ...rest]);
+}
+
+const startRun = (workflows: readonly Workflow[]) =>
+  createRoute({
+    method: 'post',
+    path: '/runs',
+    summary: 'Start a run of a workflow this server knows (idempotent by runId)',
+    description: [
+      'Answers once the run is recorded; it goes on in this server. Poll GET /runs/{runId} or follow /events/live.',
+      workflows.length > 0
+        ? `Workflows and the input each accepts: ${workflows.map((wf) => wf.name).join(', ')} (one body schema per workflow).`
+        : '',
+    ]
+      .filter(Boolean)
+      .join(' '),
+    tags: ['runs'],
+    request: { body: body(startRunBody(workflows)) },
+    responses: { 202: json(RunInfoSchema, 'recorded and started'), ...errors(400, 403, 409, 413, 415) },
+  });
 
 const rollback = createRoute({
   method: 'post',
@@ -202,6 +235,8 @@ const cancel = createRoute({
 
 export interface RunDeps extends Deps {
   runtime: Runtime;
+  /** The workflows POST /runs starts, each described with its input schema (none: any name, checked by the runtime). */
+  workflows: readonly Workflow[];
   /** How long an action may take before the answer is 202 and the run goes on without the client. */
   actionWaitMs: number;
 }
@@ -226,7 +261,7 @@ export function registerRunRoutes(app: Api, deps: RunDeps): void {
     return c.json({ events, ...(events.length === limit && last ? { next: last.version + 1 } : {}) }, 200);
   });
 
-  app.openapi(startRun, async (c) => {
+  app.openapi(startRun(deps.workflows), async (c) => {
     const { workflow, input, runId } = c.req.valid('json');
     return c.json(await runtime.start(workflow, input ?? null, { runId, detach: true }), 202);
   });
