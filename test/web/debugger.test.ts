@@ -196,6 +196,46 @@ describe('web debugger in headless Chromium', () => {
     expect(await page.locator('.rb-chip').innerText()).toContain('17 events undone');
     // A step's end shows how long it took.
     expect(await row(22).locator('.dur').innerText()).toMatch(/\d+ ms/);
+    // Counts agree with their nouns.
+    expect(await page.locator('.pane-head .dim').first().innerText()).toBe('1 checkpoint · 1 rollback · 17 undone');
+  });
+
+  it('moves the selection with the URL: a permalink pasted into the tab, Back and Forward', async () => {
+    const go = (version: number) => page.evaluate((hash) => void (location.hash = hash), `#/runs/${RUN}/v/${version}`);
+    await go(25);
+    await expect.poll(selectedVersion).toBe(25);
+    expect(await page.locator('[data-testid=state-version]').innerText()).toBe('v25');
+    await go(7);
+    await expect.poll(selectedVersion).toBe(7);
+    await page.goBack();
+    await expect.poll(selectedVersion).toBe(25);
+    await page.goForward();
+    await expect.poll(selectedVersion).toBe(7);
+    // Stepping afterwards replaces the entry rather than adding one, and the URL keeps up.
+    await page.keyboard.press('j');
+    await expect.poll(selectedVersion).toBe(8);
+    expect(page.url()).toContain(`#/runs/${RUN}/v/8`);
+    // Back leaves that (replaced) entry for the one before it.
+    await page.goBack();
+    await expect.poll(selectedVersion).toBe(25);
+    // A version past the end selects the last event.
+    await go(999);
+    await expect.poll(selectedVersion).toBe(31);
+  });
+
+  it('gives a summary the width of its row up to the time, when the row has no duration', async () => {
+    const measure = (version: number) =>
+      row(version).evaluate((li) => {
+        const box = (selector: string) => (li.querySelector(selector) as HTMLElement).getBoundingClientRect();
+        return { sum: Math.round(box('.sum').width), gap: Math.round(box('.time').left - box('.sum').right) };
+      });
+    // RunCompleted, no duration: the summary reaches the time column.
+    const end = await measure(31);
+    expect(end.gap).toBe(0);
+    expect(end.sum).toBeGreaterThan(380);
+    // A step's end keeps room for its duration.
+    const step = await measure(22);
+    expect(step.gap).toBeGreaterThan(40);
   });
 
   it('shows the state at a selected event, the change from the one before, and the raw envelope with its hash', async () => {

@@ -93,6 +93,7 @@ function App() {
             key={route.runId}
             runId={route.runId}
             version={route.version}
+            visit={route}
             caps={caps}
             onError={onError}
             onLive={setLive}

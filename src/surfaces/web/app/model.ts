@@ -139,6 +139,11 @@ function kindOf(e: Envelope): Kind {
   }
 }
 
+/** "1 event", "17 events". */
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
 export function short(value: unknown, max = 80): string {
   let text: string;
   try {

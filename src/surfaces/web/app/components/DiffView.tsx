@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import * as api from '../api';
-import { compareRuns, diffJson, type Envelope, formatPath, journalStateAt, type RunInfo, summarise } from '../model';
+import { compareRuns, diffJson, type Envelope, formatPath, journalStateAt, plural, type RunInfo, summarise } from '../model';
 import { JsonView } from './JsonView';
 import { StatusPill } from './StatusPill';
 
@@ -94,10 +94,10 @@ export function DiffView({ a, b, onError }: { a: string; b: string; onError(e: u
         </div>
         <p class="verdict" data-testid="verdict">
           {cmp.identical
-            ? `Same effective history (${cmp.shared} events).`
+            ? `Same effective history (${plural(cmp.shared, 'event')}).`
             : cmp.shared === 0
               ? 'They share nothing: they differ from the first event.'
-              : `They share ${cmp.shared} effective event${cmp.shared === 1 ? '' : 's'}, then diverge: `}
+              : `They share ${plural(cmp.shared, 'effective event')}, then diverge: `}
           {da || db ? (
             <>
               <b class="a-col">{da ? `v${da.version} ${da.type}` : 'the end'}</b> vs{' '}
@@ -153,7 +153,7 @@ export function DiffView({ a, b, onError }: { a: string; b: string; onError(e: u
       <div class="pane">
         <div class="pane-head">
           <span>State diff A → B</span>
-          <span class="dim">{changes.length === 0 ? 'equal' : `${changes.length} change${changes.length === 1 ? '' : 's'}`}</span>
+          <span class="dim">{changes.length === 0 ? 'equal' : plural(changes.length, 'change')}</span>
         </div>
         <div class="changes">
           {changes.map((c) => (

@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { Capabilities } from '../api';
 import * as api from '../api';
-import { age, clockTime, diffJson, type Envelope, journalStateAt, type Row, type RunInfo, rowsOf, short } from '../model';
+import { age, clockTime, diffJson, type Envelope, journalStateAt, plural, type Row, type RunInfo, rowsOf, short } from '../model';
 import { navigate } from '../router';
 import { Dialog } from './Dialog';
 import { JsonView } from './JsonView';
@@ -11,6 +11,8 @@ import { Overview, Timeline } from './Timeline';
 interface Props {
   runId: string;
   version?: number;
+  /** A new object on every change of the URL (Back, Forward, a pasted link): the selection then follows `version`. */
+  visit?: object;
   caps: Capabilities;
   onError(error: unknown): void;
   onLive(connected: boolean): void;
@@ -20,7 +22,7 @@ interface Props {
 type Action = 'rollback' | 'fork' | 'retry';
 
 /** One run: its timeline, the state at the selected event and what changed, the raw event, and the operator's buttons. */
-export function RunView({ runId, version, caps, onError, onLive, toast }: Props) {
+export function RunView({ runId, version, visit, caps, onError, onLive, toast }: Props) {
   const [info, setInfo] = useState<RunInfo | undefined>();
   const [events, setEvents] = useState<Envelope[] | undefined>();
   const [selected, setSelected] = useState<number>(version ?? 0);
@@ -108,8 +110,19 @@ export function RunView({ runId, version, caps, onError, onLive, toast }: Props)
     followTail.current = clamped === last;
     selectedRef.current = clamped;
     setSelected(clamped);
+    // Replaced, not pushed: stepping through events is not browsing. No hashchange either, so the route stays as it was.
     history.replaceState(null, '', `#/runs/${encodeURIComponent(runId)}/v/${clamped}`);
   };
+
+  // The URL moves the selection too: Back and Forward, a permalink pasted into this tab (each a new `visit`).
+  const firstVisit = useRef(visit);
+  useEffect(() => {
+    if (visit === firstVisit.current || version === undefined) return;
+    const clamped = last > 0 ? Math.max(1, Math.min(version, last)) : version;
+    followTail.current = clamped === last;
+    selectedRef.current = clamped;
+    setSelected(clamped);
+  }, [visit]);
 
   // Keyboard: j/k or arrows step, g/G ends, n/p the next checkpoint, rollback or failure.
   useEffect(() => {
@@ -181,7 +194,8 @@ export function RunView({ runId, version, caps, onError, onLive, toast }: Props)
           </h1>
           <StatusPill status={info.status} />
           <span class="meta">
-            {info.workflow}@{info.workflowVersion} · {events.length} events · started {age(info.startedAt)} · updated {age(info.updatedAt)}
+            {info.workflow}@{info.workflowVersion} · {plural(events.length, 'event')} · started {age(info.startedAt)} · updated{' '}
+            {age(info.updatedAt)}
           </span>
           <span class="grow" />
           <CompareWith runId={runId} />
@@ -230,7 +244,7 @@ export function RunView({ runId, version, caps, onError, onLive, toast }: Props)
               const n = rows.filter((r) => r.undoneBy === m.event.version).length;
               return (
                 <button type="button" class="rb-chip" key={m.event.version} onClick={() => select(m.event.version)}>
-                  ↶ v{m.event.version}: rolled back to “{d.label}” (v{d.targetVersion}), {n} events undone — {d.reason}
+                  ↶ v{m.event.version}: rolled back to “{d.label}” (v{d.targetVersion}), {plural(n, 'event')} undone — {d.reason}
                 </button>
               );
             })}
@@ -243,8 +257,7 @@ export function RunView({ runId, version, caps, onError, onLive, toast }: Props)
           <div class="pane-head">
             <span>Timeline</span>
             <span class="dim">
-              {checkpoints.length} checkpoint{checkpoints.length === 1 ? '' : 's'} · {markers.length} rollback
-              {markers.length === 1 ? '' : 's'} · {undone} undone
+              {plural(checkpoints.length, 'checkpoint')} · {plural(markers.length, 'rollback')} · {undone} undone
             </span>
           </div>
           <Timeline rows={rows} selected={selected} onSelect={select} />

@@ -97,7 +97,9 @@ export function Timeline({ rows, selected, onSelect }: Props) {
                   ↶ rolled back to “{String(d.label ?? '')}” (v{String(d.targetVersion ?? '')}) — {String(d.reason ?? '')}
                 </span>
               ) : r.kind === 'checkpoint' ? null : (
-                <span class="text">{r.summary}</span>
+                <span class="text" title={r.summary}>
+                  {r.summary}
+                </span>
               )}
               {r.status === 'rolled_back' ? (
                 <span class="badge undone-badge" title="still in the log, no longer in the effective history">
