@@ -201,7 +201,10 @@ describe('web debugger in headless Chromium', () => {
   });
 
   it('moves the selection with the URL: a permalink pasted into the tab, Back and Forward', async () => {
-    const go = (version: number) => page.evaluate((hash) => void (location.hash = hash), `#/runs/${RUN}/v/${version}`);
+    const go = (version: number) =>
+      page.evaluate((hash) => {
+        location.hash = hash;
+      }, `#/runs/${RUN}/v/${version}`);
     await go(25);
     await expect.poll(selectedVersion).toBe(25);
     expect(await page.locator('[data-testid=state-version]').innerText()).toBe('v25');
