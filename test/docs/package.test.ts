@@ -1,0 +1,162 @@
+// The package as a user gets it: `npm pack`, installed into an empty project
+// with production dependencies only, type-checked by a strict consumer with
+// skipLibCheck off, and run: the CLI through npx, an example from the package.
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../support/temp.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const exec = promisify(execFile);
+/** npm quietly, from the cache where it can, and never fetching a package called `rewind` for npx. */
+const NPM_ENV = { ...process.env, NO_COLOR: '1', npm_config_yes: 'false', npm_config_update_notifier: 'false', npm_config_fund: 'false' };
+
+async function run(command: string, args: string[], cwd: string): Promise<string> {
+  try {
+    return (await exec(command, args, { cwd, env: NPM_ENV, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 })).stdout;
+  } catch (error) {
+    const e = error as { message: string; stdout?: string; stderr?: string };
+    throw new Error(`${e.message}\n--- stdout\n${e.stdout ?? ''}\n--- stderr\n${e.stderr ?? ''}`);
+  }
+}
+
+/** What a user writes, compiled under the strictest settings a project is likely to use. */
+const CONSUMER = `
+import { createRuntime, defineProjection, defineWorkflow, openProjections, openStore, type RunInfo } from 'rewind-runtime';
+import { startServer } from 'rewind-runtime/http';
+import { instrument } from 'rewind-runtime/otel';
+
+const store = await openStore('sqlite:./consumer.db');
+const order = defineWorkflow({
+  name: 'order',
+  initialState: { charged: 0 },
+  apply: (state) => state,
+  run: async (ctx, input: { amount: number }) => ({ charged: await ctx.step('charge', () => input.amount) }),
+});
+const runtime = createRuntime({ store, workflows: [order] });
+const run: RunInfo<{ charged: number }, { charged: number }> = await runtime.start(order, { amount: 5 });
+// The output keeps the workflow's type.
+const charged: number | undefined = run.output?.charged;
+// @ts-expect-error: not a string
+const wrong: string | undefined = run.output?.charged;
+
+const orders = defineProjection({
+  name: 'orders',
+  version: 1,
+  key: (e) => e.streamId,
+  evolve: (doc: { events: number } | undefined) => ({ events: (doc?.events ?? 0) + 1 }),
+});
+const projections = await openProjections(store, [orders]);
+await projections.catchUp();
+const found = await projections.find('orders');
+const events: number | undefined = found[0]?.doc.events;
+// @ts-expect-error: no projection has this name (and at run time, a NotFoundError)
+const unknown = await projections.find('order').catch((error: Error) => error.name);
+
+const server = await startServer({ store, runtime, workflows: [order], port: 0 });
+const telemetry = instrument(store);
+await telemetry.stop();
+await server.close();
+await projections.close();
+await runtime.close();
+await store.close();
+console.log(JSON.stringify({ status: run.status, charged, events, wrong, unknown }));
+`;
+
+const dir = tempDir('rewind-package-');
+let files: string[];
+
+beforeAll(async () => {
+  const [packed] = JSON.parse(await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], ROOT)) as {
+    filename: string;
+    files: { path: string }[];
+  }[];
+  files = (packed?.files ?? []).map((f) => f.path);
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+  const typesNode = JSON.parse(readFileSync(join(ROOT, 'node_modules/@types/node/package.json'), 'utf8')).version;
+  // better-sqlite3 compiles SQLite when it installs, and fetching its prebuilt binary needs a host other than the
+  // registry: the project gets the repository's copy (the same version, already built) instead of building its own.
+  await run(
+    'npm',
+    [
+      'install',
+      '--omit=dev',
+      '--ignore-scripts',
+      '--prefer-offline',
+      '--no-audit',
+      join(dir, packed?.filename as string),
+      join(ROOT, 'node_modules/better-sqlite3'),
+      `@types/node@${typesNode}`,
+    ],
+    dir,
+  );
+}, 180_000);
+
+describe('the packed package', { timeout: 120_000 }, () => {
+  it('holds the compiled code, the CLI, the debugger, the examples and the guides; no sources, maps or tests', () => {
+    for (const file of [
+      'package.json',
+      'README.md',
+      'LICENSE',
+      'bin/rewind.js',
+      'dist/src/index.js',
+      'dist/src/index.d.ts',
+      'dist/src/surfaces/http/index.d.ts',
+      'dist/web/index.html',
+      'dist/examples/travel.js',
+      'examples/travel.ts',
+      'docs/benchmarks.md',
+      'docs/langgraph.md',
+    ]) {
+      expect(files, file).toContain(file);
+    }
+    expect(files.filter((f) => f.endsWith('.map') || /^(src|test|bench)\//.test(f) || f.startsWith('docs/screenshots'))).toEqual([]);
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    expect(manifest).toMatchObject({ name: 'rewind-runtime', license: 'MIT', bin: { rewind: './bin/rewind.js' } });
+    expect(manifest.repository.url).toMatch(/^git\+https:\/\//);
+  });
+
+  it('type-checks a strict consumer with skipLibCheck off, and runs it', async () => {
+    writeFileSync(join(dir, 'consumer.ts'), CONSUMER);
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          strict: true,
+          noUncheckedIndexedAccess: true,
+          exactOptionalPropertyTypes: true,
+          skipLibCheck: false,
+          types: ['node'],
+          outDir: 'out',
+        },
+        files: ['consumer.ts'],
+      }),
+    );
+    await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], dir);
+    expect(JSON.parse(await run(process.execPath, ['out/consumer.js'], dir))).toEqual({
+      status: 'completed',
+      charged: 5,
+      events: 4, // RunStarted, StepStarted, StepCompleted, RunCompleted
+      wrong: 5,
+      unknown: 'NotFoundError',
+    });
+  });
+
+  it('runs npx rewind demo from the installed package', async () => {
+    const demo = JSON.parse(await run('npx', ['rewind', 'demo', '--db', 'sqlite:./demo.db', '--json'], dir));
+    expect(demo).toMatchObject({ runId: 'travel-1', status: 'completed', state: { hotel: 'HT-HarbourInn' } });
+    expect(await run('npx', ['rewind', 'verify', '--db', 'sqlite:./demo.db'], dir)).toBe('✓ 31 events in 1 stream: every link holds\n');
+  });
+
+  it('runs an example from the installed package', async () => {
+    const out = await run(process.execPath, ['node_modules/rewind-runtime/dist/examples/agents.js'], dir);
+    expect(out).toMatch(/^group trip-\w+: rolled_back to "planned"/);
+    expect(out).toContain('  payer: void authorization');
+  });
+});
