@@ -11,8 +11,7 @@ import {
   type Runtime,
   runStreamId,
 } from '../../../runtime/index.js';
-import type { RunDoc } from '../../../runtime/read-models.js';
-import { runsProjection } from '../../../runtime/read-models.js';
+import { type RunDoc, runsProjection } from '../../../runtime/read-models.js';
 import type { EventStore } from '../../../store/types.js';
 import { type Access, type GlobalOptions, isReadOnlyFile, storeUrl, withStore } from '../context.js';
 import { EXIT } from '../exit-codes.js';
