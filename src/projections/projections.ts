@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { EventEnvelope } from '../events/envelope.js';
 import { NotFoundError, ValidationError } from '../events/errors.js';
 import { storageBackendOf } from '../store/event-store.js';
@@ -150,6 +151,7 @@ export class Projections {
       for (;;) {
         const step = await this.#step(def);
         if (step === 'idle' || step === 'stopped') break;
+        await nextTurn();
       }
     }
   }
@@ -199,6 +201,7 @@ export class Projections {
       await options.onProgress?.({ processed, total: Math.max(head, processed), rate: seconds > 0 ? processed / seconds : 0 });
       if (done || step === 'swapped') return;
       if (step === 'stopped') throw new ValidationError(`the rebuild of "${def.name}" was taken over by another version of the projection`);
+      await nextTurn();
     }
   }
 
@@ -271,7 +274,10 @@ export class Projections {
           return;
         }
         if (step === 'idle') await wake.promise;
-        else wake.cancel();
+        else {
+          wake.cancel();
+          await nextTurn();
+        }
       }
     })().finally(() => this.#loops.delete(def.name));
     this.#loops.set(def.name, loop);
@@ -290,13 +296,20 @@ export class Projections {
     return this.#page(def, 'active', record.generation, record.position);
   }
 
+  /**
+   * One page. A page that is not full reached the head of the log as it was
+   * read: an active generation is then caught up ('idle'), and a rebuild
+   * finishes there, its tail (this page, and whatever was appended since)
+   * applied with appends held off, so it never chases a log that keeps
+   * growing.
+   */
   async #page(def: AnyProjection, target: Target, generation: number, from: number): Promise<StepResult> {
     const page = await this.#backend.readAll(from + 1, this.#batchSize, filterOf(def));
     const full = page.events.length === this.#batchSize;
+    // Every event of the projection's filter up to here is in the page.
+    const to = full ? (page.events.at(-1) as EventEnvelope).position : Math.max(page.scannedTo, from);
     try {
-      const to = full ? (page.events.at(-1) as EventEnvelope).position : Math.max(page.scannedTo, from);
-      if (to === from && target === 'rebuild') {
-        // Caught up: what was appended since is applied with appends held off, and the new generation swapped in.
+      if (!full && target === 'rebuild') {
         const swapped = await this.#models.finishRebuild(def.name, generation, from, applierOf(def, this.#upcast));
         return swapped === 'ok' ? 'swapped' : 'progress';
       }
@@ -313,28 +326,32 @@ export class Projections {
         applier: applierOf(def, this.#upcast),
       });
       // 'moved': another consumer got there first; the next step reads from where it is now.
-      void result;
-      return 'progress';
+      return full || result === 'moved' ? 'progress' : 'idle';
     } catch (error) {
       if (!(error instanceof ProjectionHandlerError)) throw error;
-      await this.#stopAt(def, target, generation, from, page.events, error);
+      await this.#stopAt(def, target, generation, from, to, page.events, error);
       return 'stopped';
     }
   }
 
-  /** Keeps what came before the failing event, then records the error there: resume starts at that event. */
+  /**
+   * Keeps what came before the failing event, then records the error there:
+   * resume starts at that event. The page covers the log up to `covered`; a
+   * rebuild's tail may have failed past it, on an event appended since.
+   */
   async #stopAt(
     def: AnyProjection,
     target: Target,
     generation: number,
     from: number,
+    covered: number,
     events: EventEnvelope[],
     error: ProjectionHandlerError,
   ): Promise<void> {
     let at = from;
     const before = events.filter((e) => e.position < error.position);
     if (before.length > 0 && error.position > from) {
-      const to = error.position - 1;
+      const to = Math.min(error.position - 1, covered);
       const ok = await this.#models.commit({
         name: def.name,
         target,
