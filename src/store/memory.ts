@@ -104,10 +104,16 @@ export class MemoryBackend implements StorageBackend {
       return resultOf(written.map(toEnvelope));
     });
     if (this.#appendHooks.size > 0 && fresh.length > 0) {
+      const undos: (() => void)[] = [];
       try {
         const envelopes = fresh.map(toEnvelope);
-        for (const hook of this.#appendHooks) hook(envelopes);
+        for (const hook of this.#appendHooks) {
+          const undo = hook(envelopes);
+          if (undo) undos.push(undo);
+        }
       } catch (error) {
+        // No transaction to roll back: what the earlier hooks wrote goes first, then the events.
+        for (const undo of undos.reverse()) undo();
         this.#undo(logLength);
         throw error;
       }

@@ -289,11 +289,15 @@ export class PostgresBackend implements StorageBackend {
       const tx = {
         client,
         eventsAfter: async (position: number) => {
-          const { rows: after } = await client.query<EventRow>(
-            `SELECT ${EVENT_COLUMNS} FROM ${this.#s}.events WHERE position > $1 ORDER BY position`,
+          const { rows: after } = await client.query<EventRow & { own: boolean | null }>(
+            `SELECT ${EVENT_COLUMNS}, tx_id = pg_current_xact_id_if_assigned() AS own FROM ${this.#s}.events
+             WHERE position > $1 ORDER BY position`,
             [position],
           );
-          return after.map(toEnvelope);
+          return {
+            written: after.filter((row) => row.own === true).map(toEnvelope),
+            others: after.filter((row) => row.own !== true).map(toEnvelope),
+          };
         },
         readStream: async (streamId: string, toVersion: number) => {
           const { rows: stream } = await client.query<EventRow>(

@@ -220,8 +220,10 @@ export interface StorageBackend {
 /**
  * Runs inside an append's transaction once its new events are written (as stored, not upcast;
  * idempotent retries that write nothing do not call it). Throwing aborts the whole append.
+ * A backend without transactions (memory) calls the function it returns when a later hook
+ * refuses the append, to take this hook's writes back with the append's events.
  */
-export type AppendTransactionHook = (written: EventEnvelope[]) => void;
+export type AppendTransactionHook = (written: EventEnvelope[]) => (() => void) | undefined;
 
 /** Memory and SQLite: everything happens synchronously inside the append, so the host offers synchronous reads. */
 export interface SyncProjectionHost {
@@ -249,8 +251,11 @@ export interface PostgresProjectionHost {
 /** The appending transaction, as a hook sees it: its own events are visible here before the commit. */
 export interface PostgresAppendTransaction {
   client: pg.PoolClient;
-  /** Every event after this position (appends take turns while inline projections exist, so none is in flight). */
-  eventsAfter(position: number): Promise<EventEnvelope[]>;
+  /**
+   * Every event after this position (appends take turns while inline projections exist, so none is
+   * in flight): those this transaction wrote, and the others (committed by appends without the hook).
+   */
+  eventsAfter(position: number): Promise<{ written: EventEnvelope[]; others: EventEnvelope[] }>;
   readStream(streamId: string, toVersion: number): Promise<EventEnvelope[]>;
 }
 

@@ -3,6 +3,7 @@ import type { EventEnvelope } from '../../events/envelope.js';
 import type { PostgresProjectionHost, StorageBackend } from '../../store/types.js';
 import type { Changeset, DocView, StoredDoc } from '../apply.js';
 import type { Doc } from '../definition.js';
+import { applyInline } from '../inline.js';
 import type { CheckedQuery, FoundDoc, Scalar } from '../query.js';
 import { advance, stateOf } from './sync-store.js';
 import type { Applier, Batch, InlineProjection, ProjectionRecord, ReadModelStore, Target } from './types.js';
@@ -186,18 +187,22 @@ export class PostgresReadModelStore implements ReadModelStore {
    * In the appending transaction: appends take turns while an inline
    * projection is registered, so every event after the projection's position
    * is committed or this transaction's own, and reading them all is complete.
+   * The rule for events the projection cannot apply is applyInline's.
    */
   installInline(projections: InlineProjection[]): () => void {
     return this.#host.addAppendHook(async (tx) => {
       for (const projection of projections) {
         const record = await this.#lock(tx.client, projection.name);
         if (!record || record.version !== projection.version || record.error !== null) continue;
-        const events = await tx.eventsAfter(record.position);
-        const last = events.at(-1);
-        if (!last) continue;
+        const { written, others } = await tx.eventsAfter(record.position);
+        const events = [...others, ...written];
+        if (events.length === 0) continue;
         const view = await this.#preload(tx.client, projection.name, record.generation, events, projection.applier, tx.readStream);
-        await this.#write(tx.client, projection.name, record.generation, projection.applier.apply(events, view));
-        await this.#put(tx.client, advance(record, 'active', last.position, last.recordedAt, now()));
+        const applied = applyInline(record, projection.applier, others, written, view, now()) as NonNullable<
+          ReturnType<typeof applyInline>
+        >;
+        await this.#write(tx.client, projection.name, record.generation, applied.changes);
+        await this.#put(tx.client, applied.record);
       }
     });
   }

@@ -88,6 +88,11 @@ export class SqlitePrimitives implements SyncPrimitives {
     return this.#db.transaction(fn).deferred();
   }
 
+  inAppend(fn: () => void): undefined {
+    // The append's savepoint holds these writes with its events: a refusal rolls both back.
+    fn();
+  }
+
   getRecord(name: string): ProjectionRecord | undefined {
     const row = this.#sql.getRecord.get(name);
     return row && fromRow(row);
