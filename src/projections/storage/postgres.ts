@@ -170,10 +170,11 @@ export class PostgresReadModelStore implements ReadModelStore {
       const f = arg(query.order.field);
       const dir = query.order.direction === 'asc' ? 'ASC' : 'DESC';
       const t = `jsonb_typeof(d.doc -> ${f})`;
-      // The order of query.ts: missing/null, booleans, numbers, strings, then objects and arrays; text compared bytewise.
+      // The order of query.ts: missing/null, booleans, numbers, strings, then objects and arrays (tied).
+      // COLLATE "C" compares UTF-8 bytes, which is code point order, as compareText() in query.ts.
       order = `CASE coalesce(${t}, 'null') WHEN 'null' THEN 0 WHEN 'boolean' THEN 1 WHEN 'number' THEN 2 WHEN 'string' THEN 3 ELSE 4 END ${dir},
         CASE WHEN ${t} = 'number' THEN (d.doc ->> ${f})::numeric END ${dir},
-        CASE WHEN ${t} <> 'number' THEN d.doc ->> ${f} END COLLATE "C" ${dir}, d.key`;
+        CASE WHEN ${t} IN ('string', 'boolean') THEN d.doc ->> ${f} END COLLATE "C" ${dir}, d.key`;
     }
     const sql = `SELECT d.key, d.stream_id, d.doc FROM ${this.#s}.projection_docs d
       JOIN ${this.#s}.projections p ON p.name = d.projection AND p.generation = d.generation
