@@ -48,6 +48,19 @@ export {
   statusAfter,
 } from './history.js';
 export { backoffDelay, type Decision, decide, type FailurePolicy, type RetryOptions } from './policy.js';
+export {
+  builtInProjections,
+  type CheckpointDoc,
+  checkpointsProjection,
+  type RollbackDoc,
+  type RunDoc,
+  rollbacksProjection,
+  runsProjection,
+  type ToolStats,
+  type ToolStepsDoc,
+  toolStats,
+  toolStepsProjection,
+} from './read-models.js';
 export { streamOf as runStreamId } from './run-log.js';
 export {
   type ClaimedRun,

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NewEvent } from '../../src/events/envelope.js';
-import { openProjections } from '../../src/projections/projections.js';
-import { builtInProjections, type RunDoc, toolStats } from '../../src/runtime/read-models.js';
+// From the package entry: the built-in read models and their document types are public.
+import { builtInProjections, type CheckpointDoc, openProjections, type RollbackDoc, type RunDoc, toolStats } from '../../src/index.js';
 import type { EventStore } from '../../src/store/types.js';
 import { kinds, openTestStore, removeTempDirs } from './helpers.js';
 
@@ -89,10 +89,10 @@ describe.each(kinds)('built-in read models (%s)', (kind) => {
       { tool: 'book', calls: 1, failures: 0, meanLatencyMs: 0, maxLatencyMs: 0 },
       { tool: 'search', calls: 2, failures: 0, meanLatencyMs: 2000, maxLatencyMs: 2000 },
     ]);
-    expect((await projections.find('checkpoints')).map((d) => d.doc)).toEqual([
+    expect((await projections.find<CheckpointDoc>('checkpoints')).map((d) => d.doc)).toEqual([
       { runId: '1', label: 'searched', version: 4, recordedAt: at(3) },
     ]);
-    expect((await projections.find('rollbacks')).map((d) => d.doc)).toEqual([
+    expect((await projections.find<RollbackDoc>('rollbacks')).map((d) => d.doc)).toEqual([
       { runId: '1', version: 12, targetVersion: 4, label: 'searched', reason: 'pay failed', trigger: 'step-failed', recordedAt: at(12) },
     ]);
 
