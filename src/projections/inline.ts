@@ -41,7 +41,7 @@ export function applyInline(
     };
   } catch (error) {
     if (!(error instanceof ProjectionHandlerError) || !missed.some((e) => e.position === error.position)) throw error;
-    // Apply what came before it (it applied once already, inside the failed attempt: it cannot throw now).
+    // What came before it: the handlers are pure and got past these events in the attempt that failed.
     const before = events.filter((e) => e.position < error.position);
     return {
       changes: applier.apply(before, view),

@@ -62,13 +62,10 @@ export class MemoryPrimitives implements SyncPrimitives {
   }
 
   writeChanges(name: string, generation: number, changes: Changeset): void {
-    let docs = this.#docs.get(slot(name, generation));
-    if (!docs) {
-      docs = new Map();
-      this.#docs.set(slot(name, generation), docs);
-    }
+    const docs = this.#docs.get(slot(name, generation)) ?? new Map<string, StoredDoc>();
+    this.#docs.set(slot(name, generation), docs);
     const set = (key: string, doc: StoredDoc | undefined) => {
-      const before = (docs as Map<string, StoredDoc>).get(key);
+      const before = docs.get(key);
       this.#journal?.push(() => (before ? docs.set(key, before) : docs.delete(key)));
       if (doc) docs.set(key, { ...doc });
       else docs.delete(key);

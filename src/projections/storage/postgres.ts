@@ -196,12 +196,10 @@ export class PostgresReadModelStore implements ReadModelStore {
         const record = await this.#lock(tx.client, projection.name);
         if (!record || record.version !== projection.version || record.error !== null) continue;
         const { written, others } = await tx.eventsAfter(record.position);
-        const events = [...others, ...written];
-        if (events.length === 0) continue;
-        const view = await this.#preload(tx.client, projection.name, record.generation, events, projection.applier, tx.readStream);
-        const applied = applyInline(record, projection.applier, others, written, view, now()) as NonNullable<
-          ReturnType<typeof applyInline>
-        >;
+        const all = [...others, ...written];
+        const view = await this.#preload(tx.client, projection.name, record.generation, all, projection.applier, tx.readStream);
+        const applied = applyInline(record, projection.applier, others, written, view, now());
+        if (!applied) continue;
         await this.#write(tx.client, projection.name, record.generation, applied.changes);
         await this.#put(tx.client, applied.record);
       }
