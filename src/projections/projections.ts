@@ -14,7 +14,11 @@ import type { ProjectionRecord, ReadModelStore, Target } from './storage/types.j
 export interface ProjectionsOptions {
   /** Events per transaction for consumers and rebuilds; default 1000. */
   batchSize?: number;
-  /** Told when a projection stops on a handler error (it is also in status()). */
+  /**
+   * Told when a consumer, catch-up or rebuild of this object stops a projection on a handler error
+   * (it is also in status()). An inline projection stopped inside an append, on another writer's
+   * event, shows in status() only: the append's transaction may still roll back.
+   */
   onError?: (error: ProjectionHandlerError) => void;
   /**
    * Only look: no registry rows created, no rebuild started, no inline

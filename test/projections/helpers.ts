@@ -47,16 +47,24 @@ export async function openSharedStore(kind: Kind): Promise<{ store: EventStore; 
   return { store: await openStore(url.toString()), url: url.toString() };
 }
 
-const appender = join(root, 'test/fixtures/projections-appender.ts');
 const children = new Set<ChildProcess>();
+/** Kills (SIGKILL) every fixture process still running: for afterEach. */
 export function killChildren(): void {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   children.clear();
 }
 
-/** test/fixtures/projections-appender.ts in a process of its own: resolves with its output once it exits. */
-export function appenderProcess(args: string[]): { ready: Promise<void>; stop: () => void; done: Promise<string> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', appender, ...args], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+export interface Fixture {
+  child: ChildProcess;
+  /** Resolves once the process prints "ready" (or exits). */
+  ready: Promise<void>;
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>;
+}
+
+/** A TypeScript fixture of test/fixtures in a process of its own, stdin open. */
+export function runFixture(name: string, args: string[]): Fixture {
+  const script = join(root, 'test/fixtures', name);
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
   let err = '';
@@ -71,14 +79,26 @@ export function appenderProcess(args: string[]): { ready: Promise<void>; stop: (
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     err += chunk;
   });
-  const done = new Promise<string>((resolve, reject) => {
-    child.on('close', (code) => {
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>((resolve) => {
+    child.on('close', (code, signal) => {
       onReady();
-      if (code === 0) resolve(out.trim());
-      else reject(new Error(`the appender exited with ${code}: ${err}`));
+      resolve({ code, signal, out, err });
     });
   });
-  return { ready, stop: () => child.stdin.write('stop\n'), done };
+  return { child, ready, done };
+}
+
+/** test/fixtures/projections-appender.ts: `done` resolves with its output once it exits, and rejects if it failed. */
+export function appenderProcess(args: string[]): { ready: Promise<void>; stop: () => void; done: Promise<string> } {
+  const { child, ready, done } = runFixture('projections-appender.ts', args);
+  return {
+    ready,
+    stop: () => child.stdin?.write('stop\n'),
+    done: done.then(({ code, out, err }) => {
+      if (code !== 0) throw new Error(`the appender exited with ${code}: ${err}`);
+      return out.trim();
+    }),
+  };
 }
 
 export interface ItemDoc extends Doc {
