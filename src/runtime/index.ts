@@ -33,12 +33,11 @@ export {
   type ParticipantInfo,
 } from './coordinator.js';
 export { diffState, formatPath, type StateDiff, type StatePath } from './diff.js';
+export { type DriveResult, driveRun } from './driver.js';
 export * from './errors.js';
 export * from './events.js';
 export {
-  type CompensationProgress,
   checkpointIndexOf,
-  compensationProgress,
   effectiveEvents,
   foldState,
   type JournalEntry,
@@ -46,7 +45,7 @@ export {
   type RunStatus,
   rollbacksOf,
   statusAfter,
-} from './history.js';
+} from './journal.js';
 export { backoffDelay, type Decision, decide, type FailurePolicy, type RetryOptions } from './policy.js';
 export {
   builtInProjections,
@@ -61,6 +60,16 @@ export {
   toolStats,
   toolStepsProjection,
 } from './read-models.js';
+export {
+  type DecideOptions,
+  type Hooks,
+  markerOf,
+  nextAction,
+  type ProtocolAction,
+  pendingRequest,
+  type Rest,
+  type StepRef,
+} from './rollback/decide.js';
 export { streamOf as runStreamId } from './run-log.js';
 export {
   type ClaimedRun,

@@ -30,7 +30,7 @@ describe.each(backends)('SIGKILL crash test (%s)', (_name, storeUrl) => {
         kills++;
         const probe = await openStore(db);
         const [tail] = await probe.read('run-victim', { direction: 'backward', limit: 1 });
-        if (tail) seen.add(statusAfter(tail.type));
+        if (tail) seen.add(statusAfter(tail));
         await probe.close();
       }
     }
