@@ -146,8 +146,11 @@ export function statusAfter(event: Pick<EventEnvelope, 'type' | 'data'>): RunSta
       return 'rolling_back';
     case RunEvents.NeedsAttention:
       return 'needs_attention';
-    case RunEvents.RolledBack:
-      return 'rolled_back';
+    case RunEvents.RolledBack: {
+      // Only a rollback that stops rests there: after 'retry' the run goes on, after 'fail' (an older build's log) its failure is yet to be written.
+      const after = (event.data as { after?: unknown } | null)?.after;
+      return after === 'retry' ? 'running' : after === 'fail' ? 'rolling_back' : 'rolled_back';
+    }
     case RunEvents.RunCompleted:
       return 'completed';
     case RunEvents.RunFailed:

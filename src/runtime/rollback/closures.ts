@@ -53,6 +53,19 @@ export class Closures {
     const own = this.#pass?.compensators.get(step.key);
     if (own) return own;
     const { compensate, verify } = this.#declared(step.name);
+    // A step the replay met open and the protocol then settled: its hooks are in its options.
+    const open = this.#pass?.finishers.get(step.key);
+    if (open) {
+      const { options } = open;
+      return {
+        step: step.name,
+        key: step.key,
+        result,
+        compensate: options.compensate ?? compensate,
+        verify: options.verify ?? verify,
+        retry: options.compensationRetry ?? retry,
+      };
+    }
     const inline = step.undo ?? (this.replayed ? [] : undefined);
     if (!inline || (inline.includes('compensate') && !compensate) || (inline.includes('verify') && !verify)) return undefined;
     return { step: step.name, key: step.key, result, compensate, verify, retry };
