@@ -1,8 +1,17 @@
 import type { EventEnvelope } from '../../src/events/envelope.js';
-import { createRuntime, effectiveEvents, isRunEvent, RunEvents, type Runtime, runStreamId } from '../../src/runtime/index.js';
+import { createCoordinator, GroupEvents, groupStreamOf, isGroupEvent } from '../../src/runtime/coordinator.js';
+import {
+  createRuntime,
+  effectiveEvents,
+  isRunEvent,
+  RunEvents,
+  type Runtime,
+  runStreamId,
+  type Workflow,
+} from '../../src/runtime/index.js';
 import type { EventStore } from '../../src/store/types.js';
 import type { Ledger } from './ledger.js';
-import { play, type Scenario, type World } from './scenarios.js';
+import { PARTICIPANTS, play, type RunState, type Scenario, type World } from './scenarios.js';
 
 /** The runtime every process of a crash test drives with: quick compensation retries, so a flaky one costs no wall time. */
 export function tortureRuntime(store: EventStore, workflow: ReturnType<Scenario['workflow']>): Runtime {
@@ -13,12 +22,16 @@ export function tortureRuntime(store: EventStore, workflow: ReturnType<Scenario[
 export async function operate(store: EventStore, world: World, scenario: Scenario, runId: string): Promise<void> {
   const workflow = scenario.workflow(world);
   const runtime = tortureRuntime(store, workflow);
+  const definition = scenario.group?.(world);
+  const group = definition && { coordinator: createCoordinator(runtime, { groups: [definition] }), definition };
   for (let moves = 0; moves < 40; moves++) {
     const events = await store.read(runStreamId(runId));
     const info = events.length > 0 ? await runtime.get(runId) : undefined;
-    const move = scenario.next({ info, events }, world);
+    const state: RunState = { info, events };
+    if (group && (await store.streamVersion(groupStreamOf(runId))) > 0) state.group = await group.coordinator.get(runId);
+    const move = scenario.next(state, world);
     if (!move) return;
-    await play(runtime, workflow, runId, move);
+    await play(runtime, workflow, runId, move, group);
   }
   throw new Error(`scenario ${scenario.name} did not end within 40 moves`);
 }
@@ -29,6 +42,40 @@ export async function operate(store: EventStore, world: World, scenario: Scenari
  * words; empty when nothing is.
  */
 export async function violations(store: EventStore, ledger: Ledger, scenario: Scenario, runId: string): Promise<string[]> {
+  if (!scenario.group) return runViolations(store, ledger, scenario.expect, scenario.workflow({ ledger, dir: '' }), runId);
+  const definition = scenario.group({ ledger, dir: '' });
+  const out: string[] = [];
+  for (const [i, name] of PARTICIPANTS.entries()) {
+    const workflow = definition.participants[i]?.workflow as Workflow;
+    const expect = { ...scenario.expect, net: name === 'payer' ? [...scenario.expect.net, 'charge'] : scenario.expect.net };
+    for (const v of await runViolations(store, ledger, expect, workflow, `${runId}.${name}`)) out.push(`${name}: ${v}`);
+  }
+  // The group's markers are where GroupRolledBack says, and a finished group resumed again writes nothing.
+  const groupEvents = await store.read(groupStreamOf(runId));
+  for (const e of groupEvents) {
+    if (!isGroupEvent(e, GroupEvents.GroupRolledBack)) continue;
+    for (const m of e.data.markers) {
+      const [marker] = await store.read(runStreamId(m.runId), { from: m.version, to: m.version });
+      if (marker?.type !== RunEvents.RolledBack || marker.position < e.position)
+        out.push(`GroupRolledBack names ${m.runId}@${m.version}, which is not its marker`);
+    }
+  }
+  const runtime = tortureRuntime(store, definition.participants[0]?.workflow as Workflow);
+  const coordinator = createCoordinator(runtime, { groups: [definition] });
+  const info = await coordinator.resume(runId);
+  if (info.status !== 'completed') out.push(`group ${info.status}, expected completed`);
+  if (info.version !== groupEvents.length)
+    out.push(`a second resume of the group wrote events (v${groupEvents.length} -> v${info.version})`);
+  return out;
+}
+
+async function runViolations(
+  store: EventStore,
+  ledger: Ledger,
+  expected: Scenario['expect'],
+  workflow: Workflow,
+  runId: string,
+): Promise<string[]> {
   const out: string[] = [];
   const events = await store.read(runStreamId(runId));
   const entries = ledger.entries().filter((e) => e.key.startsWith(`${runId}:`));
@@ -57,8 +104,7 @@ export async function violations(store: EventStore, ledger: Ledger, scenario: Sc
   for (const e of net) if (!effective.has(e.key)) out.push(`effect ${e.key} was rolled back in the log but never undone`);
   for (const key of effective) if (undone.has(key)) out.push(`effect ${key} counts in the log but was undone`);
   const names = net.map((e) => e.step).sort();
-  if (names.join(',') !== [...scenario.expect.net].sort().join(','))
-    out.push(`effects left: [${names}], expected [${scenario.expect.net}]`);
+  if (names.join(',') !== [...expected.net].sort().join(',')) out.push(`effects left: [${names}], expected [${expected.net}]`);
 
   // Newest first: each rollback undid its steps in the reverse order of their completion.
   const completedAt = new Map<string, number>();
@@ -77,11 +123,10 @@ export async function violations(store: EventStore, ledger: Ledger, scenario: Sc
   }
 
   const last = events[events.length - 1];
-  const runtime = tortureRuntime(store, scenario.workflow({ ledger, dir: '' }));
+  const runtime = tortureRuntime(store, workflow);
   const info = await runtime.get(runId);
-  if (info.status !== scenario.expect.status) out.push(`status ${info.status}, expected ${scenario.expect.status}`);
-  if (info.rollbacks.length !== scenario.expect.rollbacks)
-    out.push(`${info.rollbacks.length} rollbacks, expected ${scenario.expect.rollbacks}`);
+  if (info.status !== expected.status) out.push(`status ${info.status}, expected ${expected.status}`);
+  if (info.rollbacks.length !== expected.rollbacks) out.push(`${info.rollbacks.length} rollbacks, expected ${expected.rollbacks}`);
   const report = await store.verify();
   if (!report.ok) out.push(`verify: ${JSON.stringify(report)}`);
 

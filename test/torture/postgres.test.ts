@@ -3,7 +3,7 @@ import { scenarios } from './scenarios.js';
 import { describeTorture } from './torture.js';
 
 /** A smaller set on PostgreSQL: each protocol path once, compensations inline. */
-const PATHS = ['rollback-retry', 'compensate-and-fail', 'rollback-then-fail', 'parallel', 'operator-retry', 'rollback-not-resume'];
+const PATHS = ['rollback-retry', 'compensate-and-fail', 'rollback-then-fail', 'parallel', 'operator-retry', 'rollback-not-resume', 'group'];
 
 describeTorture({
   name: 'PostgreSQL',

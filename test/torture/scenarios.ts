@@ -1,6 +1,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EventEnvelope } from '../../src/events/envelope.js';
+import type { Coordinator, GroupDefinition, GroupInfo } from '../../src/runtime/coordinator.js';
 import {
   type CompensationIO,
   defineWorkflow,
@@ -34,15 +35,22 @@ export type Move =
   | { kind: 'rollback'; request: RollbackRequest }
   | { kind: 'resume' }
   | { kind: 'retry' }
-  | { kind: 'resolve' };
+  | { kind: 'resolve' }
+  /** The coordinator starts a group, or picks it up where its log ends. */
+  | { kind: 'start-group' }
+  | { kind: 'resume-group' };
 
 export interface RunState {
   info: RunInfo | undefined;
   events: EventEnvelope[];
+  /** For a group scenario: the group as the coordinator reads it. */
+  group?: GroupInfo;
 }
 
 export interface Scenario {
   name: string;
+  /** A group of agents: the run id is the group's id, and `next` moves the coordinator. */
+  group?: (world: World) => GroupDefinition;
   /** Compensations given inline to each step, or declared on the workflow by step name. */
   hooks: 'inline' | 'declared';
   workflow: (world: World) => Workflow;
@@ -328,8 +336,48 @@ const defs: Def[] = [
   },
 ];
 
-export const scenarios: Scenario[] = defs.flatMap((d) =>
-  (['inline', 'declared'] as const).map((hooks) => ({ ...d, hooks, workflow: (world: World) => d.workflow(hooks, world) })),
+/**
+ * Three agents, two compensable steps each after "planned"; the payer's charge
+ * fails on its first path, so the group rolls back to "planned" together and
+ * the operator resumes it. Each agent's `expect` is in `participants`.
+ */
+export const PARTICIPANTS = ['planner', 'booker', 'payer'] as const;
+function agents(hooks: Scenario['hooks'], world: World): GroupDefinition {
+  const agent = (name: string) =>
+    flow(`group-${name}`, hooks, world, { undoable: ['one', 'two', 'charge'] }, async (ctx, b) => {
+      await ctx.checkpoint('planned');
+      await b.act('one');
+      await b.act('two');
+      if (name === 'payer') {
+        await b.check('card', ctx.rollbacks.length < 1);
+        await b.act('charge');
+      }
+    });
+  return {
+    name: `torture-group-${hooks}`,
+    participants: PARTICIPANTS.map((name) => ({ name, workflow: agent(name), input: null })),
+    onFailure: { rollbackTo: 'planned' },
+  };
+}
+const group: Def = {
+  name: 'group',
+  workflow: (h, w) => (agents(h, w).participants[0] as { workflow: Workflow }).workflow,
+  next: (state) => {
+    if (!state.group) return { kind: 'start-group' };
+    if (state.group.status === 'completed') return undefined;
+    return { kind: 'resume-group' };
+  },
+  // Per agent; the payer also keeps its charge.
+  expect: { status: 'completed', rollbacks: 1, net: ['one', 'two'] },
+};
+
+export const scenarios: Scenario[] = [...defs, group].flatMap((d) =>
+  (['inline', 'declared'] as const).map((hooks) => ({
+    ...d,
+    hooks,
+    workflow: (world: World) => d.workflow(hooks, world),
+    ...(d === group ? { group: (world: World) => agents(hooks, world) } : {}),
+  })),
 );
 
 export function scenario(name: string, hooks: string): Scenario {
@@ -339,8 +387,20 @@ export function scenario(name: string, hooks: string): Scenario {
 }
 
 /** Carries out one move of the operator's. */
-export async function play(runtime: Runtime, workflow: Workflow, runId: string, move: Move): Promise<void> {
+export async function play(
+  runtime: Runtime,
+  workflow: Workflow,
+  runId: string,
+  move: Move,
+  group?: { coordinator: Coordinator; definition: GroupDefinition },
+): Promise<void> {
   switch (move.kind) {
+    case 'start-group':
+      await group?.coordinator.start(group.definition, runId);
+      return;
+    case 'resume-group':
+      await group?.coordinator.resume(runId);
+      return;
     case 'start':
       await runtime.start(workflow, null, { runId });
       return;
