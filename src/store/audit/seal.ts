@@ -1,4 +1,4 @@
-import { ConcurrencyError } from '../../events/errors.js';
+import { ConcurrencyError, EventIdConflictError } from '../../events/errors.js';
 import { MerkleAccumulator } from '../../events/merkle.js';
 import { type KeyInput, privateKeyFrom, publicKeyFrom } from '../../events/signing.js';
 import { checkSignature, type StreamHead, signDigest } from '../../events/tree-head.js';
@@ -72,10 +72,12 @@ export async function sealLog(
   );
   try {
     const expectedVersion = sealVersion === 0 ? 'no_stream' : sealVersion;
-    const result = await append({ streamId: SEAL_STREAM, expectedVersion, events: [{ type: SEAL_TYPE, data: digest }] });
+    // The id names what is sealed, so the same log sealed twice holds the same bytes.
+    const id = `seal-${position}-${digest.treeHead.root.slice(0, 16)}`;
+    const result = await append({ streamId: SEAL_STREAM, expectedVersion, events: [{ id, type: SEAL_TYPE, data: digest }] });
     return { digest, position: result.position };
   } catch (error) {
-    if (error instanceof ConcurrencyError) return undefined;
+    if (error instanceof ConcurrencyError || error instanceof EventIdConflictError) return undefined;
     throw error;
   }
 }
