@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { scratch, writeHash } from './bytes.js';
 import { canonicalJson } from './canonical.js';
 import type { EventEnvelope, EventMetadata } from './envelope.js';
 
@@ -58,11 +59,12 @@ export interface LeafFields {
  */
 export function eventLeaf(event: LeafFields, digest: string): string {
   const place = `${event.position}\n${event.version}\n${event.recordedAt}`;
-  const bytes = Buffer.alloc(65 + Buffer.byteLength(place));
-  bytes.write(event.hash, 1, 'hex');
-  bytes.write(digest, 33, 'hex');
-  bytes.write(place, 65, 'utf8');
-  return hash('sha256', bytes, 'hex');
+  const bytes = scratch(65 + 3 * place.length);
+  bytes[0] = 0;
+  writeHash(bytes, event.hash, 1);
+  writeHash(bytes, digest, 33);
+  const end = 65 + bytes.write(place, 65, 'utf8');
+  return hash('sha256', bytes.subarray(0, end), 'hex');
 }
 
 /**
@@ -73,12 +75,11 @@ export function eventLeaf(event: LeafFields, digest: string): string {
  */
 export function chainLink(previous: string, version: number, recordedAt: string, digest: string): string {
   const middle = `${version}\n${recordedAt}\n`;
-  const length = Buffer.byteLength(middle);
-  const bytes = Buffer.alloc(64 + length);
-  bytes.write(previous, 0, 'hex');
-  bytes.write(middle, 32, 'utf8');
-  bytes.write(digest, 32 + length, 'hex');
-  return hash('sha256', bytes, 'hex');
+  const bytes = scratch(64 + 3 * middle.length);
+  writeHash(bytes, previous, 0);
+  const length = bytes.write(middle, 32, 'utf8');
+  writeHash(bytes, digest, 32 + length);
+  return hash('sha256', bytes.subarray(0, 64 + length), 'hex');
 }
 
 export interface ChainBreak {

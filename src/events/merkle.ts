@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { scratch, writeHash } from './bytes.js';
 
 /**
  * The Merkle tree of Certificate Transparency (RFC 9162 §2.1) with SHA-256:
@@ -11,14 +12,12 @@ import { hash } from 'node:crypto';
 /** The root of a tree without leaves: SHA-256 of nothing. */
 export const EMPTY_ROOT = hash('sha256', '', 'hex');
 
-// One buffer for every inner node: 0x01, then the two children.
-const node = Buffer.alloc(65);
-node[0] = 1;
-
 export function nodeHash(left: string, right: string): string {
-  node.write(left, 1, 'hex');
-  node.write(right, 33, 'hex');
-  return hash('sha256', node, 'hex');
+  const node = scratch(65);
+  node[0] = 1;
+  writeHash(node, left, 1);
+  writeHash(node, right, 33);
+  return hash('sha256', node.subarray(0, 65), 'hex');
 }
 
 /** The sizes of the perfect subtrees a tree of `size` leaves is made of, left to right: its binary digits, highest first. */

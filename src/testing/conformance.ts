@@ -390,7 +390,10 @@ export function describeEventStoreConformance(name: string, open: () => Promise<
 
         const proof = await store.prove(events[0]!.id);
         expect(proof.treeHead).toEqual(second?.digest.treeHead);
-        expect(checkProof(proof, keys.publicKey)).toMatchObject({ ok: true, event: { id: events[0]!.id, streamId: 'order-1', version: 3 } });
+        expect(checkProof(proof, keys.publicKey)).toMatchObject({
+          ok: true,
+          event: { id: events[0]!.id, streamId: 'order-1', version: 3 },
+        });
         expect(checkProof(proof, generateKeyPair().publicKey)).toMatchObject({ ok: false });
         expect(checkProof({ ...proof, event: { ...proof.event, data: { forged: true } } }, keys.publicKey)).toMatchObject({ ok: false });
       });
