@@ -134,12 +134,8 @@ export class Auditor {
     if (this.problems.length < this.#max) this.problems.push(problem);
   }
 
-  /**
-   * One stored row, in position order (or, for one stream, version order).
-   * Returns the row when it could be read, with its leaf, so callers that
-   * build proofs need not compute either again.
-   */
-  feed(raw: RawRow): { row?: StoredRow; leaf: string } {
+  /** One stored row, in position order (or, for one stream, version order). */
+  feed(raw: RawRow): void {
     while (this.#nextCheck < this.#checks.length && (this.#checks[this.#nextCheck] as PendingCheck).x.position < raw.position) {
       this.#evaluate(this.#checks[this.#nextCheck++] as PendingCheck);
     }
@@ -154,18 +150,9 @@ export class Auditor {
     this.#lastPosition = raw.position;
     this.#events++;
     const checked = checkRow(raw);
-    let leaf: string;
-    let row: StoredRow | undefined;
-    if ('why' in checked) {
-      leaf = leafOfUnreadable(raw);
-      this.#unreadable(raw, checked.why);
-    } else {
-      row = checked.row;
-      leaf = leafOfRow(row);
-      this.#link(row);
-    }
-    if (this.#scope === 'log') this.#pushLeaf(leaf, raw.position);
-    return { row, leaf };
+    if ('why' in checked) this.#unreadable(raw, checked.why);
+    else this.#link(checked.row);
+    if (this.#scope === 'log') this.#pushLeaf('why' in checked ? leafOfUnreadable(raw) : leafOfRow(checked.row), raw.position);
   }
 
   /** Checks what remains to check once every row has been fed. */

@@ -5,12 +5,12 @@ import { type InclusionProof, PROOF_FORMAT } from '../../events/proof.js';
 import { privateKeyFrom } from '../../events/signing.js';
 import { parseDigest, signDigest, type TreeHead } from '../../events/tree-head.js';
 import { SEAL_STREAM } from '../system-streams.js';
-import type { RawRow, StorageBackend } from '../types.js';
+import type { StorageBackend } from '../types.js';
 import { LogCorruptError } from './errors.js';
 import type { ProveOptions } from './report.js';
 import { checkRow, envelopeOf, leafOfRow, leafOfUnreadable, parseContent } from './row.js';
+import { logRows, streamRows } from './scan.js';
 import { sealOfRow } from './seals.js';
-import { SCAN_PAGE } from './verify.js';
 
 interface Target {
   treeHead: TreeHead;
@@ -38,29 +38,22 @@ export async function proveEvent(
   let leaves: Buffer = Buffer.alloc(32 * 1024);
   let found: { index: number; event: EventEnvelope } | undefined;
   let target: Target | undefined = given;
-  let to = given ? given.treeHead.position : head;
 
-  walk: for (let from = 1; from <= to; ) {
-    const rows = await backend.scanLog(from, to, SCAN_PAGE);
-    for (const raw of rows) {
-      if (target && raw.position > target.treeHead.position) break walk;
-      const checked = checkRow(raw);
-      const leaf = 'why' in checked ? leafOfUnreadable(raw) : leafOfRow(checked.row);
-      if (leaves.length < 32 * (tree.size + 1)) leaves = grow(leaves);
-      leaves.write(leaf, 32 * tree.size, 'hex');
-      if (raw.id === eventId) {
-        if ('why' in checked) throw new LogCorruptError(`event ${eventId} cannot be read (${checked.why}), so it cannot be proved`);
-        const content = parseContent(checked.row);
-        if ('why' in content) throw new LogCorruptError(`event ${eventId} cannot be read (${content.why}), so it cannot be proved`);
-        found = { index: tree.size, event: envelopeOf(checked.row, content) };
-        // Without a digest, the earliest seal at or after the event is the smallest tree that holds it.
-        target ??= seals.find((s) => s.treeHead.position >= raw.position);
-        if (target) to = target.treeHead.position;
-      }
-      tree.push(leaf);
+  for await (const raw of logRows(backend, 1, given ? given.treeHead.position : head)) {
+    if (target && raw.position > target.treeHead.position) break;
+    const checked = checkRow(raw);
+    const leaf = 'why' in checked ? leafOfUnreadable(raw) : leafOfRow(checked.row);
+    if (leaves.length < 32 * (tree.size + 1)) leaves = grow(leaves);
+    leaves.write(leaf, 32 * tree.size, 'hex');
+    if (raw.id === eventId) {
+      if ('why' in checked) throw new LogCorruptError(`event ${eventId} cannot be read (${checked.why}), so it cannot be proved`);
+      const content = parseContent(checked.row);
+      if ('why' in content) throw new LogCorruptError(`event ${eventId} cannot be read (${content.why}), so it cannot be proved`);
+      found = { index: tree.size, event: envelopeOf(checked.row, content) };
+      // Without a digest, the earliest seal at or after the event is the smallest tree that holds it.
+      target ??= seals.find((s) => s.treeHead.position >= raw.position);
     }
-    if (rows.length < SCAN_PAGE) break;
-    from = (rows[rows.length - 1] as RawRow).position + 1;
+    tree.push(leaf);
   }
 
   if (!found) {
@@ -94,15 +87,11 @@ export async function proveEvent(
 /** The seals' tree heads, oldest first; their signatures are the checker's business. */
 async function sealHeads(backend: StorageBackend): Promise<Target[]> {
   const heads: Target[] = [];
-  for (let from = 1; ; ) {
-    const rows = await backend.scanStream(SEAL_STREAM, from, SCAN_PAGE);
-    for (const raw of rows) {
-      const seal = sealOfRow(raw);
-      if (!('why' in seal)) heads.push({ treeHead: seal.digest.treeHead, signature: seal.digest.signature });
-    }
-    if (rows.length < SCAN_PAGE) return heads;
-    from += SCAN_PAGE;
+  for await (const raw of streamRows(backend, SEAL_STREAM)) {
+    const seal = sealOfRow(raw);
+    if (!('why' in seal)) heads.push({ treeHead: seal.digest.treeHead, signature: seal.digest.signature });
   }
+  return heads;
 }
 
 function grow(buffer: Buffer): Buffer {

@@ -3,12 +3,12 @@ import { MerkleAccumulator } from '../../events/merkle.js';
 import { type KeyInput, privateKeyFrom, publicKeyFrom } from '../../events/signing.js';
 import { checkSignature, type StreamHead, signDigest } from '../../events/tree-head.js';
 import { SEAL_STREAM, SEAL_TYPE } from '../system-streams.js';
-import type { AppendResult, RawRow, StorageBackend, StreamAppend } from '../types.js';
+import type { AppendResult, StorageBackend, StreamAppend } from '../types.js';
 import { LogCorruptError } from './errors.js';
 import type { Seal } from './report.js';
 import { checkRow, leafOfRow } from './row.js';
+import { logRows } from './scan.js';
 import { sealOfRow } from './seals.js';
-import { SCAN_PAGE } from './verify.js';
 
 /** Bytes of stream heads one seal lists at most: a seal covering more streams stops short, and the next one goes on. */
 const HEADS_BUDGET = 200 * 1024;
@@ -41,29 +41,24 @@ export async function sealLog(
   let budget = HEADS_BUDGET;
   let position = start.position;
   let fresh = false;
-  scan: for (let from = start.position + 1; from <= head; ) {
-    const rows = await backend.scanLog(from, head, SCAN_PAGE);
-    for (const raw of rows) {
-      const checked = checkRow(raw);
-      if ('why' in checked) {
-        throw new LogCorruptError(`the row at position ${raw.position} cannot be read (${checked.why}), so the log was not sealed`);
-      }
-      const { row } = checked;
-      if (!HEX64.test(row.hash))
-        throw new LogCorruptError(`the hash at position ${row.position} is not a SHA-256, so the log was not sealed`);
-      if (!heads.has(row.streamId)) {
-        const cost = row.streamId.length + 100;
-        if (cost > budget && heads.size > 0) break scan;
-        budget -= cost;
-      }
-      tree.push(leafOfRow(row));
-      heads.set(row.streamId, [row.streamId, row.version, row.position, row.hash]);
-      position = row.position;
-      // The previous seal alone is nothing new to seal.
-      if (row.streamId !== SEAL_STREAM) fresh = true;
+  for await (const raw of logRows(backend, start.position + 1, head)) {
+    const checked = checkRow(raw);
+    if ('why' in checked) {
+      throw new LogCorruptError(`the row at position ${raw.position} cannot be read (${checked.why}), so the log was not sealed`);
     }
-    if (rows.length < SCAN_PAGE) break;
-    from = (rows[rows.length - 1] as RawRow).position + 1;
+    const { row } = checked;
+    if (!HEX64.test(row.hash))
+      throw new LogCorruptError(`the hash at position ${row.position} is not a SHA-256, so the log was not sealed`);
+    if (!heads.has(row.streamId)) {
+      const cost = row.streamId.length + 100;
+      if (cost > budget && heads.size > 0) break;
+      budget -= cost;
+    }
+    tree.push(leafOfRow(row));
+    heads.set(row.streamId, [row.streamId, row.version, row.position, row.hash]);
+    position = row.position;
+    // The previous seal alone is nothing new to seal.
+    if (row.streamId !== SEAL_STREAM) fresh = true;
   }
   if (!fresh) return undefined;
   const digest = signDigest(

@@ -6,8 +6,7 @@ import type { RawRow, StorageBackend } from '../types.js';
 import type { Expectation } from './auditor.js';
 import type { Problem, VerifyReport } from './report.js';
 import { checkRow, parseContent } from './row.js';
-
-const PAGE = 1000;
+import { streamRows } from './scan.js';
 
 /** The seal a row of the seal stream holds, or why it holds none. */
 export function sealOfRow(raw: RawRow): { digest: Digest; position: number; version: number } | { why: string } {
@@ -48,13 +47,8 @@ export interface SealsFound {
  */
 export async function readSeals(backend: StorageBackend, keys: readonly KeyObject[], onlyStream?: string): Promise<SealsFound> {
   const found: SealsFound = { expectations: [], problems: [], summary: { found: 0, verified: 0, unverified: 0, coveredTo: 0 } };
-  for (let from = 1; ; ) {
-    const rows = await backend.scanStream(SEAL_STREAM, from, PAGE);
-    for (const raw of rows) consider(found, raw, keys, onlyStream);
-    if (rows.length < PAGE) return found;
-    const last = rows[rows.length - 1] as RawRow;
-    from = (typeof last.version === 'number' ? last.version : from + PAGE - 1) + 1;
-  }
+  for await (const raw of streamRows(backend, SEAL_STREAM)) consider(found, raw, keys, onlyStream);
+  return found;
 }
 
 function consider(found: SealsFound, raw: RawRow, keys: readonly KeyObject[], onlyStream: string | undefined): void {

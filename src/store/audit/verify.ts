@@ -1,39 +1,19 @@
 import type { KeyObject } from 'node:crypto';
 import { publicKeyFrom } from '../../events/signing.js';
 import { checkSignature, type Digest, parseDigest } from '../../events/tree-head.js';
-import type { RawRow, StorageBackend } from '../types.js';
+import type { StorageBackend } from '../types.js';
 import { Auditor, type Expectation } from './auditor.js';
 import type { VerifyOptions, VerifyProgress, VerifyReport } from './report.js';
-import type { StoredRow } from './row.js';
+import { logRows, SCAN_PAGE, streamRows } from './scan.js';
 import { readSeals } from './seals.js';
 
-/** Rows read per query while walking the log. */
-export const SCAN_PAGE = 5000;
-
-/**
- * Feeds the auditor every row with a position up to `to`, a page at a time,
- * in position order; `onRow` sees each row as the auditor read it.
- */
-export async function walkLog(
-  backend: StorageBackend,
-  auditor: Auditor,
-  to: number,
-  options: {
-    onProgress?: (p: VerifyProgress) => void;
-    onRow?: (raw: RawRow, fed: { row?: StoredRow; leaf: string }) => boolean | undefined;
-  } = {},
-): Promise<void> {
-  for (let from = 1; from <= to; ) {
-    const rows = await backend.scanLog(from, to, SCAN_PAGE);
-    for (const raw of rows) {
-      const fed = auditor.feed(raw);
-      // onRow returns true to stop the walk there.
-      if (options.onRow?.(raw, fed) === true) return;
-    }
-    options.onProgress?.({ position: auditor.lastPosition, head: to, events: auditor.events });
-    if (rows.length < SCAN_PAGE) return;
-    from = (rows[rows.length - 1] as RawRow).position + 1;
+/** Feeds the auditor every row up to position `to`, reporting progress every page. */
+async function walkLog(backend: StorageBackend, auditor: Auditor, to: number, onProgress?: (p: VerifyProgress) => void): Promise<void> {
+  for await (const raw of logRows(backend, 1, to)) {
+    auditor.feed(raw);
+    if (onProgress && auditor.events % SCAN_PAGE === 0) onProgress({ position: raw.position, head: to, events: auditor.events });
   }
+  onProgress?.({ position: to, head: to, events: auditor.events });
 }
 
 /** store.verify(): see EventStore.verify. */
@@ -67,9 +47,10 @@ export async function audit(
   let position: number;
   if (options.streamId === undefined) {
     position = options.upTo ?? (await backend.headPosition());
-    await walkLog(backend, auditor, position, { onProgress: options.onProgress });
+    await walkLog(backend, auditor, position, options.onProgress);
   } else {
-    position = await walkStream(backend, auditor, options.streamId, options.onProgress);
+    position = await walkStream(backend, auditor, options.streamId);
+    options.onProgress?.({ position, head: position, events: auditor.events });
   }
   auditor.finish();
   let empty = await backend.emptyStreams();
@@ -96,26 +77,13 @@ export async function audit(
   return { report, auditor };
 }
 
-async function walkStream(
-  backend: StorageBackend,
-  auditor: Auditor,
-  streamId: string,
-  onProgress: ((p: VerifyProgress) => void) | undefined,
-): Promise<number> {
+async function walkStream(backend: StorageBackend, auditor: Auditor, streamId: string): Promise<number> {
   let last = 0;
-  for (let from = 1; ; ) {
-    const rows = await backend.scanStream(streamId, from, SCAN_PAGE);
-    for (const raw of rows) {
-      auditor.feed(raw);
-      last = Math.max(last, raw.position);
-    }
-    onProgress?.({ position: last, head: last, events: auditor.events });
-    if (rows.length < SCAN_PAGE) return last;
-    const version = (rows[rows.length - 1] as RawRow).version;
-    // A version of the wrong type cannot be paged past: the auditor has reported it.
-    if (typeof version !== 'number') return last;
-    from = version + 1;
+  for await (const raw of streamRows(backend, streamId)) {
+    auditor.feed(raw);
+    last = Math.max(last, raw.position);
   }
+  return last;
 }
 
 export function digestExpectation(digest: Digest, onlyStream?: string): Expectation {

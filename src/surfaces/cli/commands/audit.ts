@@ -210,7 +210,8 @@ export function registerAuditCommands(program: Command): void {
 }
 
 function printReport(report: VerifyReport, seconds: number): void {
-  const rate = seconds > 0 ? `, ${Math.round(report.events / seconds).toLocaleString('en-US')} events/s` : '';
+  // A rate over a fraction of a second measures the start-up, not the walk.
+  const rate = seconds >= 1 ? `, ${Math.round(report.events / seconds).toLocaleString('en-US')} events/s` : '';
   const scope = `${count(report.events, 'event')} in ${count(report.streams, 'stream')} up to position ${report.position}`;
   const { seals, digest } = report;
   const notes: string[] = [];
