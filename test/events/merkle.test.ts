@@ -1,7 +1,15 @@
 import { hash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EMPTY_ROOT, inclusionPath, MerkleAccumulator, nodeHash, peakSizes, rootOfPeaks, verifyInclusion } from '../../src/events/merkle.js';
+import {
+  EMPTY_ROOT,
+  inclusionPath,
+  MerkleAccumulator,
+  nodeHash,
+  peakSizes,
+  rootOfPeaks,
+  verifyInclusion,
+} from '../../src/events/merkle.js';
 
 const leafOf = (hex: string) => hash('sha256', Buffer.concat([Buffer.from([0]), Buffer.from(hex, 'hex')]), 'hex');
 
