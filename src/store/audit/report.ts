@@ -102,7 +102,10 @@ export interface Seal {
 }
 
 export interface ProveOptions {
-  /** Prove against this digest's tree. Otherwise the earliest seal covering the event, or, with `signingKey`, a new tree head at the head. */
+  /**
+   * Prove against this digest's tree. Otherwise the earliest seal covering the event, or, with `signingKey`,
+   * a tree head signed now over the log as it stands (not verified first, unlike digest(): verify before).
+   */
   digest?: Digest;
   signingKey?: KeyInput;
 }
