@@ -106,8 +106,8 @@ export class MemoryBackend implements StorageBackend {
       }
       return resultOf(written.map(toEnvelope));
     });
-    const visible = fresh.filter((row) => !isSystemStream(row.streamId));
-    if (this.#appendHooks.size > 0 && visible.length > 0) {
+    const visible = this.#appendHooks.size > 0 ? fresh.filter((row) => !isSystemStream(row.streamId)) : [];
+    if (visible.length > 0) {
       try {
         const envelopes = visible.map(toEnvelope);
         for (const hook of this.#appendHooks) hook(envelopes);

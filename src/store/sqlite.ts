@@ -313,8 +313,8 @@ export class SqliteBackend implements StorageBackend {
       const written: EventEnvelope[] = [];
       const results = appends.map((append) => this.#write(append, written));
       // Inside the call's savepoint (or transaction): a hook that throws takes the call's events back with it.
-      const visible = this.#appendHooks.size > 0 ? written.filter((e) => !isSystemStream(e.streamId)) : written;
-      if (this.#appendHooks.size > 0 && visible.length > 0) for (const hook of this.#appendHooks) hook(visible);
+      const visible = this.#appendHooks.size > 0 ? written.filter((e) => !isSystemStream(e.streamId)) : [];
+      if (visible.length > 0) for (const hook of this.#appendHooks) hook(visible);
       if (savepoint) this.#sql.release.run();
       return { ok: true, results };
     } catch (error) {
