@@ -55,6 +55,8 @@ export function registerWorkerCommand(program: Command): void {
     .action(async (opts: WorkerCommandOptions, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions & WorkerCommandOptions>();
       const workflows = await loadWorkflows(opts.workflows);
+      // Read before anything starts: a key that cannot be read stops the worker here.
+      const key = opts.seal ? signingKeyIf(opts.key) : undefined;
       // Seals are reported like the worker's own events: a line per seal, or a JSON object with --json.
       const say = (event: { type: 'sealed'; position: number; covers: number } | { type: 'seal-failed'; message: string }) => {
         const at = new Date().toISOString();
@@ -95,7 +97,6 @@ export function registerWorkerCommand(program: Command): void {
         // The read models the CLI, the API and the debugger query; following the log here keeps their lag near zero.
         const projections = opts.projections ? await openProjections(store, [...builtInProjections]) : undefined;
         projections?.start();
-        const key = opts.seal ? signingKeyIf(opts.key) : undefined;
         const sealing =
           key &&
           startSealing(store, {
