@@ -17,7 +17,7 @@ export const EXIT = {
 
 export function exitCodeFor(error: unknown): number {
   if (!(error instanceof RewindError)) return EXIT.failed;
-  if (error.code === 'VALIDATION' || error.code === 'HTTP_CONFIG') return EXIT.usage;
+  if (error.code === 'VALIDATION' || error.code === 'HTTP_CONFIG' || error.code === 'SIGNING_KEY') return EXIT.usage;
   if (error.code === 'CONCURRENCY' || error.code === 'EVENT_ID_CONFLICT') return EXIT.conflict;
   if (error.code === 'STORE_CONFIG' || error.code === 'STORE_CLOSED' || error.code === 'PROJECTIONS_UNSUPPORTED') return EXIT.store;
   if (error.code.endsWith('NOT_FOUND') || error.code === 'TIME_TRAVEL') return EXIT.notFound;

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { RewindError } from '../../events/errors.js';
+import { registerAuditCommands } from './commands/audit.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerLogCommands } from './commands/log.js';
 import { registerMcpCommand } from './commands/mcp.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerRunCommands(program);
   registerTimeTravelCommands(program);
   registerLogCommands(program);
+  registerAuditCommands(program);
   registerProjectionCommands(program);
   registerWorkerCommand(program);
   registerServeCommand(program);

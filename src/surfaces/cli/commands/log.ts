@@ -1,32 +1,10 @@
 import type { Command } from 'commander';
-import { NotFoundError, ValidationError } from '../../../events/errors.js';
+import { ValidationError } from '../../../events/errors.js';
 import { type GlobalOptions, withStore } from '../context.js';
-import { EXIT } from '../exit-codes.js';
 import { colour, printJson, table } from '../output.js';
 
-/** Commands over the raw log: verify, streams, events. */
+/** Commands over the raw log: streams, events. */
 export function registerLogCommands(program: Command): void {
-  program
-    .command('verify')
-    .description('walk the hash chains and report the first broken link of each stream')
-    .argument('[stream]', 'only this stream (a run id is a stream too)')
-    .addHelpText('after', '\nExamples:\n  rewind verify\n  rewind verify run-42 --json')
-    .action(async (stream: string | undefined, _opts, cmd: Command) => {
-      const options = cmd.optsWithGlobals<GlobalOptions>();
-      const report = await withStore(options, (store) => store.verify(stream ? { streamId: stream } : {}));
-      if (stream && report.streams === 0) {
-        throw new NotFoundError(`stream "${stream}"`, 'list streams with `rewind streams`');
-      }
-      if (options.json) printJson(report);
-      else if (report.ok) {
-        console.log(`${colour.green('✓')} ${plural(report.events, 'event')} in ${plural(report.streams, 'stream')}: every link holds`);
-      } else {
-        console.log(`${colour.red('✗')} ${report.breaks.length} of ${report.streams} streams are broken`);
-        for (const b of report.breaks) console.log(`  ${colour.bold(b.streamId)} at version ${b.version}: ${b.reason}`);
-      }
-      process.exitCode = report.ok ? EXIT.ok : EXIT.failed;
-    });
-
   program
     .command('streams')
     .description('list streams with their version')
@@ -77,8 +55,6 @@ export function registerLogCommands(program: Command): void {
       );
     });
 }
-
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 export function parseCount(value: string): number {
   const n = Number(value);
