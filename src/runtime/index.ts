@@ -5,14 +5,15 @@
  *   uuid, sleep, checkpoint) is one journal entry, matched by call order on
  *   replay; a recorded result is returned without running anything again.
  * - The effective history drops, for every RolledBack marker, the events
- *   between its target and itself; nothing is ever deleted (history.ts).
- * - Every append expects the version the worker last saw, so a second worker
+ *   between its target and itself; nothing is ever deleted (journal.ts).
+ * - Every append expects the version the driver last saw, so a second worker
  *   (or a cancel, or an operator's rollback) makes the first one stop.
- * - A rollback is RollbackRequested, then compensations newest first, verify
- *   hooks, then RolledBack; what is left to do is derived from the events,
- *   so a crash anywhere in it resumes it (rollback.ts).
- * - Pure parts: history.ts, policy.ts, the breaker transitions. The shell:
- *   context.ts (one pass of `run`), rollback.ts, runtime.ts.
+ * - The rollback protocol is one state machine: a pure decider says the next
+ *   action from a run's events (rollback/decide.ts), one executor carries it
+ *   out and appends (rollback/execute.ts), one loop asks again (driver.ts).
+ * - Pure parts: journal.ts, rollback/decide.ts, policy.ts, the breaker
+ *   transitions. The shell: context.ts (one pass of `run`), the executor,
+ *   driver.ts, runtime.ts (the facade).
  */
 export { BreakerEvents, type BreakerOptions, type BreakerState, Breakers } from './breaker.js';
 export { type Clock, systemClock } from './clock.js';
