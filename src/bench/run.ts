@@ -29,6 +29,7 @@ export const SECTIONS: Record<string, Section> = {
   sqlite: async (s) => (await import('./store-sqlite.js')).benchSqliteStore(s),
   postgres: async (s, url) => (await import('./store-postgres.js')).benchPostgresStore(await url(), s),
   runtime: async (s, url) => (await import('./runtime.js')).benchRuntime(s, url),
+  audit: async (s, url) => (await import('./audit.js')).benchAudit(s, url),
   projections: async (s, url) =>
     (await fromCheckout<{ benchProjections: (s: number, u: () => Promise<string>) => Promise<void> }>('projections')).benchProjections(
       s,

@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { scratch, writeHash } from './bytes.js';
 import { canonicalJson } from './canonical.js';
 import type { EventEnvelope, EventMetadata } from './envelope.js';
 
@@ -22,6 +23,51 @@ export function contentDigest(event: EventContent): string {
 }
 
 /**
+ * contentDigest() from data and metadata already in canonical JSON (as the
+ * store writes and keeps them): the same bytes in sorted key order, built
+ * without parsing and serialising again.
+ */
+export function contentDigestOfJson(
+  id: string,
+  streamId: string,
+  type: string,
+  schemaVersion: number,
+  dataJson: string,
+  metadataJson: string,
+): string {
+  return hash(
+    'sha256',
+    `{"data":${dataJson},"id":${JSON.stringify(id)},"metadata":${metadataJson},"schemaVersion":${schemaVersion},"streamId":${JSON.stringify(streamId)},"type":${JSON.stringify(type)}}`,
+    'hex',
+  );
+}
+
+/** Where an event sits in the log and what it links to: with its content digest, what its leaf commits to. */
+export interface LeafFields {
+  position: number;
+  version: number;
+  recordedAt: string;
+  /** The stored link of its stream's chain. */
+  hash: string;
+}
+
+/**
+ * The event's leaf in the log's Merkle tree (events/merkle.ts), in position
+ * order: H(0x00 ‖ link ‖ content digest ‖ "position\nversion\nrecordedAt").
+ * It commits to the content, the place in the log and in the stream, and the
+ * chain link, so a proof of one event needs the event alone.
+ */
+export function eventLeaf(event: LeafFields, digest: string): string {
+  const place = `${event.position}\n${event.version}\n${event.recordedAt}`;
+  const bytes = scratch(65 + 3 * place.length);
+  bytes[0] = 0;
+  writeHash(bytes, event.hash, 1);
+  writeHash(bytes, digest, 33);
+  const end = 65 + bytes.write(place, 65, 'utf8');
+  return hash('sha256', bytes.subarray(0, end), 'hex');
+}
+
+/**
  * One link of a stream's chain: H(previous link ‖ version ‖ recordedAt ‖ content digest).
  * The version and time sit outside the digest because the store assigns them,
  * while the digest is computed by the writer; PostgreSQL computes this same link
@@ -29,12 +75,11 @@ export function contentDigest(event: EventContent): string {
  */
 export function chainLink(previous: string, version: number, recordedAt: string, digest: string): string {
   const middle = `${version}\n${recordedAt}\n`;
-  const length = Buffer.byteLength(middle);
-  const bytes = Buffer.alloc(64 + length);
-  bytes.write(previous, 0, 'hex');
-  bytes.write(middle, 32, 'utf8');
-  bytes.write(digest, 32 + length, 'hex');
-  return hash('sha256', bytes, 'hex');
+  const bytes = scratch(64 + 3 * middle.length);
+  writeHash(bytes, previous, 0);
+  const length = bytes.write(middle, 32, 'utf8');
+  writeHash(bytes, digest, 32 + length);
+  return hash('sha256', bytes.subarray(0, 64 + length), 'hex');
 }
 
 export interface ChainBreak {

@@ -3,4 +3,8 @@ export * from './envelope.js';
 export * from './errors.js';
 export * from './hash.js';
 export * from './ids.js';
+export * from './merkle.js';
+export * from './proof.js';
 export * from './registry.js';
+export * from './signing.js';
+export * from './tree-head.js';

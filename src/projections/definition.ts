@@ -18,7 +18,8 @@ export interface ProjectionDefinition<D extends Doc = Doc, N extends string = st
   /** Bump when the handlers change meaning: the model is then rebuilt from position 0 and swapped in. */
   version: number;
   /**
-   * 'inline': applied in the same transaction as the append; a throwing handler fails the append.
+   * 'inline': applied in the same transaction as the append; a handler that throws on an event of the
+   *   append fails the append (on an event another writer appended, it stops the projection instead).
    * 'async' (default): applied by a consumer shortly after; a throwing handler stops the projection.
    */
   mode?: 'inline' | 'async';

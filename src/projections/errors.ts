@@ -3,8 +3,9 @@ import { RewindError } from '../events/errors.js';
 /**
  * A projection's own code (key or evolve) threw, or returned something a read
  * model cannot hold. Inline: the append that carried the event fails and
- * nothing is written. Asynchronous: the projection stops at that event, with
- * this error in its status, until `resume`.
+ * nothing is written. Asynchronous, or inline on an event the append did not
+ * carry (another writer's): the projection stops at that event, with this
+ * error in its status, until `resume`.
  */
 export class ProjectionHandlerError extends RewindError {
   readonly projection: string;

@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { EventEnvelope } from '../events/envelope.js';
 import { NotFoundError, ValidationError } from '../events/errors.js';
 import { storageBackendOf } from '../store/event-store.js';
@@ -13,7 +14,11 @@ import type { ProjectionRecord, ReadModelStore, Target } from './storage/types.j
 export interface ProjectionsOptions {
   /** Events per transaction for consumers and rebuilds; default 1000. */
   batchSize?: number;
-  /** Told when a projection stops on a handler error (it is also in status()). */
+  /**
+   * Told when a consumer, catch-up or rebuild of this object stops a projection on a handler error
+   * (it is also in status()). An inline projection stopped inside an append, on another writer's
+   * event, shows in status() only: the append's transaction may still roll back.
+   */
   onError?: (error: ProjectionHandlerError) => void;
   /**
    * Only look: no registry rows created, no rebuild started, no inline
@@ -151,6 +156,7 @@ export class Projections<P extends AnyProjection = AnyProjection> {
       for (;;) {
         const step = await this.#step(def);
         if (step === 'idle' || step === 'stopped') break;
+        await nextTurn();
       }
     }
   }
@@ -200,6 +206,7 @@ export class Projections<P extends AnyProjection = AnyProjection> {
       await options.onProgress?.({ processed, total: Math.max(head, processed), rate: seconds > 0 ? processed / seconds : 0 });
       if (done || step === 'swapped') return;
       if (step === 'stopped') throw new ValidationError(`the rebuild of "${def.name}" was taken over by another version of the projection`);
+      await nextTurn();
     }
   }
 
@@ -272,7 +279,10 @@ export class Projections<P extends AnyProjection = AnyProjection> {
           return;
         }
         if (step === 'idle') await wake.promise;
-        else wake.cancel();
+        else {
+          wake.cancel();
+          await nextTurn();
+        }
       }
     })().finally(() => this.#loops.delete(def.name));
     this.#loops.set(def.name, loop);
@@ -291,13 +301,20 @@ export class Projections<P extends AnyProjection = AnyProjection> {
     return this.#page(def, 'active', record.generation, record.position);
   }
 
+  /**
+   * One page. A page that is not full reached the head of the log as it was
+   * read: an active generation is then caught up ('idle'), and a rebuild
+   * finishes there, its tail (this page, and whatever was appended since)
+   * applied with appends held off, so it never chases a log that keeps
+   * growing.
+   */
   async #page(def: AnyProjection, target: Target, generation: number, from: number): Promise<StepResult> {
     const page = await this.#backend.readAll(from + 1, this.#batchSize, filterOf(def));
     const full = page.events.length === this.#batchSize;
+    // Every event of the projection's filter up to here is in the page.
+    const to = full ? (page.events.at(-1) as EventEnvelope).position : Math.max(page.scannedTo, from);
     try {
-      const to = full ? (page.events.at(-1) as EventEnvelope).position : Math.max(page.scannedTo, from);
-      if (to === from && target === 'rebuild') {
-        // Caught up: what was appended since is applied with appends held off, and the new generation swapped in.
+      if (!full && target === 'rebuild') {
         const swapped = await this.#models.finishRebuild(def.name, generation, from, applierOf(def, this.#upcast));
         return swapped === 'ok' ? 'swapped' : 'progress';
       }
@@ -314,28 +331,32 @@ export class Projections<P extends AnyProjection = AnyProjection> {
         applier: applierOf(def, this.#upcast),
       });
       // 'moved': another consumer got there first; the next step reads from where it is now.
-      void result;
-      return 'progress';
+      return full || result === 'moved' ? 'progress' : 'idle';
     } catch (error) {
       if (!(error instanceof ProjectionHandlerError)) throw error;
-      await this.#stopAt(def, target, generation, from, page.events, error);
+      await this.#stopAt(def, target, generation, from, to, page.events, error);
       return 'stopped';
     }
   }
 
-  /** Keeps what came before the failing event, then records the error there: resume starts at that event. */
+  /**
+   * Keeps what came before the failing event, then records the error there:
+   * resume starts at that event. The page covers the log up to `covered`; a
+   * rebuild's tail may have failed past it, on an event appended since.
+   */
   async #stopAt(
     def: AnyProjection,
     target: Target,
     generation: number,
     from: number,
+    covered: number,
     events: EventEnvelope[],
     error: ProjectionHandlerError,
   ): Promise<void> {
     let at = from;
     const before = events.filter((e) => e.position < error.position);
     if (before.length > 0 && error.position > from) {
-      const to = error.position - 1;
+      const to = Math.min(error.position - 1, covered);
       const ok = await this.#models.commit({
         name: def.name,
         target,

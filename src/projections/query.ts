@@ -76,7 +76,7 @@ export function runQuery(docs: Iterable<FoundDoc>, q: CheckedQuery): FoundDoc[] 
       const c = compareJson(a.doc[q.order.field], b.doc[q.order.field]);
       if (c !== 0) return q.order.direction === 'asc' ? c : -c;
     }
-    return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+    return compareText(a.key, b.key);
   });
   return found.slice(q.offset, q.offset + q.limit);
 }
@@ -86,18 +86,36 @@ function fieldEquals(actual: Json | undefined, expected: Scalar): boolean {
   return actual === expected;
 }
 
-/** Missing and null first, then booleans (false < true), numbers, strings; objects and arrays last, by their JSON. */
+/** Missing and null first, then booleans (false < true), numbers, strings (by code point); objects and arrays last, tied. */
 function compareJson(a: Json | undefined, b: Json | undefined): number {
   const ra = rank(a);
   const rb = rank(b);
   if (ra !== rb) return ra - rb;
-  if (ra === 0) return 0;
-  if (ra === 4) {
-    const [x, y] = [JSON.stringify(a), JSON.stringify(b)];
-    return x < y ? -1 : x > y ? 1 : 0;
-  }
-  return (a as number | string | boolean) < (b as number | string | boolean) ? -1 : (a as number) > (b as number) ? 1 : 0;
+  // Objects and arrays tie (then the key decides): no backend can compare them the same way cheaply.
+  if (ra === 0 || ra === 4) return 0;
+  if (ra === 3) return compareText(a as string, b as string);
+  return (a as number | boolean) < (b as number | boolean) ? -1 : (a as number) > (b as number) ? 1 : 0;
 }
+
+/**
+ * Text in Unicode code point order: the order of UTF-8 bytes, which is how
+ * SQLite (BINARY) and PostgreSQL (COLLATE "C") compare it. JavaScript's `<`
+ * compares UTF-16 code units instead, which puts a character outside the
+ * Basic Multilingual Plane (an emoji: a surrogate pair, 0xD800-0xDFFF) before
+ * U+E000-U+FFFF (full-width forms, say); the first differing units are
+ * shifted so that surrogates sort above them.
+ */
+export function compareText(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return x >= 0xd800 && y >= 0xd800 ? codePointOrder(x) - codePointOrder(y) : x - y;
+  }
+  return a.length - b.length;
+}
+
+const codePointOrder = (unit: number) => (unit >= 0xe000 ? unit - 0x800 : unit + 0x2000);
 
 function rank(v: Json | undefined): number {
   if (v === undefined || v === null) return 0;

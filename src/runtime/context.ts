@@ -1,37 +1,30 @@
 import { randomUUID } from 'node:crypto';
-import { canonicalJson } from '../events/canonical.js';
-import type { Json, NewEvent } from '../events/envelope.js';
+import type { EventEnvelope, Json, NewEvent } from '../events/envelope.js';
 import { ConcurrencyError, ValidationError } from '../events/errors.js';
 import type { Breakers } from './breaker.js';
 import type { Clock } from './clock.js';
-import {
-  BreakerOpenError,
-  InvariantError,
-  NonDeterminismError,
-  NotJsonError,
-  OutputSchemaError,
-  StepFailedError,
-  StepTimeoutError,
-  serializeError,
-} from './errors.js';
+import { InvariantError, NonDeterminismError, NotJsonError, StepFailedError, serializeError } from './errors.js';
 import {
   type CheckpointIndex,
   isRunEventType,
+  type NewRunEvent,
+  type RollbackRequestedData,
   RunEvents,
   START_LABEL,
-  type StepCompletedData,
   type TriggerKind,
   type ValueKind,
 } from './events.js';
-import { effectiveEvents, type JournalEntry, journalOf, rollbacksOf } from './history.js';
+import { effectiveEvents, type JournalEntry, journalOf, rollbacksOf } from './journal.js';
 import { backoffDelay, decide, type FailurePolicy, type RetryOptions } from './policy.js';
 import type { RunLog } from './run-log.js';
+import { compensationRetryOf, jsonOrThrow, runAttempt, triggerOf, undoOf } from './step-attempt.js';
 import type { DomainEvent, RollbackInfo, RunContext, StepIO, StepOptions, Workflow } from './workflow.js';
 
 /**
  * Why a pass stopped driving the workflow code. It is thrown through the
  * user's `run` to unwind it; should the code catch it, the pass stays halted
- * (every later ctx call throws it again) and whatever `run` returns is ignored.
+ * (every later ctx call that would go live throws it again) and whatever
+ * `run` returns is ignored.
  */
 export class Halt extends Error {
   readonly reason: 'rollback' | 'edge' | 'paused' | 'lost' | 'error';
@@ -44,9 +37,9 @@ export class Halt extends Error {
 }
 
 /**
- * The end of the journal in a collect pass. Not sticky, unlike other halts:
+ * The end of the journal in a replay pass. Not sticky, unlike other halts:
  * steps started alongside it (Promise.all) must still be answered from the
- * journal so that their compensations are found.
+ * journal so that their closures are found.
  */
 const EDGE = new Halt('edge');
 
@@ -60,48 +53,82 @@ export interface Compensator {
   retry?: RetryOptions;
 }
 
+/** What the rollback protocol needs to settle a step left open: its function and options, to run it again under its key. */
+export interface Finisher {
+  step: string;
+  key: string;
+  seq: number;
+  fn: (io: StepIO) => unknown;
+  options: StepOptions<any>;
+}
+
 export interface PassOptions {
   workflow: Workflow;
   log: RunLog;
   breakers: Breakers;
   clock: Clock;
   /**
-   * 'run' goes live at the end of the journal. 'collect' stops there: it
-   * replays only to gather the compensate/verify closures of completed steps
-   * for a rollback resumed in a fresh process.
+   * 'run' goes live at the end of the journal. 'replay' stops there: it replays
+   * only to gather the closures of the journaled steps (compensate / verify
+   * hooks, and the functions of steps left open) for a rollback carried out
+   * by a process that did not run them.
    */
-  mode: 'run' | 'collect';
-  /** Aborted on cancel: passed on to every step's signal. */
+  mode: 'run' | 'replay';
+  /** Aborted on cancel or shutdown: passed on to every step's signal; nothing new starts once it is. */
   signal: AbortSignal;
   /** Checked at every ctx call: an operator's rollback waits for the code to reach one. */
   shouldPause?: () => boolean;
 }
+
+/** How a pass ended, once `run` and every step it started have settled. */
+export type PassOutcome =
+  | { kind: 'returned'; output: unknown }
+  | { kind: 'threw'; error: unknown }
+  /** A trigger chose a rollback: the request to append (the executor appends it). */
+  | { kind: 'rollback'; request: RollbackRequestedData }
+  | { kind: 'halted'; halt: Halt };
 
 /** One execution of `run(ctx, input)` over a run's effective journal: the RunContext workflow code sees. */
 export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
   readonly runId: string;
   readonly workflowVersion: string;
   readonly rollbacks: readonly RollbackInfo[];
+  /** By step key: the undo closures of the completed steps this pass met. */
   readonly compensators = new Map<string, Compensator>();
+  /** By step key: the steps this replay pass met open (started, no end). */
+  readonly finishers = new Map<string, Finisher>();
+  /** Sticky: the log is no longer ours ('lost'), the code diverged ('error'), or the run was told to stop ('paused'). */
   halt: Halt | undefined;
   readonly #o: PassOptions;
   readonly #entries: JournalEntry[];
   #seq = 0;
   #state: S;
   #index: CheckpointIndex = {};
-  /** Live steps not settled yet, so a rollback can wait for siblings running in parallel to record their outcome. */
-  readonly #inflight = new Map<number, Promise<unknown>>();
-  #rollingBack: Promise<never> | undefined;
+  /** Live steps not settled yet, so the outcome waits for siblings running in parallel to record theirs. */
+  readonly #inflight = new Set<Promise<unknown>>();
+  /**
+   * Set once a trigger chose a rollback: nothing new goes live (calls the
+   * journal answers still do, so every journaled trigger is met). Each
+   * candidate carries the version of the fact that fired it; the earliest
+   * wins, so a replay picks the trigger the live run picked, whatever order
+   * the code meets them in.
+   */
+  #stopping: Halt | undefined;
+  readonly #candidates: Array<{ at: number; request: RollbackRequestedData }> = [];
+  /** Aborted when the pass halts or stops: cuts short sleeps and retry waits, never a step in flight. */
+  readonly #quiet = new AbortController();
+  readonly #waits: AbortSignal;
 
   constructor(options: PassOptions) {
     this.#o = options;
     this.runId = options.log.runId;
+    const started = options.log.started;
     // The version the run started under, not the code's: what code branches on to keep old runs replaying.
-    this.workflowVersion =
-      (options.log.events[0]?.data as { workflowVersion?: string } | undefined)?.workflowVersion ?? options.workflow.version;
+    this.workflowVersion = started.data.workflowVersion ?? options.workflow.version;
     this.#entries = journalOf(effectiveEvents(options.log.events));
     this.rollbacks = rollbacksOf(options.log.events);
     this.#state = options.workflow.initialState as S;
+    this.#waits = AbortSignal.any([options.signal, this.#quiet.signal]);
   }
 
   get state(): S {
@@ -113,43 +140,52 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
   get lastRollback(): RollbackInfo | undefined {
     return this.rollbacks.at(-1);
   }
-  /** Journal entries the code never asked for: it took a shorter path than the one recorded. */
-  get unconsumed(): JournalEntry | undefined {
-    return this.#entries[this.#seq];
-  }
-  get seq(): number {
-    return this.#seq;
-  }
 
-  /**
-   * Settles once nothing the pass started is still running. `run` can settle
-   * before its steps do (Promise.all rejects on the first failure), and the
-   * pass's outcome, e.g. a rollback waiting for a sibling step, is only known then.
-   */
-  async idle(): Promise<void> {
-    while (this.#inflight.size > 0 || this.#rollingBack) {
-      await Promise.allSettled([...this.#inflight.values(), this.#rollingBack]);
-      if (this.halt || this.#inflight.size === 0) return;
+  /** Runs the workflow code over the journal and reports how it ended, once nothing it started is still running. */
+  async execute(input: unknown): Promise<PassOutcome> {
+    let outcome: PassOutcome;
+    try {
+      outcome = { kind: 'returned', output: await this.#o.workflow.run(this, input) };
+    } catch (error) {
+      outcome = { kind: 'threw', error };
     }
+    // `run` can settle before its steps do (Promise.all rejects on the first failure).
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+    this.#quiet.abort();
+    if (this.halt) return { kind: 'halted', halt: this.halt };
+    const first = this.#candidates.sort((a, b) => a.at - b.at)[0];
+    if (first) return { kind: 'rollback', request: first.request };
+    const unconsumed = this.#entries[this.#seq];
+    if (unconsumed && this.#o.mode === 'run') {
+      const error = new NonDeterminismError(this.runId, this.#seq, describe(unconsumed.kind, unconsumed.name), 'the end of run()');
+      return { kind: 'halted', halt: new Halt('error', error) };
+    }
+    return outcome;
   }
 
   async step<T>(name: string, fn: (io: StepIO) => T | Promise<T>, options: StepOptions<T> = {}): Promise<T> {
     if (typeof name !== 'string' || name.length === 0) throw new ValidationError('ctx.step needs a non-empty name');
     if (typeof fn !== 'function') throw new ValidationError(`ctx.step("${name}") needs a function`);
     const { seq, entry } = this.#call('step', name);
+    const step = entry?.kind === 'step' ? entry : undefined;
     const policy = options.onFailure ?? this.#o.workflow.onFailure;
-    if (entry?.kind === 'step' && entry.completed) {
-      this.#register(entry.key, name, entry.completed.result, options);
-      return entry.completed.result as T;
+    if (step?.completed) {
+      this.#register(step.key, name, step.completed.result, options);
+      return step.completed.result as T;
     }
-    if (entry?.kind === 'step' && entry.failed?.final) {
-      const { error, trigger } = entry.failed;
-      return this.#trigger(policy, Object.assign(new Error(error.message), error), trigger, name, new StepFailedError(name, error));
+    if (step?.failed?.final) {
+      const { error, trigger } = step.failed;
+      const thrown = new StepFailedError(name, error);
+      return this.#trigger(policy, Object.assign(new Error(error.message), error), trigger, step.failedAt ?? 0, name, thrown);
     }
-    if (this.#o.mode === 'collect') throw EDGE;
-    const running = this.#runStep(seq, name, fn, options, policy, entry?.kind === 'step' ? entry : undefined);
-    this.#inflight.set(seq, running);
-    return running.finally(() => this.#inflight.delete(seq));
+    if (this.#o.mode === 'replay') {
+      if (step?.open) this.finishers.set(step.key, { step: name, key: step.key, seq, fn, options });
+      throw EDGE;
+    }
+    this.#goLive();
+    const running = this.#runStep(seq, name, fn, options, policy, step);
+    this.#inflight.add(running);
+    return running.finally(() => this.#inflight.delete(running));
   }
 
   async emit(event: DomainEvent): Promise<void> {
@@ -160,14 +196,20 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     jsonOrThrow(data, `data of event "${event.type}"`);
     const { seq, entry } = this.#call('emit', event.type);
     let recorded: DomainEvent = { type: event.type, data };
-    if (entry?.kind === 'emit') recorded = entry.event;
-    else {
-      if (this.#o.mode === 'collect') throw EDGE;
-      await this.#append([{ type: event.type, data, metadata: { seq } }]);
+    let version: number;
+    if (entry?.kind === 'emit') {
+      recorded = entry.event;
+      version = entry.version;
+    } else {
+      if (this.#o.mode === 'replay') throw EDGE;
+      this.#goLive();
+      const [appended] = await this.#append([{ type: event.type, data, metadata: { seq } }]);
+      version = (appended as EventEnvelope).version;
     }
     this.#state = this.#o.workflow.apply(this.#state, recorded);
     for (const [invariant, holds] of Object.entries(this.#o.workflow.invariants ?? {})) {
-      if (!holds(this.#state)) await this.#trigger(this.#o.workflow.onFailure, new InvariantError(invariant, event.type), 'invariant');
+      if (!holds(this.#state))
+        await this.#trigger(this.#o.workflow.onFailure, new InvariantError(invariant, event.type), 'invariant', version);
     }
   }
 
@@ -184,9 +226,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     if (!Number.isFinite(ms) || ms < 0) throw new ValidationError(`ctx.sleep needs a non-negative number of ms, got ${ms}`);
     // The wake-up time is journaled, not the duration: a run resumed after a crash sleeps only what is left.
     const wakeAt = (await this.#value('sleep', () => this.#o.clock.now() + ms)) as number;
-    await this.#o.clock.sleep(wakeAt - this.#o.clock.now(), this.#o.signal).catch((e) => {
-      throw this.halt ?? e;
-    });
+    await this.#sleepUntil(wakeAt);
   }
 
   async checkpoint(label: string): Promise<void> {
@@ -204,53 +244,64 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
       this.#index = { ...this.#index, [label]: entry.version };
       return;
     }
-    if (this.#o.mode === 'collect') throw EDGE;
+    if (this.#o.mode === 'replay') throw EDGE;
+    this.#goLive();
     const state = this.#state === undefined ? null : this.#state;
     jsonOrThrow(state, `state at checkpoint "${label}"`);
     const index = { ...this.#index, [label]: this.#o.log.version + 1 };
     // The rollbacks so far ride along, so a reader starting at this checkpoint never reads what came before it.
-    const rollbacks = this.rollbacks as unknown as Json;
-    await this.#append([{ type: RunEvents.Checkpoint, data: { seq, label, state: state as Json, index, rollbacks } }]);
+    const rollbacks = this.rollbacks.map((r) => ({ ...r }));
+    await this.#record({ type: RunEvents.Checkpoint, data: { seq, label, state: state as Json, index, rollbacks } });
     this.#index = index;
   }
 
   /** Matches the next ctx call against the journal. */
   #call(kind: JournalEntry['kind'], name: string): { seq: number; entry: JournalEntry | undefined } {
-    this.#guard();
+    if (this.halt) throw this.halt;
+    if (this.#o.shouldPause?.() || this.#o.signal.aborted) throw this.#halt(new Halt('paused'));
     const seq = this.#seq++;
     const entry = this.#entries[seq];
     if (entry && (entry.kind !== kind || entry.name !== name)) {
-      throw this.#stop(new Halt('error', new NonDeterminismError(this.runId, seq, describe(entry.kind, entry.name), describe(kind, name))));
+      throw this.#halt(new Halt('error', new NonDeterminismError(this.runId, seq, describe(entry.kind, entry.name), describe(kind, name))));
     }
     return { seq, entry };
   }
 
-  #guard(): void {
+  /** About to do something the journal does not hold: refused once a rollback is chosen or the run is told to stop. */
+  #goLive(): void {
     if (this.halt) throw this.halt;
-    if (this.#o.shouldPause?.()) throw this.#stop(new Halt('paused'));
+    if (this.#stopping) throw this.#stopping;
+    if (this.#o.shouldPause?.() || this.#o.signal.aborted) throw this.#halt(new Halt('paused'));
   }
 
-  #stop(halt: Halt): Halt {
+  #halt(halt: Halt): Halt {
     this.halt ??= halt;
+    this.#quiet.abort();
     return this.halt;
   }
 
-  async #append(events: NewEvent[]): Promise<void> {
-    // No pause check here: a step that finished must get its end recorded, or its effect would escape compensation.
-    if (this.halt) throw this.halt;
+  /** Appends runtime events, their data checked against their type. */
+  #record(...events: NewRunEvent[]): Promise<EventEnvelope[]> {
+    return this.#append(events);
+  }
+
+  async #append(events: NewEvent[]): Promise<EventEnvelope[]> {
+    // No pause check here: a step that finished must get its end recorded, or its effect would be left in doubt.
+    if (this.halt && this.halt.reason !== 'paused') throw this.halt;
     try {
-      await this.#o.log.append(events);
+      return await this.#o.log.append(events);
     } catch (error) {
-      throw this.#stop(new Halt(error instanceof ConcurrencyError ? 'lost' : 'error', error));
+      throw this.#halt(new Halt(error instanceof ConcurrencyError ? 'lost' : 'error', error));
     }
   }
 
   async #value(kind: ValueKind, produce: () => number | string): Promise<number | string> {
     const { seq, entry } = this.#call('value', kind);
     if (entry?.kind === 'value') return entry.value;
-    if (this.#o.mode === 'collect') throw EDGE;
+    if (this.#o.mode === 'replay') throw EDGE;
+    this.#goLive();
     const value = produce();
-    await this.#append([{ type: RunEvents.ValueRecorded, data: { seq, kind, value } }]);
+    await this.#record({ type: RunEvents.ValueRecorded, data: { seq, kind, value } });
     return value;
   }
 
@@ -281,130 +332,81 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
       attempt = entry.failed.attempt + 1;
       await this.#sleepUntil(entry.failed.retryAt ?? 0);
     }
+    const undo = undoOf(options);
     for (;;) {
-      if (!started) await this.#append([{ type: RunEvents.StepStarted, data: { seq, name, idempotencyKey: key, attempt } }]);
+      if (!started) {
+        // A retry is a new attempt: not once a rollback is chosen or the run is told to stop.
+        this.#goLive();
+        await this.#record({ type: RunEvents.StepStarted, data: { seq, name, idempotencyKey: key, attempt, undo } });
+      }
       started = false;
       let error: unknown;
       try {
-        const result = await this.#attempt(name, fn, options, key, attempt);
+        const result = await runAttempt({ name, fn, options, key, attempt, signal: this.#o.signal, breakers: this.#o.breakers });
         if (result !== undefined) jsonOrThrow(result, `result of step "${name}"`);
-        await this.#append([
-          {
-            type: RunEvents.StepCompleted,
-            data: { seq, name, idempotencyKey: key, ...(result === undefined ? {} : { result: result as Json }), ...undoOf(options) },
-          },
-        ]);
+        const data = { seq, name, idempotencyKey: key, ...(result === undefined ? {} : { result: result as Json }) };
+        await this.#record({ type: RunEvents.StepCompleted, data: { ...data, undo, ...compensationRetryOf(options) } });
         this.#register(key, name, result, options);
         return result;
       } catch (e) {
-        if (e instanceof Halt || this.halt) throw this.halt ?? e;
-        // Cancelled or shut down mid-attempt: not the step's failure, so nothing is recorded against it.
-        if (this.#o.signal.aborted) throw this.#stop(new Halt('paused', e));
+        if (e instanceof Halt) throw e;
+        // Cancelled or shut down mid-attempt: not the step's failure. Nothing is recorded; the step stays open
+        // and whoever drives the run next runs it again under the same key.
+        if (this.#o.signal.aborted) throw this.#halt(new Halt('paused', e));
         error = e;
       }
       const trigger = triggerOf(error);
       const final = attempt >= attempts || error instanceof NotJsonError;
       const retryAt = final ? undefined : this.#o.clock.now() + backoffDelay(options.retry, attempt, Math.random());
-      await this.#append([
-        {
-          type: RunEvents.StepFailed,
-          data: {
-            seq,
-            name,
-            idempotencyKey: key,
-            attempt,
-            error: serializeError(error),
-            trigger,
-            final,
-            ...(retryAt === undefined ? {} : { retryAt }),
-          },
+      const [failed] = await this.#record({
+        type: RunEvents.StepFailed,
+        data: {
+          seq,
+          name,
+          idempotencyKey: key,
+          attempt,
+          error: serializeError(error),
+          trigger,
+          final,
+          ...(retryAt === undefined ? {} : { retryAt }),
         },
-      ]);
+      });
       if (final) {
         // A result that cannot be journaled is a bug in the step: no rollback or retry will fix it.
         const thrown = new StepFailedError(name, serializeError(error), { cause: error });
-        return this.#trigger(error instanceof NotJsonError ? 'fail' : policy, asError(error), trigger, name, thrown, seq);
+        const at = (failed as EventEnvelope).version;
+        return this.#trigger(error instanceof NotJsonError ? 'fail' : policy, asError(error), trigger, at, name, thrown);
       }
       await this.#sleepUntil(retryAt as number);
       attempt++;
     }
   }
 
-  async #attempt<T>(name: string, fn: (io: StepIO) => T | Promise<T>, options: StepOptions<T>, key: string, attempt: number): Promise<T> {
-    const breakers = this.#o.breakers;
-    if (options.breaker) await breakers.acquire(options.breaker);
-    const controller = new AbortController();
-    const onAbort = () => controller.abort(this.#o.signal.reason);
-    this.#o.signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      let result = await withTimeout(
-        Promise.resolve().then(() => fn({ idempotencyKey: key, signal: controller.signal, attempt })),
-        options.timeoutMs,
-        () => {
-          const error = new StepTimeoutError(name, options.timeoutMs as number);
-          controller.abort(error);
-          return error;
-        },
-      );
-      if (options.output) {
-        const parsed = options.output.safeParse(result);
-        if (!parsed.success) {
-          throw new OutputSchemaError(
-            name,
-            parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`),
-          );
-        }
-        result = parsed.data as Awaited<T>;
-      }
-      if (options.breaker) await breakers.success(options.breaker);
-      return result;
-    } catch (error) {
-      if (options.breaker && !(error instanceof BreakerOpenError)) await breakers.failure(options.breaker);
-      throw error;
-    } finally {
-      this.#o.signal.removeEventListener('abort', onAbort);
-    }
-  }
-
   /**
-   * A trigger fired. 'throw' hands the error to the workflow code; a rollback
-   * appends RollbackRequested (stages 1-2: target chosen, forward progress
-   * halted) and unwinds `run` so the runtime can carry out the protocol.
+   * A trigger fired at version `at` of the log. 'throw' hands the error to the
+   * workflow code; a rollback becomes a candidate request (the earliest fired
+   * wins, see #stopping) and unwinds `run`; the executor appends the request
+   * once every step in flight has recorded its outcome.
    */
-  async #trigger(
-    policy: FailurePolicy | undefined,
-    error: Error,
-    kind: TriggerKind,
-    step?: string,
-    thrown: Error = error,
-    ownSeq?: number,
-  ): Promise<never> {
+  #trigger(policy: FailurePolicy | undefined, error: Error, kind: TriggerKind, at: number, step?: string, thrown: Error = error): never {
     const decision = decide(policy, this.rollbacks.length);
     // Live and replayed, the code must see the same error: what it is thrown is built only from what the journal holds.
     if (decision.kind === 'throw') throw thrown;
-    if (this.#o.mode === 'collect') throw EDGE;
-    // A sibling failing while a rollback waits for it just settles; waiting on the rollback would wait on itself.
-    if (this.#rollingBack) throw new Halt('rollback');
-    this.#rollingBack = (async (): Promise<never> => {
-      // Steps running in parallel finish and record their outcome first: one that completed unrecorded
-      // under the request would escape compensation.
-      await Promise.allSettled([...this.#inflight].filter(([seq]) => seq !== ownSeq).map(([, p]) => p));
-      const target = this.#target(decision.to);
-      await this.#append([
-        {
-          type: RunEvents.RollbackRequested,
-          data: {
-            targetVersion: target.version,
-            label: target.label,
-            reason: error.message,
-            trigger: { kind, ...(step ? { step } : {}), error: serializeError(error) },
-            after: decision.after,
-          },
-        },
-      ]);
-      throw this.#stop(new Halt('rollback'));
-    })();
-    return this.#rollingBack;
+    if (this.#o.mode === 'replay') throw EDGE;
+    const target = this.#target(decision.to);
+    this.#candidates.push({
+      at,
+      request: {
+        targetVersion: target.version,
+        label: target.label,
+        reason: error.message,
+        trigger: { kind, ...(step ? { step } : {}), error: serializeError(error) },
+        after: decision.after,
+      },
+    });
+    this.#stopping ??= new Halt('rollback');
+    this.#quiet.abort();
+    throw this.#stopping;
   }
 
   /** A label not reached yet falls back to the latest checkpoint, and no checkpoint at all to the start. */
@@ -418,70 +420,20 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     return { version: 1, label: START_LABEL };
   }
 
+  /** Waits until `at` (epoch ms); cut short, with the halt, when the pass halts or a rollback is chosen. */
   async #sleepUntil(at: number): Promise<void> {
     const ms = at - this.#o.clock.now();
-    if (ms > 0) {
-      await this.#o.clock.sleep(ms, this.#o.signal).catch((e) => {
-        throw this.halt ?? e;
-      });
-    }
+    if (ms <= 0) return;
+    await this.#o.clock.sleep(ms, this.#waits).catch((e) => {
+      throw this.halt ?? this.#stopping ?? e;
+    });
   }
-}
-
-/**
- * Which undo hooks the step was given inline, journaled with its result: a
- * rollback in a process that never ran the step then knows whether it needs
- * a closure it can only get back by replaying `run` (see rollback.ts).
- */
-function undoOf(options: StepOptions<any>): Pick<StepCompletedData, 'undo' | 'compensationRetry'> {
-  const undo: NonNullable<StepCompletedData['undo']> = [];
-  if (options.compensate) undo.push('compensate');
-  if (options.verify) undo.push('verify');
-  let retry: Json | undefined;
-  try {
-    if (options.compensationRetry) retry = JSON.parse(canonicalJson(options.compensationRetry)) as Json;
-  } catch {
-    // Not JSON: a rollback without the closure in memory uses the runtime's default.
-  }
-  return { undo, ...(retry === undefined ? {} : { compensationRetry: retry as RetryOptions }) };
 }
 
 function describe(kind: string, name: string): string {
   return kind === 'value' ? `ctx.${name}()` : `${kind} "${name}"`;
 }
 
-function triggerOf(error: unknown): TriggerKind {
-  if (error instanceof StepTimeoutError) return 'timeout';
-  if (error instanceof BreakerOpenError) return 'breaker-open';
-  if (error instanceof OutputSchemaError) return 'output-invalid';
-  return 'step-failed';
-}
-
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
-}
-
-export function jsonOrThrow(value: unknown, what: string): void {
-  try {
-    canonicalJson(value);
-  } catch (error) {
-    throw new NotJsonError(what, (error as Error).message);
-  }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number | undefined, onTimeout: () => Error): Promise<T> {
-  if (!ms || ms <= 0) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(onTimeout()), ms);
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }

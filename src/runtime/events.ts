@@ -1,4 +1,4 @@
-import type { Json } from '../events/envelope.js';
+import type { EventEnvelope, Json } from '../events/envelope.js';
 import type { SerializedError } from './errors.js';
 import type { RetryOptions } from './policy.js';
 import type { RollbackInfo } from './workflow.js';
@@ -78,11 +78,22 @@ export interface ForkedFromData {
   runId: string;
   version: number;
 }
+/** The undo hooks a step was given inline. */
+export type UndoHook = 'compensate' | 'verify';
+
 export interface StepStartedData {
   seq: number;
   name: string;
   idempotencyKey: string;
   attempt: number;
+  /**
+   * The undo hooks the step was given inline (absent on older events: unknown),
+   * so a rollback that finds this step open knows, without replaying `run`,
+   * whether its effect must be settled and undone.
+   */
+  undo?: UndoHook[];
+  /** Written by the rollback protocol settling an in-doubt step (see rollback/decide.ts), not by the forward pass. */
+  settling?: true;
 }
 export interface StepCompletedData {
   seq: number;
@@ -91,8 +102,10 @@ export interface StepCompletedData {
   /** Absent when the step returned undefined. */
   result?: Json;
   /** The undo hooks the step was given inline (absent on older events: unknown), so a fresh process knows whether a declared one is needed. */
-  undo?: Array<'compensate' | 'verify'>;
+  undo?: UndoHook[];
   compensationRetry?: RetryOptions;
+  /** Recorded by the rollback protocol settling an in-doubt step: the run is rolling back, not going forward. */
+  settling?: true;
 }
 export interface StepFailedData {
   seq: number;
@@ -104,6 +117,8 @@ export interface StepFailedData {
   final: boolean;
   /** Epoch ms of the next attempt, when not final. */
   retryAt?: number;
+  /** Recorded by the rollback protocol settling an in-doubt step: the run is rolling back, not going forward. */
+  settling?: true;
 }
 export type ValueKind = 'now' | 'random' | 'uuid' | 'sleep';
 export interface ValueRecordedData {
@@ -150,6 +165,8 @@ export interface CompensationFailedData {
   attempt: number;
   error: SerializedError;
   final: boolean;
+  /** Epoch ms of the next attempt, when not final (absent on older events: at once). */
+  retryAt?: number;
 }
 export interface VerifiedData {
   step: string;
@@ -160,7 +177,8 @@ export interface VerifiedData {
 export interface NeedsAttentionData {
   step: string;
   stepKey: string;
-  stage: 'compensation' | 'verify';
+  /** 'settle': a step left open by a crash could not be run again to learn its outcome (its code was not reached by replay). */
+  stage: 'compensation' | 'verify' | 'settle';
   error: SerializedError;
 }
 export interface CompensationRetriedData {
@@ -180,6 +198,12 @@ export interface RolledBackData {
   after: RollbackAfter;
   /** The checkpoint index as of the target, so the next rollback finds its target without a scan. */
   index: CheckpointIndex;
+  /**
+   * Steps that had started and never ended, and have no undo hook: whether
+   * their effect happened is not known and nothing undoes it. Listed so the
+   * log says what the rollback left as it was (absent when none).
+   */
+  inDoubt?: Array<{ step: string; stepKey: string }>;
 }
 export interface RunCompletedData {
   output?: Json;
@@ -189,4 +213,51 @@ export interface RunFailedData {
 }
 export interface RunCancelledData {
   reason: string;
+}
+
+/** The data of each runtime event type: the one place an event's type says what its data holds. */
+export interface RunEventDataMap {
+  RunStarted: RunStartedData;
+  StepStarted: StepStartedData;
+  StepCompleted: StepCompletedData;
+  StepFailed: StepFailedData;
+  ValueRecorded: ValueRecordedData;
+  Checkpoint: CheckpointData;
+  RollbackRequested: RollbackRequestedData;
+  CompensationStarted: CompensationStartedData;
+  CompensationCompleted: CompensationCompletedData;
+  CompensationFailed: CompensationFailedData;
+  Verified: VerifiedData;
+  NeedsAttention: NeedsAttentionData;
+  CompensationRetried: CompensationRetriedData;
+  ResolvedByHand: ResolvedByHandData;
+  RolledBack: RolledBackData;
+  RunCompleted: RunCompletedData;
+  RunFailed: RunFailedData;
+  RunCancelled: RunCancelledData;
+  ForkedFrom: ForkedFromData;
+}
+
+/** One runtime event type's envelope, its data typed. */
+export type RunEventOf<T extends RunEventType> = EventEnvelope<T, RunEventDataMap[T]>;
+
+/** Every runtime event: a discriminated union on `type`, so a switch narrows `data`. */
+export type RunEvent = { [T in RunEventType]: RunEventOf<T> }[RunEventType];
+
+/** A new runtime event to append, its data typed by its type. */
+export type NewRunEvent = { [T in RunEventType]: { type: T; data: RunEventDataMap[T] } }[RunEventType];
+
+/**
+ * The runtime's view of a stored event: typed when its type is one of the
+ * runtime's, undefined for a domain event. The runtime wrote these events
+ * itself, so the type names the data's shape; this is the one place that
+ * trust is spelled out.
+ */
+export function asRunEvent(event: EventEnvelope): RunEvent | undefined {
+  return isRunEventType(event.type) ? (event as RunEvent) : undefined;
+}
+
+/** Narrows one event to one runtime type. */
+export function isRunEvent<T extends RunEventType>(event: EventEnvelope, type: T): event is RunEventOf<T> {
+  return event.type === type;
 }

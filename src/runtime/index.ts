@@ -5,14 +5,15 @@
  *   uuid, sleep, checkpoint) is one journal entry, matched by call order on
  *   replay; a recorded result is returned without running anything again.
  * - The effective history drops, for every RolledBack marker, the events
- *   between its target and itself; nothing is ever deleted (history.ts).
- * - Every append expects the version the worker last saw, so a second worker
+ *   between its target and itself; nothing is ever deleted (journal.ts).
+ * - Every append expects the version the driver last saw, so a second worker
  *   (or a cancel, or an operator's rollback) makes the first one stop.
- * - A rollback is RollbackRequested, then compensations newest first, verify
- *   hooks, then RolledBack; what is left to do is derived from the events,
- *   so a crash anywhere in it resumes it (rollback.ts).
- * - Pure parts: history.ts, policy.ts, the breaker transitions. The shell:
- *   context.ts (one pass of `run`), rollback.ts, runtime.ts.
+ * - The rollback protocol is one state machine: a pure decider says the next
+ *   action from a run's events (rollback/decide.ts), one executor carries it
+ *   out and appends (rollback/execute.ts), one loop asks again (driver.ts).
+ * - Pure parts: journal.ts, rollback/decide.ts, policy.ts, the breaker
+ *   transitions. The shell: context.ts (one pass of `run`), the executor,
+ *   driver.ts, runtime.ts (the facade).
  */
 export { BreakerEvents, type BreakerOptions, type BreakerState, Breakers } from './breaker.js';
 export { type Clock, systemClock } from './clock.js';
@@ -33,12 +34,11 @@ export {
   type ParticipantInfo,
 } from './coordinator.js';
 export { diffState, formatPath, type StateDiff, type StatePath } from './diff.js';
+export { type DriveResult, driveRun } from './driver.js';
 export * from './errors.js';
 export * from './events.js';
 export {
-  type CompensationProgress,
   checkpointIndexOf,
-  compensationProgress,
   effectiveEvents,
   foldState,
   type JournalEntry,
@@ -46,8 +46,31 @@ export {
   type RunStatus,
   rollbacksOf,
   statusAfter,
-} from './history.js';
+} from './journal.js';
 export { backoffDelay, type Decision, decide, type FailurePolicy, type RetryOptions } from './policy.js';
+export {
+  builtInProjections,
+  type CheckpointDoc,
+  checkpointsProjection,
+  type RollbackDoc,
+  type RunDoc,
+  rollbacksProjection,
+  runsProjection,
+  type ToolStats,
+  type ToolStepsDoc,
+  toolStats,
+  toolStepsProjection,
+} from './read-models.js';
+export {
+  type DecideOptions,
+  type Hooks,
+  markerOf,
+  nextAction,
+  type ProtocolAction,
+  pendingRequest,
+  type Rest,
+  type StepRef,
+} from './rollback/decide.js';
 export { streamOf as runStreamId } from './run-log.js';
 export {
   type ClaimedRun,

@@ -10,7 +10,7 @@ import type {
   StepStartedData,
 } from './events.js';
 import { RunEvents } from './events.js';
-import { type RunStatus, statusAfter } from './history.js';
+import { type RunStatus, statusAfter } from './journal.js';
 
 // Rewind's own read models, so the CLI, the API and the debugger list and
 // summarise runs without replaying them. All are asynchronous (they work on
@@ -68,7 +68,7 @@ export const runsProjection = defineProjection<RunDoc, 'runs'>({
     }
     // A run always starts with RunStarted; anything else first is not a run of ours.
     if (!doc) return undefined;
-    const next: RunDoc = { ...doc, status: statusAfter(e.type), updatedAt: e.recordedAt, version: e.version };
+    const next: RunDoc = { ...doc, status: statusAfter(e), updatedAt: e.recordedAt, version: e.version };
     switch (e.type) {
       case RunEvents.StepStarted:
         next.stepsStarted++;

@@ -13,7 +13,8 @@ import {
   RunEvents,
   type RunStartedData,
 } from './events.js';
-import { effectiveEvents, foldState, journalOf, pendingRollback } from './history.js';
+import { effectiveEvents, foldState, journalOf } from './journal.js';
+import { pendingRequest as pendingRollback } from './rollback/decide.js';
 import { streamOf } from './run-log.js';
 import type { Workflow } from './workflow.js';
 

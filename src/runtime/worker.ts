@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { ValidationError } from '../events/errors.js';
 import type { EventStore } from '../store/types.js';
 import { RunNotFoundError, type SerializedError, serializeError } from './errors.js';
-import type { RunStatus } from './history.js';
+import type { RunStatus } from './journal.js';
 import { type ClaimedRun, openRunQueue, type RunQueue, type RunRequest } from './run-queue.js';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
 import type { Workflow } from './workflow.js';

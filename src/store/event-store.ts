@@ -1,15 +1,24 @@
 import type { EventEnvelope, NewEvent } from '../events/envelope.js';
 import { StoreClosedError, StoreConfigError, ValidationError } from '../events/errors.js';
-import { verifyChain } from '../events/hash.js';
+import type { InclusionProof } from '../events/proof.js';
 import { EventRegistry } from '../events/registry.js';
+import type { Digest } from '../events/tree-head.js';
+import { digestLog } from './audit/digest.js';
+import { proveEvent } from './audit/prove.js';
+import { sealLog } from './audit/seal.js';
+import { verifyLog } from './audit/verify.js';
 import { prepareAppends } from './prepare.js';
 import type {
   AppendOptions,
   AppendResult,
+  DigestOptions,
   EventStore,
   ListStreamsOptions,
+  ProveOptions,
   ReadAllOptions,
   ReadOptions,
+  Seal,
+  SealOptions,
   Snapshot,
   StorageBackend,
   StreamAppend,
@@ -231,47 +240,30 @@ export class Store implements EventStore {
 
   async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
     this.#open();
-    const streams = options.streamId !== undefined ? await this.#oneStream(options.streamId) : await this.#allStreams();
-    const report: VerifyReport = { ok: true, streams: 0, events: 0, breaks: [] };
-    for (const info of streams) {
-      const events = await this.#readWholeStream(info.streamId);
-      const result = verifyChain(info.streamId, events, info.head);
-      report.streams++;
-      report.events += events.length;
-      if (result.firstBreak) {
-        report.ok = false;
-        report.breaks.push(result.firstBreak);
-      }
-    }
-    return report;
+    if (options.streamId !== undefined) checkStreamId(options.streamId);
+    return verifyLog(this.#backend, options);
   }
 
-  async #oneStream(streamId: string): Promise<StreamInfo[]> {
-    checkStreamId(streamId);
-    const [info] = await this.#backend.listStreams({ prefix: streamId, limit: 1 });
-    return info && info.streamId === streamId ? [info] : [];
+  async digest(options: DigestOptions): Promise<Digest> {
+    this.#open();
+    return digestLog(this.#backend, options, this.#now);
   }
 
-  async #allStreams(): Promise<StreamInfo[]> {
-    const all: StreamInfo[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.#backend.listStreams({ after, limit: DEFAULT_LIMIT });
-      all.push(...page);
-      if (page.length < DEFAULT_LIMIT) return all;
-      after = page[page.length - 1]?.streamId;
-    }
+  async seal(options: SealOptions): Promise<Seal | undefined> {
+    this.#open();
+    return sealLog(this.#backend, options?.signingKey, (append) => this.#appendSystem(append), this.#now);
   }
 
-  async #readWholeStream(streamId: string): Promise<EventEnvelope[]> {
-    const events: EventEnvelope[] = [];
-    let from = 1;
-    for (;;) {
-      const page = await this.#backend.read(streamId, { from, limit: DEFAULT_LIMIT, direction: 'forward' });
-      events.push(...page);
-      if (page.length < DEFAULT_LIMIT) return events;
-      from = (page[page.length - 1] as EventEnvelope).version + 1;
-    }
+  async prove(eventId: string, options: ProveOptions = {}): Promise<InclusionProof> {
+    this.#open();
+    return proveEvent(this.#backend, eventId, options, this.#now);
+  }
+
+  /** The store's own records ('$…' streams): the only way past the rule that applications cannot write there. */
+  async #appendSystem(append: StreamAppend): Promise<AppendResult> {
+    const prepared = prepareAppends([append], { registry: this.registry, now: this.#now, system: true });
+    const [result] = await this.#backend.append(prepared);
+    return result as AppendResult;
   }
 
   async close(): Promise<void> {

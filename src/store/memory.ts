@@ -5,12 +5,14 @@ import { chainLink, GENESIS_HASH } from '../events/hash.js';
 import { resultOf } from './append-result.js';
 import { findStoredBatch } from './idempotency.js';
 import { expectedVersionHolds } from './prepare.js';
+import { isSystemStream, readsSystemStreams } from './system-streams.js';
 import type {
   AppendResult,
   AppendTransactionHook,
   EventFilter,
   ListStreamsOptions,
   PreparedAppend,
+  RawRow,
   ReadAllPage,
   ReadOptions,
   Snapshot,
@@ -38,6 +40,7 @@ interface Row {
 export class MemoryBackend implements StorageBackend {
   readonly name = 'memory';
   readonly pollIntervalMs = Number.POSITIVE_INFINITY;
+  readonly densePositions = true;
   readonly #log: Row[] = [];
   readonly #streams = new Map<string, Row[]>();
   readonly #byId = new Map<string, Row>();
@@ -103,11 +106,18 @@ export class MemoryBackend implements StorageBackend {
       }
       return resultOf(written.map(toEnvelope));
     });
-    if (this.#appendHooks.size > 0 && fresh.length > 0) {
+    const visible = this.#appendHooks.size > 0 ? fresh.filter((row) => !isSystemStream(row.streamId)) : [];
+    if (visible.length > 0) {
+      const undos: (() => void)[] = [];
       try {
-        const envelopes = fresh.map(toEnvelope);
-        for (const hook of this.#appendHooks) hook(envelopes);
+        const envelopes = visible.map(toEnvelope);
+        for (const hook of this.#appendHooks) {
+          const undo = hook(envelopes);
+          if (undo) undos.push(undo);
+        }
       } catch (error) {
+        // No transaction to roll back: what the earlier hooks wrote goes first, then the events.
+        for (const undo of undos.reverse()) undo();
         this.#undo(logLength);
         throw error;
       }
@@ -149,13 +159,34 @@ export class MemoryBackend implements StorageBackend {
   #readAll(from: number, limit: number, filter: EventFilter | undefined): ReadAllPage {
     const events: EventEnvelope[] = [];
     const types = filter?.types ? new Set(filter.types) : undefined;
+    const system = readsSystemStreams(filter);
     for (let i = Math.max(from - 1, 0); i < this.#log.length && events.length < limit; i++) {
       const row = this.#log[i] as Row;
+      if (!system && isSystemStream(row.streamId)) continue;
       if (filter?.streamPrefix !== undefined && !row.streamId.startsWith(filter.streamPrefix)) continue;
       if (types && !types.has(row.type)) continue;
       events.push(toEnvelope(row));
     }
     return { events, scannedTo: this.#log.length };
+  }
+
+  async scanLog(from: number, to: number, limit: number): Promise<RawRow[]> {
+    return this.#log
+      .slice(Math.max(from - 1, 0), Math.min(to, this.#log.length))
+      .slice(0, limit)
+      .map(toRaw);
+  }
+
+  async scanStream(streamId: string, fromVersion: number, limit: number): Promise<RawRow[]> {
+    return (this.#streams.get(streamId) ?? [])
+      .slice(Math.max(fromVersion - 1, 0))
+      .slice(0, limit)
+      .map(toRaw);
+  }
+
+  async emptyStreams(): Promise<string[]> {
+    // A stream's rows are only ever taken back all together with its entry (#undo).
+    return [];
   }
 
   async streamVersion(streamId: string): Promise<number> {
@@ -210,6 +241,11 @@ export class MemoryBackend implements StorageBackend {
   async close(): Promise<void> {
     this.#events.removeAllListeners();
   }
+}
+
+function toRaw(row: Row): RawRow {
+  const { dataJson: data, metadataJson: metadata, ...rest } = row;
+  return { ...rest, data, metadata };
 }
 
 function toEnvelope(row: Row): EventEnvelope {

@@ -5,6 +5,7 @@ import { ConcurrencyError, EventIdConflictError, RewindError, StoreConfigError, 
 import { resultOf } from './append-result.js';
 import { PgListener } from './postgres/listener.js';
 import { INLINE_LOCK, migrations, NOTIFY_CHANNEL, SQLSTATE } from './postgres/schema.js';
+import { readsSystemStreams } from './system-streams.js';
 import type {
   AppendResult,
   EventFilter,
@@ -13,6 +14,7 @@ import type {
   PostgresProjectionHost,
   PreparedAppend,
   PreparedEvent,
+  RawRow,
   ReadAllPage,
   ReadOptions,
   Snapshot,
@@ -82,11 +84,34 @@ type AppendedRow = Pick<EventRow, 'id' | 'version' | 'position' | 'recorded_at' 
 
 const EVENT_COLUMNS = 'id, stream_id, version, position, type, schema_version, data, metadata, recorded_at, hash';
 
+/** Verification reads the stored text of data and metadata (json keeps it byte for byte), not values pg has parsed. */
+const SCAN_COLUMNS =
+  'position, id, stream_id, version, type, schema_version, data::text AS data, metadata::text AS metadata, recorded_at, hash, digest';
+type ScanRow = Omit<EventRow, 'data' | 'metadata'> & { data: string; metadata: string; digest: string };
+
+function fromScanRow(row: ScanRow): RawRow {
+  return {
+    position: Number(row.position),
+    id: row.id,
+    streamId: row.stream_id,
+    version: row.version,
+    type: row.type,
+    schemaVersion: row.schema_version,
+    data: row.data,
+    metadata: row.metadata,
+    recordedAt: row.recorded_at,
+    hash: row.hash,
+    digest: row.digest,
+  };
+}
+
 /** PostgreSQL: several processes may share one schema; subscribers wake on LISTEN/NOTIFY. */
 export class PostgresBackend implements StorageBackend {
   readonly name = 'postgres';
   /** NOTIFY covers appends; the poll covers a dropped listener and xmin held back by a non-append transaction. */
   readonly pollIntervalMs = POLL_MS;
+  /** An identity column: a rolled-back append leaves its positions unused. */
+  readonly densePositions = false;
   readonly #pool: pg.Pool;
   readonly #schema: string;
   readonly #s: string;
@@ -289,11 +314,15 @@ export class PostgresBackend implements StorageBackend {
       const tx = {
         client,
         eventsAfter: async (position: number) => {
-          const { rows: after } = await client.query<EventRow>(
-            `SELECT ${EVENT_COLUMNS} FROM ${this.#s}.events WHERE position > $1 ORDER BY position`,
+          const { rows: after } = await client.query<EventRow & { own: boolean | null }>(
+            `SELECT ${EVENT_COLUMNS}, tx_id = pg_current_xact_id_if_assigned() AS own FROM ${this.#s}.events
+             WHERE position > $1 AND left(stream_id, 1) <> '$' ORDER BY position`,
             [position],
           );
-          return after.map(toEnvelope);
+          return {
+            written: after.filter((row) => row.own === true).map(toEnvelope),
+            others: after.filter((row) => row.own !== true).map(toEnvelope),
+          };
         },
         readStream: async (streamId: string, toVersion: number) => {
           const { rows: stream } = await client.query<EventRow>(
@@ -362,15 +391,39 @@ export class PostgresBackend implements StorageBackend {
          WHERE e.tx_id < pg_snapshot_xmin(pg_current_snapshot()) AND e.position >= $1
            AND ($2::text IS NULL OR starts_with(e.stream_id, $2))
            AND ($3::text[] IS NULL OR e.type = ANY ($3))
+           AND ($5 OR left(e.stream_id, 1) <> '$')
          ORDER BY e.position LIMIT $4
        ) p ON true
        ORDER BY p.position`,
-      [from, filter?.streamPrefix ?? null, filter?.types ?? null, limit],
+      [from, filter?.streamPrefix ?? null, filter?.types ?? null, limit, readsSystemStreams(filter)],
     );
     const top = rows[0]?.top == null ? 0 : Number(rows[0].top);
     const events = rows.filter((r) => r.id !== null).map(toEnvelope);
     const scannedTo = events.length === limit ? (events.at(-1) as EventEnvelope).position : Math.max(top, from - 1);
     return { events, scannedTo };
+  }
+
+  async scanLog(from: number, to: number, limit: number): Promise<RawRow[]> {
+    const { rows } = await this.#pool.query<ScanRow>(
+      `SELECT ${SCAN_COLUMNS} FROM ${this.#s}.events WHERE position >= $1 AND position <= $2 ORDER BY position LIMIT $3`,
+      [from, to, limit],
+    );
+    return rows.map(fromScanRow);
+  }
+
+  async scanStream(streamId: string, fromVersion: number, limit: number): Promise<RawRow[]> {
+    const { rows } = await this.#pool.query<ScanRow>(
+      `SELECT ${SCAN_COLUMNS} FROM ${this.#s}.events WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3`,
+      [streamId, clampVersion(fromVersion), limit],
+    );
+    return rows.map(fromScanRow);
+  }
+
+  async emptyStreams(): Promise<string[]> {
+    const { rows } = await this.#pool.query<{ stream_id: string }>(
+      `SELECT st.stream_id FROM ${this.#s}.streams st WHERE NOT EXISTS (SELECT 1 FROM ${this.#s}.events e WHERE e.stream_id = st.stream_id)`,
+    );
+    return rows.map((r) => r.stream_id);
   }
 
   async streamVersion(streamId: string): Promise<number> {

@@ -1,9 +1,10 @@
-import { hash } from 'node:crypto';
 import { type CanonicalCopy, canonicalJsonAndCopy } from '../events/canonical.js';
 import type { EventMetadata, NewEvent } from '../events/envelope.js';
 import { type ExpectedVersion, ValidationError } from '../events/errors.js';
+import { contentDigestOfJson } from '../events/hash.js';
 import { uuidv7 } from '../events/ids.js';
 import type { EventRegistry } from '../events/registry.js';
+import { isSystemStream, SYSTEM_PREFIX } from './system-streams.js';
 import type { PreparedAppend, PreparedEvent, StreamAppend } from './types.js';
 
 const MAX_ID_LENGTH = 200;
@@ -17,6 +18,8 @@ export interface PrepareOptions {
   registry: EventRegistry;
   now: () => string;
   maxEventBytes?: number;
+  /** The store's own records: '$…' streams allowed, the default size limit. */
+  system?: boolean;
 }
 
 /**
@@ -26,9 +29,10 @@ export interface PrepareOptions {
  */
 export function prepareAppends(
   appends: StreamAppend[],
-  { registry, now, maxEventBytes = DEFAULT_MAX_EVENT_BYTES }: PrepareOptions,
+  { registry, now, maxEventBytes: limit, system = false }: PrepareOptions,
 ): PreparedAppend[] {
   const issues: string[] = [];
+  const maxEventBytes = system ? DEFAULT_MAX_EVENT_BYTES : (limit ?? DEFAULT_MAX_EVENT_BYTES);
   if (!Array.isArray(appends) || appends.length === 0) {
     throw new ValidationError('appendMany needs a non-empty array of { streamId, events, expectedVersion }');
   }
@@ -48,6 +52,10 @@ export function prepareAppends(
     if (!isId(streamId)) {
       issues.push(
         `${prefix(where, 'streamId')} must be a non-empty string of at most ${MAX_ID_LENGTH} characters without control characters`,
+      );
+    } else if (isSystemStream(streamId) && !system) {
+      issues.push(
+        `${prefix(where, 'streamId')} "${streamId}" starts with '${SYSTEM_PREFIX}', which is kept for Rewind's own records (seals); name the stream otherwise`,
       );
     } else if (seenStreams.has(streamId)) {
       issues.push(`stream "${streamId}" appears twice in one appendMany; merge its events into one entry`);
@@ -135,9 +143,6 @@ function prepareEvent(
   metadata: CanonicalCopy,
   recordedAt: string,
 ): PreparedEvent {
-  // The canonical form of the whole content, built from the parts already
-  // serialised, in sorted key order: data, id, metadata, schemaVersion, streamId, type.
-  const canonical = `{"data":${data.text},"id":${JSON.stringify(id)},"metadata":${metadata.text},"schemaVersion":${schemaVersion},"streamId":${JSON.stringify(streamId)},"type":${JSON.stringify(event.type)}}`;
   return {
     id,
     idGiven: event.id !== undefined,
@@ -148,7 +153,8 @@ function prepareEvent(
     recordedAt,
     dataJson: data.text,
     metadataJson: metadata.text,
-    digest: sha256Hex(canonical),
+    // The content's canonical form, from the parts already serialised.
+    digest: contentDigestOfJson(id, streamId, event.type, schemaVersion, data.text, metadata.text),
   };
 }
 
@@ -156,10 +162,6 @@ function prepareEvent(
 function utf8Length(a: string, b: string, limit: number): number {
   const units = a.length + b.length;
   return units * 3 <= limit ? units : Buffer.byteLength(a) + Buffer.byteLength(b);
-}
-
-function sha256Hex(text: string): string {
-  return hash('sha256', text, 'hex');
 }
 
 function prefix(where: string, field: string): string {

@@ -8,12 +8,14 @@ import { chainLink, GENESIS_HASH } from '../events/hash.js';
 import { resultOf } from './append-result.js';
 import { findStoredBatch } from './idempotency.js';
 import { expectedVersionHolds } from './prepare.js';
+import { isSystemStream, readsSystemStreams } from './system-streams.js';
 import type {
   AppendResult,
   AppendTransactionHook,
   EventFilter,
   ListStreamsOptions,
   PreparedAppend,
+  RawRow,
   ReadAllPage,
   ReadOptions,
   Snapshot,
@@ -77,6 +79,10 @@ const SCHEMA = `
 const EVENT_COLUMNS = `id, stream_id AS streamId, version, position, type, schema_version AS schemaVersion,
   data, metadata, recorded_at AS recordedAt, hash, digest`;
 
+/** What verification scans return, in raw (array) mode: every column as stored. */
+const SCAN_COLUMNS = 'position, id, stream_id, version, type, schema_version, data, metadata, recorded_at, hash, digest';
+type ScanRow = [number, unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown, unknown];
+
 /** What the read statements return, in raw (array) mode: READ_COLUMNS in order. */
 const READ_COLUMNS = 'id, stream_id, version, position, type, schema_version, data, metadata, recorded_at, hash';
 type ReadRow = [string, string, number, number, string, number, string, string, string, string];
@@ -106,6 +112,8 @@ interface PageQuery {
   low: string | null;
   high: string | null;
   types: string | null;
+  /** 1 when the filter names system streams ('$…'); otherwise they are left out. */
+  system: number;
   limit: number;
 }
 
@@ -122,6 +130,8 @@ type Outcome = { ok: true; results: AppendResult[] } | { ok: false; error: unkno
 export class SqliteBackend implements StorageBackend {
   readonly name = 'sqlite';
   readonly pollIntervalMs: number;
+  // The rowid is one more than the highest, and a rolled-back insert gives its number back: no gap, ever.
+  readonly densePositions = true;
   readonly #db: Database.Database;
   readonly #events = new EventEmitter().setMaxListeners(0);
   readonly #sql;
@@ -235,9 +245,23 @@ export class SqliteBackend implements StorageBackend {
          WHERE position >= @from
            AND (@low IS NULL OR stream_id >= @low) AND (@high IS NULL OR stream_id < @high)
            AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
+           AND (@system = 1 OR substr(stream_id, 1, 1) <> '$')
          ORDER BY position LIMIT @limit`,
         )
         .raw(true),
+      scanLog: db
+        .prepare<[number, number, number], ScanRow>(
+          `SELECT ${SCAN_COLUMNS} FROM events WHERE position >= ? AND position <= ? ORDER BY position LIMIT ?`,
+        )
+        .raw(true),
+      scanStream: db
+        .prepare<[string, number, number], ScanRow>(
+          `SELECT ${SCAN_COLUMNS} FROM events WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?`,
+        )
+        .raw(true),
+      emptyStreams: db
+        .prepare<[], string>('SELECT stream_id FROM streams s WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = s.stream_id)')
+        .pluck(),
       head: db.prepare<[], number>('SELECT coalesce(max(position), 0) FROM events').pluck(),
       streamVersion: db.prepare<[string], number>('SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?').pluck(),
       // Bounds, not `@x IS NULL OR …`, so SQLite seeks in the primary key and stops at the end of the prefix.
@@ -331,7 +355,8 @@ export class SqliteBackend implements StorageBackend {
       const written: EventEnvelope[] = [];
       const results = appends.map((append) => this.#write(append, written));
       // Inside the call's savepoint (or transaction): a hook that throws takes the call's events back with it.
-      if (this.#appendHooks.size > 0 && written.length > 0) for (const hook of this.#appendHooks) hook(written);
+      const visible = this.#appendHooks.size > 0 ? written.filter((e) => !isSystemStream(e.streamId)) : [];
+      if (visible.length > 0) for (const hook of this.#appendHooks) hook(visible);
       if (savepoint) this.#sql.release.run();
       return { ok: true, results };
     } catch (error) {
@@ -400,7 +425,23 @@ export class SqliteBackend implements StorageBackend {
   #readAllSync(from: number, limit: number, filter: EventFilter | undefined): ReadAllPage {
     const [low, high] = prefixRange(filter?.streamPrefix);
     // One statement for every filter: the type list travels as a JSON array.
-    return this.#readPage({ from, low, high, types: filter?.types ? JSON.stringify(filter.types) : null, limit });
+    const types = filter?.types ? JSON.stringify(filter.types) : null;
+    return this.#readPage({ from, low, high, types, system: readsSystemStreams(filter) ? 1 : 0, limit });
+  }
+
+  async scanLog(from: number, to: number, limit: number): Promise<RawRow[]> {
+    this.#open();
+    return (this.#sql.scanLog.all(from, to, limit) as unknown as ScanRow[]).map(fromScanRow);
+  }
+
+  async scanStream(streamId: string, fromVersion: number, limit: number): Promise<RawRow[]> {
+    this.#open();
+    return (this.#sql.scanStream.all(streamId, fromVersion, limit) as unknown as ScanRow[]).map(fromScanRow);
+  }
+
+  async emptyStreams(): Promise<string[]> {
+    this.#open();
+    return this.#sql.emptyStreams.all() as string[];
   }
 
   async streamVersion(streamId: string): Promise<number> {
@@ -580,6 +621,11 @@ function listStreamsSql(upperBound: string): string {
   return `SELECT s.stream_id AS streamId, e.version, e.hash AS head, e.position FROM streams s
     JOIN events e ON e.position = (SELECT position FROM events WHERE stream_id = s.stream_id ORDER BY version DESC LIMIT 1)
     WHERE s.stream_id >= @low AND s.stream_id > @after ${upperBound} ORDER BY s.stream_id LIMIT @limit`;
+}
+
+function fromScanRow(row: ScanRow): RawRow {
+  const [position, id, streamId, version, type, schemaVersion, data, metadata, recordedAt, hash, digest] = row;
+  return { position, id, streamId, version, type, schemaVersion, data, metadata, recordedAt, hash, digest };
 }
 
 function fromReadRow(row: ReadRow): EventEnvelope {

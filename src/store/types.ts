@@ -2,10 +2,12 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type pg from 'pg';
 import type { EventEnvelope, EventMetadata, Json, NewEvent } from '../events/envelope.js';
 import type { ExpectedVersion } from '../events/errors.js';
-import type { ChainBreak } from '../events/hash.js';
+import type { InclusionProof } from '../events/proof.js';
 import type { EventRegistry } from '../events/registry.js';
+import type { Digest } from '../events/tree-head.js';
+import type { DigestOptions, ProveOptions, Seal, SealOptions, VerifyOptions, VerifyReport } from './audit/report.js';
 
-export type { ExpectedVersion };
+export type { DigestOptions, ExpectedVersion, ProveOptions, Seal, SealOptions, VerifyOptions, VerifyReport };
 
 export interface AppendOptions {
   /** Defaults to 'any'. */
@@ -90,18 +92,6 @@ export interface Snapshot<S = unknown> {
   createdAt: string;
 }
 
-export interface VerifyOptions {
-  /** Only this stream; otherwise every stream. */
-  streamId?: string;
-}
-
-export interface VerifyReport {
-  ok: boolean;
-  streams: number;
-  events: number;
-  breaks: ChainBreak[];
-}
-
 /** The log. Every backend (memory, SQLite, PostgreSQL) behaves the same; `rewind/testing` proves it. */
 export interface EventStore {
   readonly backend: string;
@@ -137,8 +127,29 @@ export interface EventStore {
   /** The newest snapshot made by this reducer version (at or before `atOrBefore`). Other reducer versions are never returned. */
   loadSnapshot<S = unknown>(streamId: string, reducerVersion: string, options?: { atOrBefore?: number }): Promise<Snapshot<S> | undefined>;
 
-  /** Walks the hash chains. */
+  /**
+   * Checks the log: every stream's hash chain, every row decodable, versions
+   * and positions where they must be, the seals in the log (signatures with
+   * `publicKeys`) and, given a `digest`, that the log still holds exactly the
+   * prefix it signed. Never throws over damaged data: every problem is in the report.
+   */
   verify(options?: VerifyOptions): Promise<VerifyReport>;
+  /**
+   * A signed statement of the log up to a position (default the head): the
+   * Merkle root over its events in position order, the tree's peaks and every
+   * stream's head. Keep it outside the database; `verify({ digest })` holds
+   * the log to it. Refuses (LogCorruptError) a log that does not verify.
+   */
+  digest(options: DigestOptions): Promise<Digest>;
+  /**
+   * Writes a seal into the log (stream '$rewind-seals'): a signed tree head
+   * over everything appended before it, continuing the previous seal's tree,
+   * with the heads of the streams changed since. Undefined when nothing new
+   * was appended since the last seal (or another process sealed first).
+   */
+  seal(options: SealOptions): Promise<Seal | undefined>;
+  /** A proof that the event is in the log, checkable with the public key and the proof alone (`checkProof`). */
+  prove(eventId: string, options?: ProveOptions): Promise<InclusionProof>;
 
   close(): Promise<void>;
 }
@@ -182,10 +193,33 @@ export interface ReadAllPage {
   scannedTo: number;
 }
 
+/**
+ * A row exactly as stored, before any decoding: what verification reads, so
+ * that one damaged row is reported rather than thrown. `data` and `metadata`
+ * are the stored JSON text; the types are what the row should hold, which
+ * verification checks rather than trusts.
+ */
+export interface RawRow {
+  position: number;
+  id: unknown;
+  streamId: unknown;
+  version: unknown;
+  type: unknown;
+  schemaVersion: unknown;
+  data: unknown;
+  metadata: unknown;
+  recordedAt: unknown;
+  hash: unknown;
+  /** The content digest kept for recognising retried appends. */
+  digest: unknown;
+}
+
 export interface StorageBackend {
   readonly name: string;
   /** How often a live subscription re-reads without a wake-up; Infinity when wake-ups are complete. */
   readonly pollIntervalMs: number;
+  /** Positions are 1, 2, 3… with no gap, so a missing one means a deleted event (memory, SQLite; not PostgreSQL, where a rolled-back append leaves one). */
+  readonly densePositions: boolean;
 
   /**
    * Atomically, for each append in order: when every event id is already in
@@ -198,7 +232,14 @@ export interface StorageBackend {
   append(appends: PreparedAppend[]): Promise<AppendResult[]>;
   /** Stored events (not upcast), by version. */
   read(streamId: string, options: Required<Pick<ReadOptions, 'direction'>> & ReadOptions): Promise<EventEnvelope[]>;
+  /** Leaves out system streams ('$…', see system-streams.ts) unless the filter's prefix names them. */
   readAll(from: number, limit: number, filter: EventFilter | undefined): Promise<ReadAllPage>;
+  /** Rows with from ≤ position ≤ to (system streams included) in position order, undecoded. Every position ≤ headPosition() is final. */
+  scanLog(from: number, to: number, limit: number): Promise<RawRow[]>;
+  /** One stream's rows from a version on, in version order, undecoded. */
+  scanStream(streamId: string, fromVersion: number, limit: number): Promise<RawRow[]>;
+  /** Streams recorded as begun that hold no event: only deleting rows makes one. */
+  emptyStreams(): Promise<string[]>;
   streamVersion(streamId: string): Promise<number>;
   listStreams(options: ListStreamsOptions): Promise<StreamInfo[]>;
   headPosition(): Promise<number>;
@@ -219,9 +260,11 @@ export interface StorageBackend {
 
 /**
  * Runs inside an append's transaction once its new events are written (as stored, not upcast;
- * idempotent retries that write nothing do not call it). Throwing aborts the whole append.
+ * idempotent retries that write nothing, and events of system streams, do not reach it). Throwing aborts the whole append.
+ * A backend without transactions (memory) calls the function it returns when a later hook
+ * refuses the append, to take this hook's writes back with the append's events.
  */
-export type AppendTransactionHook = (written: EventEnvelope[]) => void;
+export type AppendTransactionHook = (written: EventEnvelope[]) => (() => void) | undefined;
 
 /** Memory and SQLite: everything happens synchronously inside the append, so the host offers synchronous reads. */
 export interface SyncProjectionHost {
@@ -251,8 +294,11 @@ export interface PostgresProjectionHost {
 export interface PostgresAppendTransaction {
   /** @internal The driver's client, inside the transaction. */
   client: pg.PoolClient;
-  /** Every event after this position (appends take turns while inline projections exist, so none is in flight). */
-  eventsAfter(position: number): Promise<EventEnvelope[]>;
+  /**
+   * Every event after this position, system streams left out (appends take turns while inline projections
+   * exist, so none is in flight): those this transaction wrote, and the others (committed by appends without the hook).
+   */
+  eventsAfter(position: number): Promise<{ written: EventEnvelope[]; others: EventEnvelope[] }>;
   readStream(streamId: string, toVersion: number): Promise<EventEnvelope[]>;
 }
 

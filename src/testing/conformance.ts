@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { EventEnvelope, NewEvent } from '../events/envelope.js';
 import { ConcurrencyError, EventIdConflictError, StoreClosedError, ValidationError } from '../events/errors.js';
 import { verifyChain } from '../events/hash.js';
+import { checkProof } from '../events/proof.js';
+import { generateKeyPair } from '../events/signing.js';
 import type { EventStore } from '../store/types.js';
 
 export interface ConformanceOptions {
@@ -353,8 +355,65 @@ export function describeEventStoreConformance(name: string, open: () => Promise<
         const edited = events.map((e, i) => (i === 1 ? { ...e, data: { n: 20 } } : e));
         expect(verifyChain('s', edited).firstBreak).toMatchObject({ streamId: 's', version: 2 });
         const report = await store.verify();
-        expect(report).toMatchObject({ ok: true, streams: 2, events: 4, breaks: [] });
+        expect(report).toMatchObject({ ok: true, streams: 2, events: 4, problems: [], problemCount: 0 });
         expect(await store.verify({ streamId: 't' })).toMatchObject({ ok: true, streams: 1, events: 1 });
+      });
+    });
+
+    describe('audit trail', () => {
+      it('seals, digests and proves an untouched log, and verifies it against all three', async () => {
+        const store = await fresh();
+        const keys = generateKeyPair();
+        await store.append('order-1', [ev('Placed', { total: 10 }), ev('Paid', { amount: 10 })]);
+        await store.append('order-2', [ev('Placed', { total: 5 })]);
+        const seal = await store.seal({ signingKey: keys.privateKey });
+        expect(seal?.digest.treeHead).toMatchObject({ kind: 'seal', size: 3, since: 0, keyId: keys.keyId });
+        expect(seal?.digest.heads.map(([id, version]) => [id, version])).toEqual([
+          ['order-1', 2],
+          ['order-2', 1],
+        ]);
+        // Nothing but the seal itself is new: nothing to seal.
+        expect(await store.seal({ signingKey: keys.privateKey })).toBeUndefined();
+        const { events } = await store.append('order-1', [ev('Shipped')]);
+        const second = await store.seal({ signingKey: keys.privateKey });
+        // The second seal goes on from the first: the seal event and the new one, and only the streams they changed.
+        expect(second?.digest.treeHead).toMatchObject({ size: 5, since: seal?.digest.treeHead.position });
+        expect(second?.digest.heads.map(([id]) => id)).toEqual(['$rewind-seals', 'order-1']);
+
+        const digest = await store.digest({ signingKey: keys.privateKey });
+        expect(digest.treeHead).toMatchObject({ kind: 'digest', size: 6, position: await store.headPosition() });
+        const report = await store.verify({ digest, publicKeys: [keys.publicKey] });
+        expect(report).toMatchObject({ ok: true, events: 6, streams: 3, problems: [], problemCount: 0 });
+        expect(report.seals).toMatchObject({ found: 2, verified: 2, unverified: 0 });
+        expect(report.digest).toMatchObject({ size: 6, signature: 'valid' });
+        expect((await store.verify({ streamId: 'order-1', publicKeys: [keys.publicKey] })).ok).toBe(true);
+
+        const proof = await store.prove(events[0]!.id);
+        expect(proof.treeHead).toEqual(second?.digest.treeHead);
+        expect(checkProof(proof, keys.publicKey)).toMatchObject({
+          ok: true,
+          event: { id: events[0]!.id, streamId: 'order-1', version: 3 },
+        });
+        expect(checkProof(proof, generateKeyPair().publicKey)).toMatchObject({ ok: false });
+        expect(checkProof({ ...proof, event: { ...proof.event, data: { forged: true } } }, keys.publicKey)).toMatchObject({ ok: false });
+      });
+
+      it("keeps '$' streams (the seals) to Rewind: applications cannot append there, whole-log reads leave them out", async () => {
+        const store = await fresh();
+        await store.append('s', [ev('A')]);
+        await store.seal({ signingKey: generateKeyPair().privateKey });
+        await expect(store.append('$mine', [ev('A')])).rejects.toBeInstanceOf(ValidationError);
+        await store.append('t', [ev('B')]);
+        expect((await store.readAll()).map((e) => e.streamId)).toEqual(['s', 't']);
+        expect((await store.readAll({ filter: { streamPrefix: '$' } })).map((e) => e.type)).toEqual(['LogSealed']);
+        expect((await store.read('$rewind-seals')).length).toBe(1);
+        const controller = new AbortController();
+        const seen: string[] = [];
+        for await (const event of store.subscribe({ signal: controller.signal })) {
+          seen.push(event.streamId);
+          if (seen.length === 2) controller.abort();
+        }
+        expect(seen).toEqual(['s', 't']);
       });
     });
 

@@ -147,7 +147,7 @@ describe('rewind CLI exit codes and bad input', () => {
     db.close();
     const verify = await rewind(['verify', '--db', file]);
     expect(verify.code).toBe(1);
-    expect(verify.stdout).toContain(`run-${demo.runId} at version 23`);
+    expect(verify.stdout).toMatch(new RegExp(`hash-mismatch +run-${demo.runId}@23 position \\d+: the stored hash is not the link`));
   });
 
   it('prints help with examples on every command', async () => {

@@ -113,7 +113,15 @@ describe.each(backends)('events routes on $name', (backend) => {
       ],
     });
     await append('b', { events: [{ type: 'T', data: 3 }] });
-    expect(await (await h.call('/verify')).json()).toEqual({ ok: true, streams: 2, events: 3, breaks: [] });
+    expect(await (await h.call('/verify')).json()).toEqual({
+      ok: true,
+      streams: 2,
+      events: 3,
+      position: 3,
+      problems: [],
+      problemCount: 0,
+      seals: { found: 0, verified: 0, unverified: 0, coveredTo: 0 },
+    });
     expect(await (await h.call('/verify?stream=a')).json()).toMatchObject({ ok: true, streams: 1, events: 2 });
     const missing = await h.call('/verify?stream=nope');
     expect(missing.status).toBe(404);

@@ -1,3 +1,4 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { Store } from '../../src/store/event-store.js';
 import { MemoryBackend } from '../../src/store/memory.js';
 import { SqliteBackend } from '../../src/store/sqlite.js';
 import type { EventStore } from '../../src/store/types.js';
-import { openTestPostgresStore } from '../support/postgres.js';
+import { databaseUrl, openTestPostgresStore, uniqueSchema } from '../support/postgres.js';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -31,6 +32,73 @@ export async function openTestStore(kind: Kind, file?: string): Promise<EventSto
   if (kind === 'memory') return new Store(new MemoryBackend());
   if (kind === 'postgres') return openTestPostgresStore();
   return new Store(SqliteBackend.open(file ?? join(tempDir(), 'rewind.db')));
+}
+
+/** A store, and the URL another process opens the same log with (none for memory: one process only). */
+export async function openSharedStore(kind: Kind): Promise<{ store: EventStore; url: string | undefined }> {
+  if (kind === 'memory') return { store: await openTestStore('memory'), url: undefined };
+  if (kind === 'sqlite') {
+    const file = join(tempDir(), 'rewind.db');
+    return { store: await openTestStore('sqlite', file), url: `sqlite:${file}` };
+  }
+  const url = new URL(databaseUrl());
+  url.searchParams.set('schema', uniqueSchema());
+  const { openStore } = await import('../../src/store/open.js');
+  return { store: await openStore(url.toString()), url: url.toString() };
+}
+
+const children = new Set<ChildProcess>();
+/** Kills (SIGKILL) every fixture process still running: for afterEach. */
+export function killChildren(): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  children.clear();
+}
+
+export interface Fixture {
+  child: ChildProcess;
+  /** Resolves once the process prints "ready" (or exits). */
+  ready: Promise<void>;
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>;
+}
+
+/** A TypeScript fixture of test/fixtures in a process of its own, stdin open. */
+export function runFixture(name: string, args: string[]): Fixture {
+  const script = join(root, 'test/fixtures', name);
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+  children.add(child);
+  let out = '';
+  let err = '';
+  let onReady!: () => void;
+  const ready = new Promise<void>((resolve) => {
+    onReady = resolve;
+  });
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    out += chunk;
+    if (out.includes('ready')) onReady();
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    err += chunk;
+  });
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>((resolve) => {
+    child.on('close', (code, signal) => {
+      onReady();
+      resolve({ code, signal, out, err });
+    });
+  });
+  return { child, ready, done };
+}
+
+/** test/fixtures/projections-appender.ts: `done` resolves with its output once it exits, and rejects if it failed. */
+export function appenderProcess(args: string[]): { ready: Promise<void>; stop: () => void; done: Promise<string> } {
+  const { child, ready, done } = runFixture('projections-appender.ts', args);
+  return {
+    ready,
+    stop: () => child.stdin?.write('stop\n'),
+    done: done.then(({ code, out, err }) => {
+      if (code !== 0) throw new Error(`the appender exited with ${code}: ${err}`);
+      return out.trim();
+    }),
+  };
 }
 
 export interface ItemDoc extends Doc {

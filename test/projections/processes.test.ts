@@ -1,48 +1,17 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NewEvent } from '../../src/events/envelope.js';
 import { openProjections } from '../../src/projections/projections.js';
-import { expectedItems, itemsProjection, openTestStore, removeTempDirs, root, tempDir } from './helpers.js';
+import { expectedItems, itemsProjection, killChildren, openTestStore, removeTempDirs, runFixture, tempDir } from './helpers.js';
 
-const consumer = join(root, 'test/fixtures/projections-consumer.ts');
-const children: ChildProcess[] = [];
 afterEach(() => {
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  killChildren();
   removeTempDirs();
 });
 
 function run(file: string, mode: 'follow' | 'catchup', batch: number, spinMicros: number, wait = false) {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', consumer, file, mode, String(batch), String(spinMicros), ...(wait ? ['wait'] : [])],
-    {
-      cwd: root,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    },
-  );
-  children.push(child);
-  let out = '';
-  let err = '';
-  let onReady!: () => void;
-  const ready = new Promise<void>((resolve) => {
-    onReady = resolve;
-  });
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    out += chunk;
-    if (out.includes('ready')) onReady();
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    err += chunk;
-  });
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>((resolve) => {
-    child.on('close', (code, signal) => {
-      onReady();
-      resolve({ code, signal, out, err });
-    });
-  });
-  return { child, ready, done };
+  return runFixture('projections-consumer.ts', [file, mode, String(batch), String(spinMicros), ...(wait ? ['wait'] : [])]);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NewEvent } from '../../src/events/envelope.js';
-import { openProjections } from '../../src/projections/projections.js';
-import { builtInProjections, toolStats } from '../../src/runtime/read-models.js';
+// From the package entry: the built-in read models are public, and find() knows their documents' types.
+import { builtInProjections, openProjections, toolStats } from '../../src/index.js';
 import type { EventStore } from '../../src/store/types.js';
 import { kinds, openTestStore, removeTempDirs } from './helpers.js';
 

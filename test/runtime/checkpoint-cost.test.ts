@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { effectiveEvents, foldState, rollbacksOf } from '../../src/runtime/history.js';
 import { createRuntime, defineWorkflow, RunEvents } from '../../src/runtime/index.js';
+import { effectiveEvents, foldState, rollbacksOf } from '../../src/runtime/journal.js';
 import { countingReads, makeStore } from './helpers.js';
 
 /** `filler` domain events, a checkpoint, two compensable steps, then a failure that rolls back to the checkpoint. */

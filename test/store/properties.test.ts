@@ -121,7 +121,9 @@ describe('tamper evidence on SQLite (property)', () => {
           const report = await reopened.verify();
           await reopened.close();
           expect(report.ok).toBe(false);
-          expect(report.breaks).toEqual([expect.objectContaining({ streamId: victim.streamId, version: victim.version })]);
+          expect(report.problems).toEqual([
+            expect.objectContaining({ streamId: victim.streamId, version: victim.version, position: victim.position }),
+          ]);
         },
       ),
       { numRuns: 60 },

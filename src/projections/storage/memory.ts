@@ -7,14 +7,34 @@ import type { ProjectionRecord } from './types.js';
 /**
  * Read models of the in-memory backend. Values are kept as JSON text, so every
  * read hands out a fresh copy, as a database would. Writes come only after
- * everything that can throw, so a failed transaction leaves nothing behind.
+ * everything that can throw, so a failed transaction leaves nothing behind;
+ * inside an append, where a later hook can still refuse it, every write is
+ * journaled so that it can be taken back with the append's events.
  */
 export class MemoryPrimitives implements SyncPrimitives {
   readonly #records = new Map<string, string>();
   readonly #docs = new Map<string, Map<string, StoredDoc>>();
+  #journal: (() => void)[] | undefined;
 
   write<T>(fn: () => T): T {
     return fn();
+  }
+
+  inAppend(fn: () => void): () => void {
+    const journal: (() => void)[] = [];
+    const undo = () => {
+      for (const step of journal.splice(0).reverse()) step();
+    };
+    this.#journal = journal;
+    try {
+      fn();
+    } catch (error) {
+      undo();
+      throw error;
+    } finally {
+      this.#journal = undefined;
+    }
+    return undo;
   }
 
   read<T>(fn: () => T): T {
@@ -31,6 +51,8 @@ export class MemoryPrimitives implements SyncPrimitives {
   }
 
   putRecord(record: ProjectionRecord): void {
+    const before = this.#records.get(record.name);
+    this.#journal?.push(() => (before === undefined ? this.#records.delete(record.name) : this.#records.set(record.name, before)));
     this.#records.set(record.name, JSON.stringify(record));
   }
 
@@ -40,19 +62,21 @@ export class MemoryPrimitives implements SyncPrimitives {
   }
 
   writeChanges(name: string, generation: number, changes: Changeset): void {
-    let docs = this.#docs.get(slot(name, generation));
-    if (!docs) {
-      docs = new Map();
-      this.#docs.set(slot(name, generation), docs);
-    }
-    if (changes.wiped.size > 0) for (const [key, doc] of docs) if (changes.wiped.has(doc.streamId)) docs.delete(key);
-    for (const [key, doc] of changes.docs) {
-      if (doc === null) docs.delete(key);
-      else docs.set(key, { ...doc });
-    }
+    const docs = this.#docs.get(slot(name, generation)) ?? new Map<string, StoredDoc>();
+    this.#docs.set(slot(name, generation), docs);
+    const set = (key: string, doc: StoredDoc | undefined) => {
+      const before = docs.get(key);
+      this.#journal?.push(() => (before ? docs.set(key, before) : docs.delete(key)));
+      if (doc) docs.set(key, { ...doc });
+      else docs.delete(key);
+    };
+    if (changes.wiped.size > 0) for (const [key, doc] of docs) if (changes.wiped.has(doc.streamId)) set(key, undefined);
+    for (const [key, doc] of changes.docs) set(key, doc ?? undefined);
   }
 
   dropGeneration(name: string, generation: number): void {
+    const before = this.#docs.get(slot(name, generation));
+    if (before) this.#journal?.push(() => this.#docs.set(slot(name, generation), before));
     this.#docs.delete(slot(name, generation));
   }
 

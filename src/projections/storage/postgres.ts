@@ -3,6 +3,7 @@ import type { EventEnvelope } from '../../events/envelope.js';
 import type { PostgresProjectionHost, StorageBackend } from '../../store/types.js';
 import type { Changeset, DocView, StoredDoc } from '../apply.js';
 import type { Doc } from '../definition.js';
+import { applyInline } from '../inline.js';
 import type { CheckedQuery, FoundDoc, Scalar } from '../query.js';
 import { advance, stateOf } from './sync-store.js';
 import type { Applier, Batch, InlineProjection, ProjectionRecord, ReadModelStore, Target } from './types.js';
@@ -169,10 +170,11 @@ export class PostgresReadModelStore implements ReadModelStore {
       const f = arg(query.order.field);
       const dir = query.order.direction === 'asc' ? 'ASC' : 'DESC';
       const t = `jsonb_typeof(d.doc -> ${f})`;
-      // The order of query.ts: missing/null, booleans, numbers, strings, then objects and arrays; text compared bytewise.
+      // The order of query.ts: missing/null, booleans, numbers, strings, then objects and arrays (tied).
+      // COLLATE "C" compares UTF-8 bytes, which is code point order, as compareText() in query.ts.
       order = `CASE coalesce(${t}, 'null') WHEN 'null' THEN 0 WHEN 'boolean' THEN 1 WHEN 'number' THEN 2 WHEN 'string' THEN 3 ELSE 4 END ${dir},
         CASE WHEN ${t} = 'number' THEN (d.doc ->> ${f})::numeric END ${dir},
-        CASE WHEN ${t} <> 'number' THEN d.doc ->> ${f} END COLLATE "C" ${dir}, d.key`;
+        CASE WHEN ${t} IN ('string', 'boolean') THEN d.doc ->> ${f} END COLLATE "C" ${dir}, d.key`;
     }
     const sql = `SELECT d.key, d.stream_id, d.doc FROM ${this.#s}.projection_docs d
       JOIN ${this.#s}.projections p ON p.name = d.projection AND p.generation = d.generation
@@ -186,18 +188,20 @@ export class PostgresReadModelStore implements ReadModelStore {
    * In the appending transaction: appends take turns while an inline
    * projection is registered, so every event after the projection's position
    * is committed or this transaction's own, and reading them all is complete.
+   * The rule for events the projection cannot apply is applyInline's.
    */
   installInline(projections: InlineProjection[]): () => void {
     return this.#host.addAppendHook(async (tx) => {
       for (const projection of projections) {
         const record = await this.#lock(tx.client, projection.name);
         if (!record || record.version !== projection.version || record.error !== null) continue;
-        const events = await tx.eventsAfter(record.position);
-        const last = events.at(-1);
-        if (!last) continue;
-        const view = await this.#preload(tx.client, projection.name, record.generation, events, projection.applier, tx.readStream);
-        await this.#write(tx.client, projection.name, record.generation, projection.applier.apply(events, view));
-        await this.#put(tx.client, advance(record, 'active', last.position, last.recordedAt, now()));
+        const { written, others } = await tx.eventsAfter(record.position);
+        const all = [...others, ...written];
+        const view = await this.#preload(tx.client, projection.name, record.generation, all, projection.applier, tx.readStream);
+        const applied = applyInline(record, projection.applier, others, written, view, now());
+        if (!applied) continue;
+        await this.#write(tx.client, projection.name, record.generation, applied.changes);
+        await this.#put(tx.client, applied.record);
       }
     });
   }

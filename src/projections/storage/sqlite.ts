@@ -92,6 +92,11 @@ export class SqlitePrimitives implements SyncPrimitives {
     return this.#db.transaction(fn).deferred();
   }
 
+  inAppend(fn: () => void): undefined {
+    // The append's savepoint holds these writes with its events: a refusal rolls both back.
+    fn();
+  }
+
   getRecord(name: string): ProjectionRecord | undefined {
     const row = this.#sql.getRecord.get(name);
     return row && fromRow(row);
@@ -144,11 +149,13 @@ export class SqlitePrimitives implements SyncPrimitives {
     });
     let order = 'key';
     if (query.order) {
-      params.push(`$.${query.order.field}`, `$.${query.order.field}`);
+      params.push(...Array.from({ length: 3 }, () => `$.${query.order?.field}`));
       const dir = query.order.direction === 'asc' ? 'ASC' : 'DESC';
-      // The order of query.ts: missing/null, booleans, numbers, strings, then objects and arrays.
+      // The order of query.ts: missing/null, booleans, numbers, strings, then objects and arrays (tied).
+      // Text compares as UTF-8 bytes (BINARY), which is code point order, as compareText() in query.ts.
       order = `CASE coalesce(json_type(doc, ?), 'null') WHEN 'null' THEN 0 WHEN 'false' THEN 1 WHEN 'true' THEN 1
-        WHEN 'integer' THEN 2 WHEN 'real' THEN 2 WHEN 'text' THEN 3 ELSE 4 END ${dir}, json_extract(doc, ?) ${dir}, key`;
+        WHEN 'integer' THEN 2 WHEN 'real' THEN 2 WHEN 'text' THEN 3 ELSE 4 END ${dir},
+        CASE WHEN json_type(doc, ?) IN ('object', 'array') THEN NULL ELSE json_extract(doc, ?) END ${dir}, key`;
     }
     params.push(query.limit, query.offset);
     const sql = `SELECT key, stream_id AS streamId, doc FROM projection_docs WHERE projection = ? AND generation = ?

@@ -2,6 +2,7 @@ import type { EventEnvelope } from '../../events/envelope.js';
 import type { EventFilter, SyncProjectionHost } from '../../store/types.js';
 import type { Changeset, DocView, StoredDoc } from '../apply.js';
 import type { Doc } from '../definition.js';
+import { applyInline } from '../inline.js';
 import type { CheckedQuery, FoundDoc } from '../query.js';
 import type { Applier, Batch, InlineProjection, ProjectionRecord, ReadModelStore, Target } from './types.js';
 
@@ -11,6 +12,12 @@ export interface SyncPrimitives {
   write<T>(fn: () => T): T;
   /** A consistent snapshot for reads. */
   read<T>(fn: () => T): T;
+  /**
+   * Runs an inline projection's writes inside an append. All of them or none
+   * (if `fn` throws); the result takes them back should the append be refused
+   * after them (memory; SQLite's savepoint of the append covers them).
+   */
+  inAppend(fn: () => void): (() => void) | undefined;
   getRecord(name: string): ProjectionRecord | undefined;
   listRecords(): ProjectionRecord[];
   putRecord(record: ProjectionRecord): void;
@@ -147,24 +154,24 @@ export class SyncReadModelStore implements ReadModelStore {
 
   installInline(projections: InlineProjection[]): () => void {
     // Already inside the append's transaction (and its savepoint): no transaction of our own.
-    return this.#host.addAppendHook((written) => {
-      const first = written[0] as EventEnvelope;
-      const last = written[written.length - 1] as EventEnvelope;
-      for (const projection of projections) {
-        const record = this.#p.getRecord(projection.name);
-        // A new version waits for its rebuild to swap in; a stopped projection for its resume.
-        if (!record || record.version !== projection.version || record.error !== null || record.position >= last.position) continue;
-        // Appends made without this projection (another process, or before it was opened) come first.
-        const missed = first.position > record.position + 1 ? this.#readAfter(record.position, first.position - 1).events : [];
-        const events = [...missed, ...written.filter((e) => e.position > record.position)];
-        this.#p.writeChanges(
-          projection.name,
-          record.generation,
-          projection.applier.apply(events, this.#view(projection.name, record.generation)),
-        );
-        this.#p.putRecord(advance(record, 'active', last.position, last.recordedAt, this.#now()));
-      }
-    });
+    return this.#host.addAppendHook((written) =>
+      this.#p.inAppend(() => {
+        const first = written[0] as EventEnvelope;
+        const last = written[written.length - 1] as EventEnvelope;
+        for (const projection of projections) {
+          const record = this.#p.getRecord(projection.name);
+          // A new version waits for its rebuild to swap in; a stopped projection for its resume.
+          if (!record || record.version !== projection.version || record.error !== null || record.position >= last.position) continue;
+          const missed = first.position > record.position + 1 ? this.#readAfter(record.position, first.position - 1).events : [];
+          const view = this.#view(projection.name, record.generation);
+          const own = written.filter((e) => e.position > record.position);
+          const applied = applyInline(record, projection.applier, missed, own, view, this.#now());
+          if (!applied) continue;
+          this.#p.writeChanges(projection.name, record.generation, applied.changes);
+          this.#p.putRecord(applied.record);
+        }
+      }),
+    );
   }
 
   async close(): Promise<void> {}

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
+import { registerAuditCommands } from './commands/audit.js';
 import { registerBenchCommand } from './commands/bench.js';
 import { registerLogCommands } from './commands/log.js';
 import { registerMcpCommand } from './commands/mcp.js';
@@ -28,6 +29,7 @@ export function buildProgram({ json = false }: { json?: boolean } = {}): Command
   registerRunCommands(program);
   registerTimeTravelCommands(program);
   registerLogCommands(program);
+  registerAuditCommands(program);
   registerProjectionCommands(program);
   registerWorkerCommand(program);
   registerServeCommand(program);

@@ -1,6 +1,6 @@
 import type { EventEnvelope } from '../../events/envelope.js';
-import { effectiveEvents } from '../../runtime/history.js';
 import { RunEvents } from '../../runtime/index.js';
+import { effectiveEvents } from '../../runtime/journal.js';
 import { colour, safe } from './output.js';
 
 export interface TimelineEntry {

@@ -2,37 +2,10 @@ import type { Command } from 'commander';
 import { NotFoundError, ValidationError } from '../../../events/errors.js';
 import type { EventStore } from '../../../store/types.js';
 import { type GlobalOptions, withStore } from '../context.js';
-import { EXIT } from '../exit-codes.js';
-import { colour, plural, printJson, safe, table } from '../output.js';
+import { colour, printJson, safe, table } from '../output.js';
 
-/** Commands over the raw log: verify, streams, events. */
+/** Commands over the raw log: streams, events. */
 export function registerLogCommands(program: Command): void {
-  program
-    .command('verify')
-    .description('walk the hash chains and report the first broken link of each stream')
-    .argument('[stream]', 'only this stream (a run id is a stream too)')
-    .addHelpText('after', '\nExamples:\n  rewind verify\n  rewind verify run-42 --json')
-    .action(async (stream: string | undefined, _opts, cmd: Command) => {
-      const options = cmd.optsWithGlobals<GlobalOptions>();
-      const report = await withStore(
-        options,
-        async (store) => {
-          const report = await store.verify(stream ? { streamId: stream } : {});
-          if (stream && report.streams === 0) throw await streamNotFound(store, stream);
-          return report;
-        },
-        'read',
-      );
-      if (options.json) printJson(report);
-      else if (report.ok) {
-        console.log(`${colour.green('✓')} ${plural(report.events, 'event')} in ${plural(report.streams, 'stream')}: every link holds`);
-      } else {
-        console.log(`${colour.red('✗')} ${report.breaks.length} of ${plural(report.streams, 'stream')} broken`);
-        for (const b of report.breaks) console.log(`  ${colour.bold(safe(b.streamId))} at version ${b.version}: ${safe(b.reason)}`);
-      }
-      process.exitCode = report.ok ? EXIT.ok : EXIT.failed;
-    });
-
   program
     .command('streams')
     .description('list streams with their version')
@@ -91,7 +64,7 @@ export function registerLogCommands(program: Command): void {
 }
 
 /** A stream that does not exist, with a hint for the usual slip: a run id where its stream (`run-<id>`) was meant. */
-async function streamNotFound(store: EventStore, stream: string): Promise<NotFoundError> {
+export async function streamNotFound(store: EventStore, stream: string): Promise<NotFoundError> {
   const asRun = `run-${stream}`;
   const hint =
     (await store.streamVersion(asRun)) > 0

@@ -1,4 +1,3 @@
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { ValidationError } from '../../../events/errors.js';
 import { type AnyProjection, checkDefinitions } from '../../../projections/definition.js';
@@ -8,6 +7,7 @@ import { type GlobalOptions, withStore } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { importUserModule } from '../load-module.js';
 import { colour, printJson, table } from '../output.js';
+import { progressBar } from '../progress.js';
 
 interface ProjectionOptions {
   projections?: string;
@@ -92,7 +92,7 @@ export function registerProjectionCommands(program: Command): void {
     .action(async (name: string, _opts, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions & ProjectionOptions>();
       const definitions = await loadDefinitions(options.projections);
-      const bar = options.json || !process.stderr.isTTY ? undefined : progressBar();
+      const bar = progressBar(' {bar} {percentage}% | {value}/{total} positions | {rate}/s | {eta_formatted} left', options.json);
       const started = performance.now();
       let last = { processed: 0, total: 0, rate: 0 };
       let barStarted = false;
@@ -121,18 +121,6 @@ export function registerProjectionCommands(program: Command): void {
         `${colour.green('✓')} ${colour.bold(name)} rebuilt over ${last.processed.toLocaleString('en-US')} positions in ${seconds.toFixed(1)}s`,
       );
     });
-}
-
-function progressBar(): cliProgress.SingleBar {
-  return new cliProgress.SingleBar(
-    {
-      format: ' {bar} {percentage}% | {value}/{total} positions | {rate}/s | {eta_formatted} left',
-      stream: process.stderr,
-      hideCursor: true,
-      etaBuffer: 20,
-    },
-    cliProgress.Presets.shades_classic,
-  );
 }
 
 /** What to do about the projections that are not current, in commands. */

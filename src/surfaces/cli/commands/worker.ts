@@ -2,7 +2,9 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { openProjections } from '../../../projections/index.js';
 import { builtInProjections } from '../../../runtime/read-models.js';
 import { createWorker, type WorkerEvent } from '../../../runtime/worker.js';
+import { startSealing } from '../../../store/audit/sealer.js';
 import { type GlobalOptions, withStore } from '../context.js';
+import { signingKeyIf } from '../keys.js';
 import { colour } from '../output.js';
 import { loadWorkflows } from '../workflows.js';
 
@@ -13,6 +15,10 @@ interface WorkerCommandOptions {
   graceMs: number;
   id?: string;
   projections: boolean;
+  key?: string;
+  seal: boolean;
+  sealEvery: number;
+  sealIntervalMs: number;
 }
 
 /** `rewind worker`: claims runnable runs from the store's queue and drives them until SIGINT or SIGTERM. */
@@ -26,6 +32,10 @@ export function registerWorkerCommand(program: Command): void {
     .option('--grace-ms <ms>', 'on SIGINT/SIGTERM, how long running runs get to finish before they are handed back', parsePositive, 10_000)
     .option('--id <name>', 'the name this worker holds leases under (default host:pid:random)')
     .option('--no-projections', "do not keep Rewind's built-in read models (runs, steps, checkpoints, rollbacks) up to date")
+    .option('--key <file>', 'seal the log with this Ed25519 private key (default $REWIND_SIGNING_KEY); without a key, no seals')
+    .option('--seal-every <n>', 'seal after this many appended positions', parsePositive, 1000)
+    .option('--seal-interval-ms <ms>', '…or after this long with anything new', parsePositive, 60_000)
+    .option('--no-seal', 'do not seal even with a key')
     .addHelpText(
       'after',
       [
@@ -34,6 +44,7 @@ export function registerWorkerCommand(program: Command): void {
         'each run is driven by one worker at a time, and a run whose worker dies is taken over',
         'once its lease lapses. A second SIGINT stops at once. Workers also keep the built-in read models',
         'live (several at once is safe: each batch is written only if the projection is still where it was read).',
+        'With a signing key (--key or REWIND_SIGNING_KEY) they also seal the log periodically (see `rewind seal`).',
         '',
         'Examples:',
         '  rewind worker',
@@ -44,6 +55,17 @@ export function registerWorkerCommand(program: Command): void {
     .action(async (opts: WorkerCommandOptions, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions & WorkerCommandOptions>();
       const workflows = await loadWorkflows(opts.workflows);
+      // Read before anything starts: a key that cannot be read stops the worker here.
+      const key = opts.seal ? signingKeyIf(opts.key) : undefined;
+      // Seals are reported like the worker's own events: a line per seal, or a JSON object with --json.
+      const say = (event: { type: 'sealed'; position: number; covers: number } | { type: 'seal-failed'; message: string }) => {
+        const at = new Date().toISOString();
+        const text =
+          event.type === 'sealed'
+            ? `${at} ${colour.green('sealed')} the log up to position ${event.covers} (the seal is at ${event.position})`
+            : `${at} ${colour.red('seal failed')}: ${event.message}`;
+        process.stdout.write(`${options.json ? JSON.stringify({ at, ...event }) : text}\n`);
+      };
       await withStore(options, async (store) => {
         const worker = createWorker({
           store,
@@ -75,10 +97,20 @@ export function registerWorkerCommand(program: Command): void {
         // The read models the CLI, the API and the debugger query; following the log here keeps their lag near zero.
         const projections = opts.projections ? await openProjections(store, [...builtInProjections]) : undefined;
         projections?.start();
+        const sealing =
+          key &&
+          startSealing(store, {
+            signingKey: key,
+            everyEvents: opts.sealEvery,
+            everyMs: opts.sealIntervalMs,
+            onSeal: (seal) => say({ type: 'sealed', position: seal.position, covers: seal.digest.treeHead.position }),
+            onError: (error) => say({ type: 'seal-failed', message: (error as Error)?.message ?? String(error) }),
+          });
         try {
           await worker.start();
           await done;
         } finally {
+          await sealing?.stop();
           await projections?.close();
         }
       });

@@ -116,14 +116,23 @@ const readAll = createRoute({
   },
 });
 
-const ChainBreakSchema = z.object({ streamId: z.string(), version: z.number().int(), eventId: z.string(), reason: z.string() });
+const ProblemSchema = z.object({
+  kind: z
+    .string()
+    .openapi({ description: 'undecodable, hash-mismatch, missing-versions, missing-positions, missing-events, head-mismatch, …' }),
+  message: z.string(),
+  streamId: z.string().optional(),
+  version: z.number().int().optional(),
+  position: z.number().int().optional(),
+  eventId: z.string().optional(),
+});
 
 const verify = createRoute({
   method: 'get',
   path: '/verify',
-  summary: 'Walk the hash chains (of one stream, or all)',
+  summary: 'Verify the log (or one stream): chains, rows, positions and the seals in the log',
   description:
-    'Always 200 when the walk completes: "ok" says whether every link holds, "breaks" names the first broken link of each stream.',
+    'Always 200 when the walk completes: "ok" says whether everything holds, "problems" names each one found (stream, version, position, what). Seals are compared but not authenticated here; `rewind verify --public-key` authenticates them.',
   tags: ['events'],
   request: {
     query: z.object({ stream: z.string().min(1).optional().openapi({ description: 'only this stream (a run id is a stream too)' }) }),
@@ -131,7 +140,20 @@ const verify = createRoute({
   responses: {
     200: json(
       z
-        .object({ ok: z.boolean(), streams: z.number().int(), events: z.number().int(), breaks: z.array(ChainBreakSchema) })
+        .object({
+          ok: z.boolean(),
+          streams: z.number().int(),
+          events: z.number().int(),
+          position: z.number().int(),
+          problems: z.array(ProblemSchema),
+          problemCount: z.number().int(),
+          seals: z.object({
+            found: z.number().int(),
+            verified: z.number().int(),
+            unverified: z.number().int(),
+            coveredTo: z.number().int(),
+          }),
+        })
         .openapi('VerifyReport'),
       'the report',
     ),

@@ -1,0 +1,113 @@
+import type { EventEnvelope } from '../events/envelope.js';
+import { ConcurrencyError } from '../events/errors.js';
+import type { EventStore } from '../store/types.js';
+import type { Breakers } from './breaker.js';
+import type { Clock } from './clock.js';
+import { Halt, Pass } from './context.js';
+import { isRunEvent, type RolledBackData, RunEvents } from './events.js';
+import { statusAfter } from './journal.js';
+import type { RetryOptions } from './policy.js';
+import { Closures } from './rollback/closures.js';
+import { nextAction, type Rest } from './rollback/decide.js';
+import { carryOut, recordOutcome } from './rollback/execute.js';
+import { RunLog } from './run-log.js';
+import type { Workflow } from './workflow.js';
+
+// The driving loop of one run: read the events, ask the decider, carry the
+// action out (a forward pass of the workflow code, or one step of the
+// rollback protocol), and again, until the run rests. Nothing here decides
+// what comes next, and nothing here appends: the decider and the executor do.
+
+export interface DriverContext {
+  store: EventStore;
+  workflow(name: string): Workflow;
+  clock: Clock;
+  breakers: Breakers;
+  compensationRetry: RetryOptions;
+}
+
+export interface DriveControl {
+  /** Aborted on cancel or shutdown: nothing new starts, an effect in flight is left to run again under its key. */
+  signal: AbortSignal;
+  /** An operator's rollback waits for the code to reach a ctx call. */
+  shouldPause: () => boolean;
+  /**
+   * 'drive': what a worker does with a run it claimed; a run rolled back with
+   * after 'stop' stays stopped. 'resume': an operator's resume, which also
+   * continues such a run.
+   */
+  mode: 'drive' | 'resume';
+}
+
+/** Where a drive ended: the log as this driver last saw it, and why it stopped ('lost': another writer took the run over). */
+export type DriveResult = { log: RunLog; stop: Rest | 'paused'; marker?: RolledBackData } | { stop: 'lost' };
+
+/** Drives the run until it rests, is told to stop, or someone else writes to it. */
+export async function driveRun(c: DriverContext, runId: string, control: DriveControl): Promise<DriveResult> {
+  const log = await RunLog.readBack(c.store, runId, protocolFloor());
+  const workflow = c.workflow(log.started.data.workflow);
+  const stopped = () => control.shouldPause() || control.signal.aborted;
+  let resume = control.mode === 'resume';
+  let closures = new Closures(workflow);
+  const x = { log, clock: c.clock, breakers: c.breakers, signal: control.signal };
+  const pass = (mode: 'run' | 'replay') =>
+    new Pass({ workflow, log, breakers: c.breakers, clock: c.clock, mode, signal: control.signal, shouldPause: control.shouldPause });
+  const replay = async () => {
+    await log.loadAll();
+    const replayed = pass('replay');
+    const outcome = await replayed.execute(log.started.data.input);
+    if (outcome.kind === 'halted' && outcome.halt.reason === 'error') throw outcome.halt.error;
+    closures = new Closures(workflow, replayed, true);
+  };
+  try {
+    while (!stopped()) {
+      const action = nextAction(log.events, { hooks: (s) => closures.hooks(s), compensationRetry: c.compensationRetry, resume });
+      if (action.kind === 'rest') return { log, stop: action.why, ...(action.marker ? { marker: action.marker } : {}) };
+      if (action.kind === 'replay') {
+        await replay();
+        continue;
+      }
+      if (action.kind !== 'forward') {
+        if ((await carryOut(action, closures, x)) === 'replay') await replay();
+        continue;
+      }
+      resume = false;
+      await log.loadAll();
+      const forward = pass('run');
+      const outcome = await forward.execute(log.started.data.input);
+      if (outcome.kind === 'halted') {
+        if (outcome.halt.reason === 'paused') return { log, stop: 'paused' };
+        throw outcome.halt.error;
+      }
+      // The closures the pass met serve the rollback it may have asked for.
+      closures = new Closures(workflow, forward);
+      await recordOutcome(outcome, workflow, log);
+    }
+  } catch (error) {
+    // Someone else wrote to the run (another worker, a cancel, an operator): it is theirs now.
+    if (error instanceof ConcurrencyError) return { stop: 'lost' };
+    if (error instanceof Halt && error.reason === 'paused') return { log, stop: 'paused' };
+    throw error;
+  }
+  return { log, stop: 'paused' };
+}
+
+/**
+ * How far back the driver reads: the newest event alone when no rollback is
+ * pending; otherwise back to the pending request's target, whatever the
+ * run's length. A forward pass reads the rest when it needs the journal.
+ */
+export function protocolFloor(): (event: EventEnvelope) => number | undefined {
+  let newest = true;
+  return (event) => {
+    const first = newest;
+    newest = false;
+    if (first) {
+      const status = statusAfter(event);
+      if (status !== 'rolling_back' && status !== 'needs_attention') return event.version;
+    }
+    if (isRunEvent(event, RunEvents.RollbackRequested)) return event.data.targetVersion;
+    if (isRunEvent(event, RunEvents.RolledBack)) return event.version;
+    return undefined;
+  };
+}

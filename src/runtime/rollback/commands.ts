@@ -1,0 +1,113 @@
+import type { EventEnvelope } from '../../events/envelope.js';
+import { ConcurrencyError, ValidationError } from '../../events/errors.js';
+import type { EventStore } from '../../store/types.js';
+import { CheckpointNotFoundError, RunNotFoundError, RunStateError } from '../errors.js';
+import { asRunEvent, type CheckpointIndex, isRunEvent, type NewRunEvent, type RollbackAfter, RunEvents, START_LABEL } from '../events.js';
+import { type RunStatus, statusAfter } from '../journal.js';
+import { streamOf } from '../run-log.js';
+
+// Operators' requests to the protocol: a rollback, a retried compensation, a
+// step resolved by hand, a cancel. Each is validated against the run's last
+// event and appended at exactly that version, so it lands on the state it was
+// decided for or not at all; the driver then carries it out.
+
+export interface RollbackRequest {
+  /** 'latest', 'start', a checkpoint label, or the version of an effective checkpoint. */
+  to: 'latest' | 'start' | (string & {}) | number;
+  reason: string;
+  /** After the rollback: stay rolled back until resume() ('stop', default), continue at once ('retry'), or fail. */
+  after?: RollbackAfter;
+}
+
+/** Checks a rollback request's shape; nothing is read or written. */
+export function checkRollbackRequest(request: RollbackRequest): RollbackAfter {
+  if (!request || typeof request.reason !== 'string' || request.reason.trim() === '') {
+    throw new ValidationError('a rollback needs a reason', [], "runtime.rollback(runId, { to: 'latest', reason: 'why' })");
+  }
+  const after = request.after ?? 'stop';
+  if (!['stop', 'retry', 'fail'].includes(after))
+    throw new ValidationError(`after must be 'stop', 'retry' or 'fail', got ${JSON.stringify(after)}`);
+  const { to } = request;
+  if (!(typeof to === 'string' && to.length > 0) && !(typeof to === 'number' && Number.isInteger(to) && to >= 1))
+    throw new ValidationError(
+      `to must be 'latest', 'start', a checkpoint label or a checkpoint's version, got ${JSON.stringify(to)}`,
+      [],
+      "runtime.rollback(runId, { to: 'latest', reason: 'why' })",
+    );
+  return after;
+}
+
+/**
+ * Reads the last event, checks the status, appends what `make` returns at
+ * exactly that version; reads again and re-decides if someone wrote in between.
+ */
+export async function appendChecked(
+  store: EventStore,
+  runId: string,
+  allowed: readonly RunStatus[],
+  wanted: string,
+  hint: string,
+  make: (tail: EventEnvelope) => NewRunEvent[] | Promise<NewRunEvent[]>,
+): Promise<void> {
+  for (let tries = 0; ; tries++) {
+    const [tail] = await store.read(streamOf(runId), { direction: 'backward', limit: 1 });
+    if (!tail) throw new RunNotFoundError(runId);
+    const status = statusAfter(tail);
+    if (!allowed.includes(status)) throw new RunStateError(runId, status, wanted, hint);
+    const events = await make(tail);
+    try {
+      await store.append(streamOf(runId), events, { expectedVersion: tail.version });
+      return;
+    } catch (error) {
+      if (!(error instanceof ConcurrencyError) || tries >= 20) throw error;
+    }
+  }
+}
+
+/**
+ * The version and label a rollback goes back to. Found by reading the stream
+ * backwards to the newest Checkpoint or RolledBack event, both of which carry
+ * the checkpoint index: the cost depends on the distance to that event, not
+ * on the length of the run.
+ */
+export async function resolveTarget(
+  store: EventStore,
+  runId: string,
+  tail: EventEnvelope,
+  to: RollbackRequest['to'],
+): Promise<{ version: number; label: string }> {
+  if (to === 'start') return { version: 1, label: START_LABEL };
+  let index: CheckpointIndex | undefined;
+  for (let from = tail.version; from >= 1 && !index; from -= 100) {
+    const page = await store.read(streamOf(runId), { direction: 'backward', from, limit: 100 });
+    for (const event of page) {
+      const e = asRunEvent(event);
+      if (e?.type === RunEvents.Checkpoint || e?.type === RunEvents.RolledBack) index = e.data.index;
+      if (index) break;
+    }
+  }
+  index ??= {};
+  const entries = Object.entries(index).sort((a, b) => b[1] - a[1]);
+  if (to === 'latest') {
+    const [label, version] = entries[0] ?? [START_LABEL, 1];
+    return { version, label };
+  }
+  if (typeof to === 'number') {
+    if (to === 1) return { version: 1, label: START_LABEL };
+    const hit = entries.find(([, v]) => v === to);
+    if (hit) return { version: to, label: hit[0] };
+  } else if (index[to] !== undefined) {
+    return { version: index[to] as number, label: to };
+  }
+  throw new CheckpointNotFoundError(
+    runId,
+    to,
+    entries.map(([l, v]) => `${l}@${v}`),
+  );
+}
+
+/** The stepKey of the compensation a run in needs_attention waits on. */
+export function blockedStep(tail: EventEnvelope): string {
+  if (!isRunEvent(tail, RunEvents.NeedsAttention)) throw new Error('blockedStep() needs a NeedsAttention tail');
+  return tail.data.stepKey;
+}

@@ -1,0 +1,142 @@
+import type { EventEnvelope } from '../events/envelope.js';
+import type { EventStore } from '../store/types.js';
+import { RunNotFoundError, type SerializedError } from './errors.js';
+import { asRunEvent, isRunEvent, type NeedsAttentionData, type RunEventOf, RunEvents } from './events.js';
+import { effectiveEvents, foldState, lastAttention, type RunStatus, rollbacksOf, statusAfter } from './journal.js';
+import { RunLog, streamOf } from './run-log.js';
+import type { RollbackInfo, Workflow } from './workflow.js';
+
+// Reading runs: one run's info from as few events as its newest checkpoint
+// allows, and summaries of many runs from two events each.
+
+/** A run as it stands. `S` is the workflow's state, `O` what its `run` returns (see `runtime.start`). */
+export interface RunInfo<S = unknown, O = unknown> {
+  runId: string;
+  workflow: string;
+  workflowVersion: string;
+  status: RunStatus;
+  /** The stream's version: how many events the run has. */
+  version: number;
+  /** Reducer state of the effective history (undefined when this runtime does not know the workflow). */
+  state: S;
+  input: unknown;
+  /** What `run` returned, once the run completed. */
+  output?: O;
+  error?: SerializedError;
+  rollbacks: RollbackInfo[];
+  /** Why the run needs attention, when it does. */
+  attention?: NeedsAttentionData;
+  startedAt: string;
+  updatedAt: string;
+}
+
+export interface RunSummary {
+  runId: string;
+  workflow: string;
+  status: RunStatus;
+  version: number;
+  startedAt: string;
+  updatedAt: string;
+}
+
+export interface RunFilter {
+  status?: RunStatus;
+  workflow?: string;
+}
+
+/** The largest page listPage() answers (and the most streams it reads from the store's list at once). */
+export const MAX_RUNS_PAGE = 1000;
+
+type Lookup = (name: string) => Workflow | undefined;
+
+/**
+ * Reads the run from its newest Checkpoint (or the target of its newest
+ * RolledBack marker) to the end, plus RunStarted: the checkpoint carries the
+ * state and the rollbacks before it, so the cost follows the distance to that
+ * checkpoint, not the run's length. A run with no checkpoint is read whole.
+ */
+export async function readRunInfo(store: EventStore, runId: string, workflows: Lookup): Promise<RunInfo> {
+  const log = await RunLog.readBack(store, runId, (event) => {
+    const e = asRunEvent(event);
+    if (e?.type === RunEvents.Checkpoint) return e.version;
+    if (e?.type === RunEvents.RolledBack) return e.data.targetVersion;
+    return undefined;
+  });
+  const info = infoOf(log.started, log.events, workflows);
+  if (info) return info;
+  // A checkpoint written before checkpoints carried the rollbacks: only the whole stream has them.
+  await log.loadAll();
+  return infoOf(log.started, log.events, workflows) as RunInfo;
+}
+
+/**
+ * The info from RunStarted and the events from an effective checkpoint (or
+ * version 1) to the end: the checkpoint's snapshot and its list of earlier
+ * rollbacks stand for everything before it. Undefined when the window starts
+ * at a checkpoint that predates that list.
+ */
+export function infoOf(started: RunEventOf<'RunStarted'>, window: readonly EventEnvelope[], workflows: Lookup): RunInfo | undefined {
+  const start = window[0] ?? started;
+  let earlier: RollbackInfo[] = [];
+  if (start.version > 1) {
+    const carried = isRunEvent(start, RunEvents.Checkpoint) ? start.data.rollbacks : undefined;
+    if (!Array.isArray(carried)) return undefined;
+    earlier = carried;
+  }
+  const last = window[window.length - 1] ?? started;
+  const { runId, workflow: name, workflowVersion, input } = started.data;
+  const workflow = workflows(name);
+  const end = asRunEvent(last);
+  const attention = lastAttention(window);
+  return {
+    runId,
+    workflow: name,
+    workflowVersion,
+    status: statusAfter(last),
+    version: last.version,
+    state: workflow ? foldState(workflow, effectiveEvents(window)) : undefined,
+    input,
+    ...(end?.type === RunEvents.RunCompleted ? { output: end.data.output } : {}),
+    ...(end?.type === RunEvents.RunFailed ? { error: end.data.error } : {}),
+    rollbacks: [...earlier, ...rollbacksOf(window)],
+    ...(attention ? { attention } : {}),
+    startedAt: started.recordedAt,
+    updatedAt: last.recordedAt,
+  };
+}
+
+/** One RunStarted and one last event per run: the status is decided by the last event alone. */
+export async function* runSummaries(
+  store: EventStore,
+  filter: RunFilter,
+  after: string | undefined,
+  batch: number,
+): AsyncGenerator<RunSummary> {
+  let from = after === undefined ? undefined : streamOf(after);
+  for (;;) {
+    const page = await store.listStreams({ prefix: 'run-', limit: batch, ...(from ? { after: from } : {}) });
+    for (const stream of page) {
+      const [first] = await store.read(stream.streamId, { from: 1, to: 1 });
+      const [last] = await store.read(stream.streamId, { direction: 'backward', limit: 1 });
+      if (!first || !isRunEvent(first, RunEvents.RunStarted) || !last) continue;
+      const summary: RunSummary = {
+        runId: first.data.runId,
+        workflow: first.data.workflow,
+        status: statusAfter(last),
+        version: last.version,
+        startedAt: first.recordedAt,
+        updatedAt: last.recordedAt,
+      };
+      if ((!filter.status || filter.status === summary.status) && (!filter.workflow || filter.workflow === summary.workflow)) yield summary;
+    }
+    if (page.length < batch) return;
+    from = page.at(-1)?.streamId;
+  }
+}
+
+/** Throws RunNotFoundError when the run has no events. */
+export async function requireRun(store: EventStore, runId: string): Promise<EventEnvelope> {
+  const [tail] = await store.read(streamOf(runId), { direction: 'backward', limit: 1 });
+  if (!tail) throw new RunNotFoundError(runId);
+  return tail;
+}

@@ -1,0 +1,117 @@
+import { canonicalJson } from '../events/canonical.js';
+import type { Json } from '../events/envelope.js';
+import type { Breakers } from './breaker.js';
+import { BreakerOpenError, NotJsonError, OutputSchemaError, StepTimeoutError } from './errors.js';
+import type { StepCompletedData, TriggerKind, UndoHook } from './events.js';
+import type { RetryOptions } from './policy.js';
+import type { StepIO, StepOptions } from './workflow.js';
+
+// One attempt of a step's function, with its guards: the circuit breaker, the
+// timeout, the output schema and the run's abort signal. The forward pass and
+// the rollback protocol (settling an in-doubt step) both run attempts here.
+
+export interface Attempt<T> {
+  name: string;
+  fn: (io: StepIO) => T | Promise<T>;
+  options: StepOptions<T>;
+  key: string;
+  attempt: number;
+  /** The run's signal: aborted on cancel or shutdown. An attempt never starts once it is aborted. */
+  signal: AbortSignal;
+  breakers: Breakers;
+}
+
+export async function runAttempt<T>(a: Attempt<T>): Promise<T> {
+  const { name, fn, options, key, attempt, signal, breakers } = a;
+  // Checked before the breaker and the function: a run told to stop starts nothing new.
+  signal.throwIfAborted();
+  if (options.breaker) await breakers.acquire(options.breaker);
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    signal.throwIfAborted();
+    let result = await withTimeout(
+      Promise.resolve().then(() => fn({ idempotencyKey: key, signal: controller.signal, attempt })),
+      options.timeoutMs,
+      () => {
+        const error = new StepTimeoutError(name, options.timeoutMs as number);
+        controller.abort(error);
+        return error;
+      },
+    );
+    if (options.output) {
+      const parsed = options.output.safeParse(result);
+      if (!parsed.success) {
+        throw new OutputSchemaError(
+          name,
+          parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`),
+        );
+      }
+      result = parsed.data as Awaited<T>;
+    }
+    if (options.breaker) await breakers.success(options.breaker);
+    return result;
+  } catch (error) {
+    if (options.breaker && !(error instanceof BreakerOpenError)) await breakers.failure(options.breaker);
+    throw error;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** What kind of trigger a step's final failure is. */
+export function triggerOf(error: unknown): TriggerKind {
+  if (error instanceof StepTimeoutError) return 'timeout';
+  if (error instanceof BreakerOpenError) return 'breaker-open';
+  if (error instanceof OutputSchemaError) return 'output-invalid';
+  return 'step-failed';
+}
+
+/**
+ * Which undo hooks the step was given inline, journaled with its start and its
+ * result: a rollback in a process that never ran the step then knows whether
+ * it needs a closure it can only get back by replaying `run`.
+ */
+export function undoOf(options: StepOptions<any>): UndoHook[] {
+  const undo: UndoHook[] = [];
+  if (options.compensate) undo.push('compensate');
+  if (options.verify) undo.push('verify');
+  return undo;
+}
+
+/** The step's compensation retry options as JSON, when it has them (a rollback without the closure uses them). */
+export function compensationRetryOf(options: StepOptions<any>): Pick<StepCompletedData, 'compensationRetry'> {
+  if (!options.compensationRetry) return {};
+  try {
+    return { compensationRetry: JSON.parse(canonicalJson(options.compensationRetry)) as Json as RetryOptions };
+  } catch {
+    // Not JSON: a rollback without the closure in memory uses the runtime's default.
+    return {};
+  }
+}
+
+export function jsonOrThrow(value: unknown, what: string): void {
+  try {
+    canonicalJson(value);
+  } catch (error) {
+    throw new NotJsonError(what, (error as Error).message);
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number | undefined, onTimeout: () => Error): Promise<T> {
+  if (!ms || ms <= 0) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), ms);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}

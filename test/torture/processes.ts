@@ -1,0 +1,49 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+
+const ROOT = join(import.meta.dirname, '../..');
+
+/**
+ * The child compiled once into one file (our sources bundled, packages left
+ * to node_modules): a crash test starts hundreds of processes, and each then
+ * starts in a tenth of the time tsx would take to compile it again.
+ */
+export async function bundleChild(): Promise<string> {
+  const dir = join(ROOT, '.tmp/torture');
+  mkdirSync(dir, { recursive: true });
+  const outfile = join(dir, `child-${process.pid}.mjs`);
+  await build({
+    entryPoints: [join(import.meta.dirname, 'child.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    outfile,
+    logLevel: 'error',
+  });
+  return outfile;
+}
+
+/** A child that ran to its end reports how many boundaries it passed, and how many came before the first rollback request. */
+export type ChildEnd = { killed: true } | { killed: false; boundaries: number; protocol: number };
+
+/** Runs the child to its end or its kill; a child that fails otherwise rejects with its stderr. */
+export function runChild(script: string, args: string[]): Promise<ChildEnd> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (signal === 'SIGKILL') return resolve({ killed: true });
+      const counted = /boundaries (\d+) protocol (\d+)/.exec(out);
+      if (code === 0 && counted) return resolve({ killed: false, boundaries: Number(counted[1]), protocol: Number(counted[2]) });
+      reject(new Error(`child ${args.join(' ')} exited ${code ?? signal}: ${err || out}`));
+    });
+  });
+}
