@@ -139,6 +139,8 @@ describe('rewind keygen, seal, digest, verify, prove and check-proof', () => {
   it('says what is missing: a key, a readable digest; and explains every command', async () => {
     const dir = tempDir('rewind-cli-audit-');
     const db = join(dir, 'rewind.db');
+    // An empty log: verify opens a file read-only, and so never creates one.
+    await (await openStore(`sqlite:${db}`)).close();
     const noKey = await rewind(['seal', '--db', db], noKeys);
     expect(noKey.code).toBe(2);
     expect(noKey.stderr).toContain('error no signing key\n  pass --key FILE or set REWIND_SIGNING_KEY');
