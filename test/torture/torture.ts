@@ -1,5 +1,5 @@
 import { mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/open.js';
 import { tempDir } from '../support/temp.js';
@@ -43,7 +43,7 @@ export function describeTorture(backend: TortureBackend): void {
   beforeAll(async () => {
     child = await bundleChild();
   }, 60_000);
-  afterAll(() => rmSync(child, { force: true }));
+  afterAll(() => rmSync(dirname(child), { recursive: true, force: true }));
 
   describe(`crash torture on ${backend.name}`, () => {
     it.each(backend.scenarios.map((s) => [`${s.name} (${s.hooks})`, s] as const))(
