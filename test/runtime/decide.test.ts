@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { canonicalJson } from '../../src/events/canonical.js';
 import type { EventEnvelope } from '../../src/events/envelope.js';
 import {
   asRunEvent,
@@ -314,16 +315,28 @@ describe('the rollback decider: given these events, the next action is', () => {
 // crash-test scenario, then check that at each append boundary the decider
 // names the action whose events came next.
 
-/** A store that records each append's events as one group. */
-function recording(store: EventStore): { store: EventStore; appends: EventEnvelope[][] } {
-  const appends: EventEnvelope[][] = [];
+/** A store that records, per run stream, each append's events as one group. */
+function recording(store: EventStore): { store: EventStore; appends: Map<string, EventEnvelope[][]> } {
+  const appends = new Map<string, EventEnvelope[][]>();
+  const keep = (events: EventEnvelope[]) => {
+    const streamId = events[0]?.streamId;
+    if (!streamId?.startsWith('run-')) return;
+    appends.set(streamId, [...(appends.get(streamId) ?? []), events]);
+  };
   const proxy = new Proxy(store, {
     get(target, prop) {
       if (prop === 'append') {
         return async (...args: Parameters<EventStore['append']>) => {
           const result = await target.append(...args);
-          appends.push(result.events);
+          keep(result.events);
           return result;
+        };
+      }
+      if (prop === 'appendMany') {
+        return async (...args: Parameters<EventStore['appendMany']>) => {
+          const results = await target.appendMany(...args);
+          for (const result of results) keep(result.events);
+          return results;
         };
       }
       const value = Reflect.get(target, prop, target);
@@ -356,7 +369,8 @@ function explains(action: ProtocolAction, next: EventEnvelope[]): boolean {
     case 'forward':
       return !PROTOCOL.has(first.type) && !settling;
     case 'rest':
-      return false;
+      // A request owned by a coordinator: it writes exactly the marker the decider named.
+      return action.why === 'coordinator' && e?.type === RunEvents.RolledBack && canonicalJson(e.data) === canonicalJson(action.marker);
     case 'settle':
       return (
         settling &&
@@ -388,23 +402,26 @@ describe('the rollback decider over every prefix of recorded runs', () => {
     const ledger = new Ledger(join(dir, 'ledger.db'));
     const { store, appends } = recording(await openStore('memory:'));
     await operate(store, { ledger, dir }, sc, 'rec');
-    const workflow = sc.workflow({ ledger, dir });
-    const hooks = new Closures(workflow);
-    const events: EventEnvelope[] = [];
+    // Hooks as the events journal them, plus the workflow's declared ones.
+    const hooks = new Closures(sc.workflow({ ledger, dir }));
     const misses: string[] = [];
-    const decide = () => nextAction(events, { hooks: (s) => hooks.hooks(s), compensationRetry: { attempts: 2 } });
-    for (const [i, next] of appends.entries()) {
-      if (events.length > 0) {
-        const action = decide();
-        // A stopped run goes forward again only when an operator resumes it.
-        const resumed = action.kind === 'rest' && action.why === 'stopped' && explains({ kind: 'forward' }, next);
-        if (!resumed && !explains(action, next))
-          misses.push(`after append ${i}: decided ${JSON.stringify(action)}, then came ${next.map((e) => e.type)}`);
+    expect([...appends.keys()].length).toBe(sc.group ? 3 : 1);
+    for (const [streamId, groups] of appends) {
+      const events: EventEnvelope[] = [];
+      const decide = () => nextAction(events, { hooks: (s) => hooks.hooks(s), compensationRetry: { attempts: 2 } });
+      for (const [i, next] of groups.entries()) {
+        if (events.length > 0) {
+          const action = decide();
+          // A stopped run goes forward again only when an operator resumes it.
+          const resumed = action.kind === 'rest' && action.why === 'stopped' && explains({ kind: 'forward' }, next);
+          if (!resumed && !explains(action, next))
+            misses.push(`${streamId} after append ${i}: decided ${JSON.stringify(action)}, then came ${next.map((e) => e.type)}`);
+        }
+        events.push(...next);
       }
-      events.push(...next);
+      expect(decide().kind, streamId).toBe('rest');
     }
     ledger.close();
     expect(misses).toEqual([]);
-    expect(decide().kind).toBe('rest');
   });
 });

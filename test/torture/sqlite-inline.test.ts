@@ -6,5 +6,5 @@ describeTorture({
   name: 'SQLite, compensations inline',
   url: (dir) => `sqlite:${join(dir, 'runs.db')}`,
   scenarios: scenarios.filter((s) => s.hooks === 'inline'),
-  random: 2,
+  random: 1,
 });
