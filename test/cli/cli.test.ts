@@ -1,30 +1,13 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { databaseUrl, uniqueSchema } from '../support/postgres.js';
+import { runCli as rewind } from './run-cli.js';
 
-const run = promisify(execFile);
-const root = join(import.meta.dirname, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'rewind-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** The real CLI as installed (bin/rewind.js over dist/) in a real process: stdout, stderr and the exit code a script would see. */
-async function rewind(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['bin/rewind.js', ...args], {
-      cwd: root,
-      env: { ...process.env, NO_COLOR: '1', ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const backends: [string, () => string][] = [
   ['sqlite', () => `sqlite:${join(dir, `cli-${Date.now()}.db`)}`],

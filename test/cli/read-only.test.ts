@@ -1,32 +1,19 @@
 // An archived audit copy: a SQLite file the user may read and not write. Every
 // command that only reads works on it and leaves it byte for byte as it was;
 // a command that writes is refused with a typed error and writes nothing.
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
+import { runCli } from './run-cli.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(ROOT, 'bin/rewind.js');
-const run = promisify(execFile);
 /** Root writes any file whatever its mode: the commands then run as `nobody`, for whom the mode holds. */
 const asRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
 
-async function rewind(args: string[], user: 'owner' | 'reader' = 'reader') {
-  const as = user === 'reader' && asRoot ? { uid: NOBODY, gid: NOBODY } : {};
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd: dir, env: { ...process.env, NO_COLOR: '1' }, ...as });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const rewind = (args: string[], user: 'owner' | 'reader' = 'reader') =>
+  runCli(args, { cwd: dir, ...(user === 'reader' && asRoot ? { uid: NOBODY, gid: NOBODY } : {}) });
 
 const dir = tempDir('rewind-read-only-');
 /** The archive: its directory writable by the reader (SQLite keeps its WAL index beside the file), the file not. */

@@ -1,36 +1,15 @@
 // The `rewind` command as a user meets it: the compiled CLI (bin/rewind.js, as
 // installed), its version, its errors (as text and as JSON), its hints, the
 // TypeScript modules it loads, and what it prints about runs and read models.
-import { execFile } from 'node:child_process';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime, openStore } from '../../src/index.js';
 import { tempDir } from '../support/temp.js';
 import { refund } from './fixtures/refund-workflow.js';
+import { ROOT, runCli } from './run-cli.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(ROOT, 'bin/rewind.js');
-const run = promisify(execFile);
-
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The built CLI in its own process, as a user's shell runs it. */
-async function rewind(args: string[], cwd = ROOT): Promise<Outcome> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, NO_COLOR: '1' } });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as Outcome;
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const rewind = (args: string[], cwd = ROOT) => runCli(args, { cwd });
 
 const dir = tempDir('rewind-cli-usability-');
 const db = `sqlite:${join(dir, 'rewind.db')}`;
