@@ -1,10 +1,23 @@
 import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
 import type { EventEnvelope, Json, NewEvent } from '../events/envelope.js';
 import { ConcurrencyError, ValidationError } from '../events/errors.js';
 import type { Breakers } from './breaker.js';
 import type { Clock } from './clock.js';
-import { InvariantError, NonDeterminismError, NotJsonError, StepFailedError, serializeError } from './errors.js';
 import {
+  ApprovalRejectedError,
+  GuardrailError,
+  InvariantError,
+  IrreversibleStepError,
+  NonDeterminismError,
+  NonRetryableError,
+  NotJsonError,
+  StepFailedError,
+  serializeError,
+  WaitTimeoutError,
+} from './errors.js';
+import {
+  type ApprovalRequest,
   type CheckpointIndex,
   isRunEventType,
   type NewRunEvent,
@@ -14,11 +27,21 @@ import {
   type TriggerKind,
   type ValueKind,
 } from './events.js';
-import { effectiveEvents, type JournalEntry, journalOf, rollbacksOf } from './journal.js';
+import { consumedSignals, effectiveEvents, type JournalEntry, journalOf, rollbacksOf } from './journal.js';
 import { backoffDelay, decide, type FailurePolicy, type RetryOptions } from './policy.js';
 import type { RunLog } from './run-log.js';
 import { compensationRetryOf, jsonOrThrow, runAttempt, triggerOf, undoOf } from './step-attempt.js';
-import type { DomainEvent, RollbackInfo, RunContext, StepIO, StepOptions, Workflow } from './workflow.js';
+import type {
+  Approval,
+  ApproveOptions,
+  DomainEvent,
+  RollbackInfo,
+  RunContext,
+  StepIO,
+  StepOptions,
+  WaitOptions,
+  Workflow,
+} from './workflow.js';
 
 /**
  * Why a pass stopped driving the workflow code. It is thrown through the
@@ -27,7 +50,7 @@ import type { DomainEvent, RollbackInfo, RunContext, StepIO, StepOptions, Workfl
  * `run` returns is ignored.
  */
 export class Halt extends Error {
-  readonly reason: 'rollback' | 'edge' | 'paused' | 'lost' | 'error';
+  readonly reason: 'rollback' | 'edge' | 'paused' | 'waiting' | 'lost' | 'error';
   readonly error: unknown;
   constructor(reason: Halt['reason'], error?: unknown) {
     super(`run halted: ${reason}`);
@@ -78,7 +101,21 @@ export interface PassOptions {
   signal: AbortSignal;
   /** Checked at every ctx call: an operator's rollback waits for the code to reach one. */
   shouldPause?: () => boolean;
+  /** The run's mailbox: the signals sent to it, oldest first (used ones included). */
+  mailbox?: () => Promise<MailboxSignal[]>;
 }
+
+/** A signal as the run's mailbox holds it (a SignalSent event on `signals-<runId>`). */
+export interface MailboxSignal {
+  id: string;
+  name: string;
+  payload: Json;
+  actor?: string;
+  sentAt: string;
+}
+
+/** What a reviewer's signal carries. */
+const decision = z.object({ approved: z.boolean(), reason: z.string().optional() });
 
 /** How a pass ended, once `run` and every step it started have settled. */
 export type PassOutcome =
@@ -115,6 +152,8 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
    */
   #stopping: Halt | undefined;
   readonly #candidates: Array<{ at: number; request: RollbackRequestedData }> = [];
+  /** The irreversible steps started so far on this path (journaled or live): a rollback may not go back past one unawares. */
+  readonly #irreversible: Array<{ step: string; key: string; startedAt: number }> = [];
   /** Aborted when the pass halts or stops: cuts short sleeps and retry waits, never a step in flight. */
   readonly #quiet = new AbortController();
   readonly #waits: AbortSignal;
@@ -126,6 +165,9 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     // The version the run started under, not the code's: what code branches on to keep old runs replaying.
     this.workflowVersion = started.data.workflowVersion ?? options.workflow.version;
     this.#entries = journalOf(effectiveEvents(options.log.events));
+    for (const entry of this.#entries)
+      if (entry?.kind === 'step' && entry.irreversible)
+        this.#irreversible.push({ step: entry.name, key: entry.key, startedAt: entry.startedAt });
     this.rollbacks = rollbacksOf(options.log.events);
     this.#state = options.workflow.initialState as S;
     this.#waits = AbortSignal.any([options.signal, this.#quiet.signal]);
@@ -166,6 +208,16 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
   async step<T>(name: string, fn: (io: StepIO) => T | Promise<T>, options: StepOptions<T> = {}): Promise<T> {
     if (typeof name !== 'string' || name.length === 0) throw new ValidationError('ctx.step needs a non-empty name');
     if (typeof fn !== 'function') throw new ValidationError(`ctx.step("${name}") needs a function`);
+    if (options.irreversible && (options.compensate || options.verify))
+      throw new ValidationError(
+        `step "${name}" is irreversible and has an undo hook`,
+        [],
+        'an irreversible step has no compensate or verify',
+      );
+    if (options.approval !== undefined) {
+      const a = typeof options.approval === 'string' ? { label: options.approval } : options.approval;
+      await this.approve(a.label ?? name, a.details === undefined ? {} : { details: a.details });
+    }
     const { seq, entry } = this.#call('step', name);
     const step = entry?.kind === 'step' ? entry : undefined;
     const policy = options.onFailure ?? this.#o.workflow.onFailure;
@@ -176,7 +228,8 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     if (step?.failed?.final) {
       const { error, trigger } = step.failed;
       const thrown = new StepFailedError(name, error);
-      return this.#trigger(policy, Object.assign(new Error(error.message), error), trigger, step.failedAt ?? 0, name, thrown);
+      const failure = Object.assign(new Error(error.message), error);
+      return this.#trigger(policy, failure, trigger, step.failedAt ?? 0, { step: name, thrown, attempt: step.failed.attempt });
     }
     if (this.#o.mode === 'replay') {
       if (step?.open) this.finishers.set(step.key, { step: name, key: step.key, seq, fn, options });
@@ -208,8 +261,13 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     }
     this.#state = this.#o.workflow.apply(this.#state, recorded);
     for (const [invariant, holds] of Object.entries(this.#o.workflow.invariants ?? {})) {
-      if (!holds(this.#state))
-        await this.#trigger(this.#o.workflow.onFailure, new InvariantError(invariant, event.type), 'invariant', version);
+      if (!holds(this.#state)) this.#trigger(this.#o.workflow.onFailure, new InvariantError(invariant, event.type), 'invariant', version);
+    }
+    for (const [guardrail, holds] of Object.entries(this.#o.workflow.guardrails ?? {})) {
+      if (!holds(this.#state)) {
+        const failed = new GuardrailError(guardrail, `after event "${event.type}"`);
+        this.#trigger(this.#o.workflow.onFailure, failed, 'guardrail', version);
+      }
     }
   }
 
@@ -251,8 +309,87 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     const index = { ...this.#index, [label]: this.#o.log.version + 1 };
     // The rollbacks so far ride along, so a reader starting at this checkpoint never reads what came before it.
     const rollbacks = this.rollbacks.map((r) => ({ ...r }));
-    await this.#record({ type: RunEvents.Checkpoint, data: { seq, label, state: state as Json, index, rollbacks } });
+    const last = this.#irreversible.at(-1);
+    const noReturn = last ? { pointOfNoReturn: { step: last.step, stepKey: last.key, version: last.startedAt } } : {};
+    await this.#record({ type: RunEvents.Checkpoint, data: { seq, label, state: state as Json, index, rollbacks, ...noReturn } });
     this.#index = index;
+  }
+
+  waitFor<T = unknown>(name: string, options: WaitOptions<T> = {}): Promise<T> {
+    if (typeof name !== 'string' || name.length === 0 || name.startsWith('approval:'))
+      throw new ValidationError(`invalid signal name ${JSON.stringify(name)}`, [], "use a non-empty name not starting with 'approval:'");
+    return this.#wait(name, options).then((answer) => answer.payload as T);
+  }
+
+  async approve(label: string, options: ApproveOptions = {}): Promise<Approval> {
+    if (typeof label !== 'string' || label.length === 0) throw new ValidationError('ctx.approve needs a non-empty label');
+    let details: Json | undefined;
+    if (options.details !== undefined) {
+      jsonOrThrow(options.details, `details of approval "${label}"`);
+      details = options.details as Json;
+    }
+    const request: ApprovalRequest = { label, ...(details === undefined ? {} : { details }) };
+    const wait = {
+      schema: decision,
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      ...(options.onFailure ? { onFailure: options.onFailure } : {}),
+    };
+    const { payload, actor, at } = await this.#wait(`approval:${label}`, wait, request);
+    const { approved, reason } = decision.parse(payload);
+    if (approved) return { approved, ...(reason === undefined ? {} : { reason }), ...(actor === undefined ? {} : { actor }) };
+    const rejected = new ApprovalRejectedError(label, reason ?? 'no reason given', actor);
+    return this.#trigger(options.onFailure ?? this.#o.workflow.onFailure, rejected, 'rejected', at, { step: label });
+  }
+
+  /**
+   * A wait: answered from the journal, or from the mailbox (the oldest unused
+   * signal of this name), or it times out, or the run parks (halt 'waiting')
+   * until a signal or the timeout wakes it.
+   */
+  async #wait(
+    name: string,
+    options: WaitOptions<unknown>,
+    approval?: ApprovalRequest,
+  ): Promise<{ payload: unknown; actor: string | undefined; at: number }> {
+    if (options.timeoutMs !== undefined && (!Number.isFinite(options.timeoutMs) || options.timeoutMs < 0))
+      throw new ValidationError(`timeoutMs of wait "${name}" must be a non-negative number of ms, got ${options.timeoutMs}`);
+    const { seq, entry } = this.#call('wait', name);
+    const policy = options.onFailure ?? this.#o.workflow.onFailure;
+    const timedOut = (at: number) => this.#trigger(policy, new WaitTimeoutError(name, options.timeoutMs), 'timeout', at, { step: name });
+    const parse = (payload: unknown) => (options.schema ? options.schema.parse(payload) : payload);
+    let wait = entry?.kind === 'wait' ? entry : undefined;
+    if (wait?.received) return { payload: parse(wait.received.payload), actor: wait.received.actor, at: wait.answeredAt ?? wait.version };
+    if (wait?.timedOutAt !== undefined) return timedOut(wait.timedOutAt);
+    if (this.#o.mode === 'replay') throw EDGE;
+    this.#goLive();
+    if (!wait) {
+      const timeoutAt = options.timeoutMs === undefined ? undefined : this.#o.clock.now() + options.timeoutMs;
+      const data = { seq, name, ...(timeoutAt === undefined ? {} : { timeoutAt }), ...(approval ? { approval } : {}) };
+      const [started] = await this.#record({ type: RunEvents.WaitStarted, data });
+      wait = { kind: 'wait', seq, name, version: (started as EventEnvelope).version, ...(timeoutAt === undefined ? {} : { timeoutAt }) };
+    }
+    for (;;) {
+      const used = consumedSignals(this.#o.log.events);
+      const signal = (await this.#o.mailbox?.())?.find((s) => s.name === name && !used.has(s.id));
+      if (signal) {
+        const { id: signalId, payload, actor, sentAt } = signal;
+        const received = { seq, name, signalId, payload, sentAt, ...(actor === undefined ? {} : { actor }) };
+        const parsed = options.schema?.safeParse(payload);
+        if (parsed && !parsed.success) {
+          const invalid = parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+          await this.#record({ type: RunEvents.SignalReceived, data: { ...received, invalid } });
+          continue;
+        }
+        const [got] = await this.#record({ type: RunEvents.SignalReceived, data: received });
+        return { payload: parsed ? parsed.data : payload, actor, at: (got as EventEnvelope).version };
+      }
+      if (wait.timeoutAt !== undefined && this.#o.clock.now() >= wait.timeoutAt) {
+        const [out] = await this.#record({ type: RunEvents.WaitTimedOut, data: { seq, name } });
+        return timedOut((out as EventEnvelope).version);
+      }
+      // Nothing yet: the run parks; a signal or the timeout brings it back (driver.ts).
+      throw this.#halt(new Halt('waiting'));
+    }
   }
 
   /** Matches the next ctx call against the journal. */
@@ -337,7 +474,12 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
       if (!started) {
         // A retry is a new attempt: not once a rollback is chosen or the run is told to stop.
         this.#goLive();
-        await this.#record({ type: RunEvents.StepStarted, data: { seq, name, idempotencyKey: key, attempt, undo } });
+        const irreversible = options.irreversible ? { irreversible: true as const } : {};
+        const [started] = await this.#record({
+          type: RunEvents.StepStarted,
+          data: { seq, name, idempotencyKey: key, attempt, undo, ...irreversible },
+        });
+        if (options.irreversible) this.#irreversible.push({ step: name, key, startedAt: (started as EventEnvelope).version });
       }
       started = false;
       let error: unknown;
@@ -356,7 +498,9 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
         error = e;
       }
       const trigger = triggerOf(error);
-      const final = attempt >= attempts || error instanceof NotJsonError;
+      const worthRetrying =
+        !(error instanceof NotJsonError || error instanceof NonRetryableError) && (options.retry?.retryIf?.(error) ?? true);
+      const final = attempt >= attempts || !worthRetrying;
       const retryAt = final ? undefined : this.#o.clock.now() + backoffDelay(options.retry, attempt, Math.random());
       const [failed] = await this.#record({
         type: RunEvents.StepFailed,
@@ -375,7 +519,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
         // A result that cannot be journaled is a bug in the step: no rollback or retry will fix it.
         const thrown = new StepFailedError(name, serializeError(error), { cause: error });
         const at = (failed as EventEnvelope).version;
-        return this.#trigger(error instanceof NotJsonError ? 'fail' : policy, asError(error), trigger, at, name, thrown);
+        return this.#trigger(error instanceof NotJsonError ? 'fail' : policy, asError(error), trigger, at, { step: name, thrown, attempt });
       }
       await this.#sleepUntil(retryAt as number);
       attempt++;
@@ -383,25 +527,40 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
   }
 
   /**
-   * A trigger fired at version `at` of the log. 'throw' hands the error to the
-   * workflow code; a rollback becomes a candidate request (the earliest fired
-   * wins, see #stopping) and unwinds `run`; the executor appends the request
-   * once every step in flight has recorded its outcome.
+   * A trigger fired at version `at` of the log. The policy (a function of the
+   * failure, or as it stands) chooses: 'throw' hands the error to the workflow
+   * code; a rollback becomes a candidate request (the earliest fired wins, see
+   * #stopping) and unwinds `run`; the executor appends the request once every
+   * step in flight has recorded its outcome. A rollback that would go back past
+   * an irreversible step, unaccepted, throws an IrreversibleStepError instead.
    */
-  #trigger(policy: FailurePolicy | undefined, error: Error, kind: TriggerKind, at: number, step?: string, thrown: Error = error): never {
-    const decision = decide(policy, this.rollbacks.length);
+  #trigger(
+    policy: FailurePolicy | undefined,
+    error: Error,
+    kind: TriggerKind,
+    at: number,
+    o: { step?: string; thrown?: Error; attempt?: number } = {},
+  ): never {
+    const { step, thrown = error, attempt = 1 } = o;
+    const serialized = serializeError(error);
+    const failure = { kind, ...(step ? { step } : {}), error: serialized, attempt, rollbacks: this.rollbacks.length };
+    const decision = decide(policy, failure);
     // Live and replayed, the code must see the same error: what it is thrown is built only from what the journal holds.
     if (decision.kind === 'throw') throw thrown;
     if (this.#o.mode === 'replay') throw EDGE;
     const target = this.#target(decision.to);
+    const crossed = this.#irreversible.find((s) => s.startedAt > target.version);
+    if (crossed && decision.past !== 'irreversible')
+      throw new IrreversibleStepError(this.runId, crossed.step, crossed.key, { cause: thrown });
     this.#candidates.push({
       at,
       request: {
         targetVersion: target.version,
         label: target.label,
         reason: error.message,
-        trigger: { kind, ...(step ? { step } : {}), error: serializeError(error) },
+        trigger: { kind, ...(step ? { step } : {}), error: serialized },
         after: decision.after,
+        ...(decision.past ? { past: decision.past } : {}),
       },
     });
     this.#stopping ??= new Halt('rollback');

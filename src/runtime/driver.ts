@@ -5,12 +5,13 @@ import type { Breakers } from './breaker.js';
 import type { Clock } from './clock.js';
 import { Halt, Pass } from './context.js';
 import { isRunEvent, type RolledBackData, RunEvents } from './events.js';
-import { statusAfter } from './journal.js';
+import { consumedSignals, statusAfter } from './journal.js';
 import type { RetryOptions } from './policy.js';
 import { Closures } from './rollback/closures.js';
 import { nextAction, type Rest } from './rollback/decide.js';
 import { carryOut, recordOutcome } from './rollback/execute.js';
 import { RunLog } from './run-log.js';
+import { readMailbox } from './signals.js';
 import type { Workflow } from './workflow.js';
 
 // The driving loop of one run: read the events, ask the decider, carry the
@@ -40,7 +41,7 @@ export interface DriveControl {
 }
 
 /** Where a drive ended: the log as this driver last saw it, and why it stopped ('lost': another writer took the run over). */
-export type DriveResult = { log: RunLog; stop: Rest | 'paused'; marker?: RolledBackData } | { stop: 'lost' };
+export type DriveResult = { log: RunLog; stop: Rest | 'paused'; marker?: RolledBackData; until?: number } | { stop: 'lost' };
 
 /** Drives the run until it rests, is told to stop, or someone else writes to it. */
 export async function driveRun(c: DriverContext, runId: string, control: DriveControl): Promise<DriveResult> {
@@ -49,9 +50,28 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
   const stopped = () => control.shouldPause() || control.signal.aborted;
   let resume = control.mode === 'resume';
   let closures = new Closures(workflow);
+  let parkedAt: number | undefined;
   const x = { log, clock: c.clock, breakers: c.breakers, signal: control.signal };
+  const mailbox = () => readMailbox(c.store, runId);
   const pass = (mode: 'run' | 'replay') =>
-    new Pass({ workflow, log, breakers: c.breakers, clock: c.clock, mode, signal: control.signal, shouldPause: control.shouldPause });
+    new Pass({
+      workflow,
+      log,
+      breakers: c.breakers,
+      clock: c.clock,
+      mode,
+      signal: control.signal,
+      shouldPause: control.shouldPause,
+      mailbox,
+    });
+  /** For a run parked on a wait: what its mailbox holds that it has not used, read afresh each time it is asked. */
+  const waiting = async () => {
+    if (statusAfter(log.last) !== 'waiting') return undefined;
+    await log.loadAll();
+    const used = consumedSignals(log.events);
+    const pending = (await mailbox()).filter((s) => !used.has(s.id)).map((s) => s.name);
+    return { pending, now: c.clock.now() };
+  };
   const replay = async () => {
     await log.loadAll();
     const replayed = pass('replay');
@@ -61,8 +81,20 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
   };
   try {
     while (!stopped()) {
-      const action = nextAction(log.events, { hooks: (s) => closures.hooks(s), compensationRetry: c.compensationRetry, resume });
-      if (action.kind === 'rest') return { log, stop: action.why, ...(action.marker ? { marker: action.marker } : {}) };
+      const box = await waiting();
+      const action = nextAction(log.events, {
+        hooks: (s) => closures.hooks(s),
+        compensationRetry: c.compensationRetry,
+        resume,
+        ...(box ? { mailbox: box } : {}),
+      });
+      if (action.kind === 'rest')
+        return {
+          log,
+          stop: action.why,
+          ...(action.marker ? { marker: action.marker } : {}),
+          ...(action.until === undefined ? {} : { until: action.until }),
+        };
       if (action.kind === 'replay') {
         await replay();
         continue;
@@ -71,12 +103,19 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
         if ((await carryOut(action, closures, x)) === 'replay') await replay();
         continue;
       }
+      // ...but a run that parked and wrote nothing since (its last event is another branch's, not the wait) rests.
+      if (parkedAt === log.version) return { log, stop: 'waiting' };
       resume = false;
       await log.loadAll();
       const forward = pass('run');
       const outcome = await forward.execute(log.started.data.input);
       if (outcome.kind === 'halted') {
         if (outcome.halt.reason === 'paused') return { log, stop: 'paused' };
+        // Parked on a wait: ask again (a signal may have come while it parked)...
+        if (outcome.halt.reason === 'waiting') {
+          parkedAt = log.version;
+          continue;
+        }
         throw outcome.halt.error;
       }
       // The closures the pass met serve the rollback it may have asked for.

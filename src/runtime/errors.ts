@@ -162,3 +162,74 @@ export function serializeError(error: unknown): SerializedError {
   }
   return { name: 'Error', message: String(error) };
 }
+
+/**
+ * A rollback would go back past a step whose effect cannot be undone. Nothing
+ * was written. Accept it with `past: 'irreversible'` (the step is then left as
+ * it is and named in the RolledBack marker), or roll back to a later point.
+ */
+export class IrreversibleStepError extends RewindError {
+  readonly runId: string;
+  readonly step: string;
+  readonly stepKey: string;
+  constructor(runId: string, step: string, stepKey: string, options?: { cause?: unknown }) {
+    super(
+      'IRREVERSIBLE_STEP',
+      `run "${runId}" cannot roll back past step "${step}": its effect cannot be undone`,
+      "roll back to a point after it, or accept leaving it as it is with past: 'irreversible' (CLI --past-irreversible)",
+      options,
+    );
+    this.runId = runId;
+    this.step = step;
+    this.stepKey = stepKey;
+  }
+}
+
+/** A reviewer rejected an approval: a trigger (kind 'rejected') that goes through the run's failure policy. */
+export class ApprovalRejectedError extends RewindError {
+  readonly label: string;
+  readonly reason: string;
+  readonly actor: string | undefined;
+  constructor(label: string, reason: string, actor?: string) {
+    super('APPROVAL_REJECTED', `approval "${label}" was rejected${actor ? ` by ${actor}` : ''}: ${reason}`);
+    this.label = label;
+    this.reason = reason;
+    this.actor = actor;
+  }
+}
+
+/** No signal came within a wait's timeout: a trigger (kind 'timeout') that goes through the run's failure policy. */
+export class WaitTimeoutError extends RewindError {
+  readonly signal: string;
+  constructor(signal: string, timeoutMs: number | undefined) {
+    super(
+      'WAIT_TIMEOUT',
+      `no signal "${signal}" came${timeoutMs === undefined ? '' : ` within ${timeoutMs} ms`}`,
+      'send it sooner, or give the wait a longer timeoutMs',
+    );
+    this.signal = signal;
+  }
+}
+
+/** A guardrail over the state or over a step's output failed: a trigger (kind 'guardrail'). */
+export class GuardrailError extends RewindError {
+  readonly guardrail: string;
+  constructor(guardrail: string, where: string) {
+    super('GUARDRAIL', `guardrail "${guardrail}" failed ${where}`, 'roll back to a checkpoint (policy rollbackTo) or take another path');
+    this.guardrail = guardrail;
+  }
+}
+
+/**
+ * Thrown by a step whose failure retrying cannot fix (a logic error, a
+ * declined card): no further attempt is made, the failure goes straight to
+ * the policy.
+ */
+export class NonRetryableError extends Error {
+  override readonly name: string = 'NonRetryableError';
+  readonly code?: string;
+  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    if (options?.code) this.code = options.code;
+  }
+}

@@ -46,7 +46,16 @@ export const RunEvents = {
   RunCancelled: 'RunCancelled',
   /** A fork's copy of the original ends here; what follows is the fork's own (time-travel.ts). */
   ForkedFrom: 'ForkedFrom',
+  /** ctx.waitFor / ctx.approve: the run parks here until a signal of this name (or the timeout). */
+  WaitStarted: 'WaitStarted',
+  /** A signal from the run's mailbox answered a wait (`invalid`: its payload failed the wait's schema; the wait goes on). */
+  SignalReceived: 'SignalReceived',
+  /** The wait's time ran out with no signal: a trigger like any other. */
+  WaitTimedOut: 'WaitTimedOut',
 } as const;
+
+/** The event a signal is sent as, on the run's mailbox stream (`signals-<runId>`), whether or not the run waits yet. */
+export const SIGNAL_SENT = 'SignalSent';
 
 export type RunEventType = (typeof RunEvents)[keyof typeof RunEvents];
 
@@ -56,7 +65,16 @@ export function isRunEventType(type: string): type is RunEventType {
 }
 
 /** What triggered a rollback. */
-export type TriggerKind = 'step-failed' | 'output-invalid' | 'invariant' | 'timeout' | 'breaker-open' | 'run-failed' | 'requested';
+export type TriggerKind =
+  | 'step-failed'
+  | 'output-invalid'
+  | 'invariant'
+  | 'guardrail'
+  | 'timeout'
+  | 'breaker-open'
+  | 'rejected'
+  | 'run-failed'
+  | 'requested';
 
 /** `label` '(start)' with targetVersion 1 means "before the first step". */
 export const START_LABEL = '(start)';
@@ -94,6 +112,8 @@ export interface StepStartedData {
   undo?: UndoHook[];
   /** Written by the rollback protocol settling an in-doubt step (see rollback/decide.ts), not by the forward pass. */
   settling?: true;
+  /** Its effect cannot be undone: a rollback past it is refused unless the request accepts that (`past: 'irreversible'`). */
+  irreversible?: true;
 }
 export interface StepCompletedData {
   seq: number;
@@ -133,6 +153,15 @@ export interface CheckpointData {
   index: CheckpointIndex;
   /** Every RolledBack marker before it, as rollbacksOf lists them (absent on older events), so get() can start here. */
   rollbacks?: RollbackInfo[];
+  /** The newest irreversible step before it (absent when none), so get() can start here. */
+  pointOfNoReturn?: PointOfNoReturn;
+}
+/** The newest irreversible step of a run's effective history: no rollback goes back past it unless told to. */
+export interface PointOfNoReturn {
+  step: string;
+  stepKey: string;
+  /** The version of its StepStarted. */
+  version: number;
 }
 export interface RollbackRequestedData {
   targetVersion: number;
@@ -140,6 +169,8 @@ export interface RollbackRequestedData {
   reason: string;
   trigger: { kind: TriggerKind; step?: string; error?: SerializedError };
   after: RollbackAfter;
+  /** The request accepts going back past irreversible steps: they are left as they are, named in the marker. */
+  past?: 'irreversible';
   /**
    * Set when a coordinator rolls this run back together with others: the
    * coordinator, not the run's driver, writes the RolledBack marker, in one
@@ -204,6 +235,8 @@ export interface RolledBackData {
    * log says what the rollback left as it was (absent when none).
    */
   inDoubt?: Array<{ step: string; stepKey: string }>;
+  /** Irreversible steps the rollback went back past (the request accepted it): their effects stand. */
+  irreversible?: Array<{ step: string; stepKey: string }>;
 }
 export interface RunCompletedData {
   output?: Json;
@@ -213,6 +246,39 @@ export interface RunFailedData {
 }
 export interface RunCancelledData {
   reason: string;
+}
+/** What an approval asks: the label reviewers know it by, and what the code showed them. */
+export interface ApprovalRequest {
+  label: string;
+  details?: Json;
+}
+export interface WaitStartedData {
+  seq: number;
+  name: string;
+  /** Epoch ms after which the wait times out (absent: it waits for good). */
+  timeoutAt?: number;
+  /** Set for ctx.approve: the signal's payload is a decision `{ approved, reason? }`. */
+  approval?: ApprovalRequest;
+}
+export interface SignalSentData {
+  name: string;
+  payload: Json;
+}
+export interface SignalReceivedData {
+  seq: number;
+  name: string;
+  /** The SignalSent event's id on the mailbox stream: each signal answers one wait, once. */
+  signalId: string;
+  payload: Json;
+  /** Who sent it (the SignalSent's metadata.actor). */
+  actor?: string;
+  sentAt: string;
+  /** The payload failed the wait's schema: the signal is used up and the run goes on waiting. */
+  invalid?: string[];
+}
+export interface WaitTimedOutData {
+  seq: number;
+  name: string;
 }
 
 /** The data of each runtime event type: the one place an event's type says what its data holds. */
@@ -236,6 +302,9 @@ export interface RunEventDataMap {
   RunFailed: RunFailedData;
   RunCancelled: RunCancelledData;
   ForkedFrom: ForkedFromData;
+  WaitStarted: WaitStartedData;
+  SignalReceived: SignalReceivedData;
+  WaitTimedOut: WaitTimedOutData;
 }
 
 /** One runtime event type's envelope, its data typed. */

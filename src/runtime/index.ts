@@ -47,7 +47,16 @@ export {
   rollbacksOf,
   statusAfter,
 } from './journal.js';
-export { backoffDelay, type Decision, decide, type FailurePolicy, type RetryOptions } from './policy.js';
+export {
+  backoffDelay,
+  type Decision,
+  decide,
+  type Failure,
+  type FailurePolicy,
+  policyFor,
+  type RetryOptions,
+  type StaticPolicy,
+} from './policy.js';
 export {
   builtInProjections,
   type CheckpointDoc,
@@ -89,8 +98,10 @@ export {
   type RunSummary,
   Runtime,
   type RuntimeOptions,
+  type SignalOptions,
   type StartOptions,
 } from './runtime.js';
+export { mailboxOf } from './signals.js';
 export {
   type At,
   type CheckpointRecord,
@@ -112,6 +123,8 @@ export {
 } from './time-travel.js';
 export { createWorker, type Worker, type WorkerEvent, type WorkerOptions } from './worker.js';
 export {
+  type Approval,
+  type ApproveOptions,
   type CompensationIO,
   type DomainEvent,
   defineWorkflow,
@@ -119,6 +132,7 @@ export {
   type RunContext,
   type StepIO,
   type StepOptions,
+  type WaitOptions,
   type Workflow,
   type WorkflowDefinition,
 } from './workflow.js';

@@ -1,12 +1,14 @@
 import type { EventEnvelope, Json } from '../events/envelope.js';
 import { effectiveHistory } from '../projections/effective-history.js';
 import {
+  type ApprovalRequest,
   asRunEvent,
   type CheckpointIndex,
   isRunEvent,
   isRunEventType,
   type NeedsAttentionData,
   RunEvents,
+  type SignalReceivedData,
   type StepFailedData,
   type ValueKind,
 } from './events.js';
@@ -16,7 +18,7 @@ import type { DomainEvent, RollbackInfo, Workflow } from './workflow.js';
 // status. No I/O, no clock. Everything the runtime decides starts from these
 // (the rollback protocol's own reading is rollback/decide.ts).
 
-export type RunStatus = 'running' | 'completed' | 'failed' | 'rolling_back' | 'rolled_back' | 'needs_attention' | 'cancelled';
+export type RunStatus = 'running' | 'waiting' | 'completed' | 'failed' | 'rolling_back' | 'rolled_back' | 'needs_attention' | 'cancelled';
 
 /**
  * The events that still count: for every RolledBack marker, the events after
@@ -45,6 +47,23 @@ export type JournalEntry =
       failed?: StepFailedData;
       /** Version of the StepFailed, when failed: the order in which failures happened, whatever order replay meets them in. */
       failedAt?: number;
+      /** Version of its (latest) StepStarted. */
+      startedAt: number;
+      irreversible?: boolean;
+    }
+  | {
+      kind: 'wait';
+      seq: number;
+      name: string;
+      /** Version of the WaitStarted. */
+      version: number;
+      timeoutAt?: number;
+      approval?: ApprovalRequest;
+      /** The signal that answered it, and the version it was recorded at. */
+      received?: SignalReceivedData;
+      answeredAt?: number;
+      /** Version of the WaitTimedOut, when it timed out. */
+      timedOutAt?: number;
     }
   | { kind: 'emit'; seq: number; name: string; event: DomainEvent; version: number }
   | { kind: 'value'; seq: number; name: ValueKind; value: number | string }
@@ -65,7 +84,16 @@ export function journalOf(effective: readonly EventEnvelope[]): JournalEntry[] {
     switch (e.type) {
       case RunEvents.StepStarted: {
         const d = e.data;
-        entries[d.seq] = { kind: 'step', seq: d.seq, name: d.name, key: d.idempotencyKey, attempt: d.attempt, open: true };
+        entries[d.seq] = {
+          kind: 'step',
+          seq: d.seq,
+          name: d.name,
+          key: d.idempotencyKey,
+          attempt: d.attempt,
+          open: true,
+          startedAt: e.version,
+          ...(d.irreversible ? { irreversible: true } : {}),
+        };
         break;
       }
       case RunEvents.StepCompleted: {
@@ -83,6 +111,31 @@ export function journalOf(effective: readonly EventEnvelope[]): JournalEntry[] {
           entry.failed = e.data;
           entry.failedAt = e.version;
         }
+        break;
+      }
+      case RunEvents.WaitStarted: {
+        const { seq, name, timeoutAt, approval } = e.data;
+        entries[seq] = {
+          kind: 'wait',
+          seq,
+          name,
+          version: e.version,
+          ...(timeoutAt === undefined ? {} : { timeoutAt }),
+          ...(approval ? { approval } : {}),
+        };
+        break;
+      }
+      case RunEvents.SignalReceived: {
+        const entry = entries[e.data.seq];
+        if (entry?.kind === 'wait' && !e.data.invalid) {
+          entry.received = e.data;
+          entry.answeredAt = e.version;
+        }
+        break;
+      }
+      case RunEvents.WaitTimedOut: {
+        const entry = entries[e.data.seq];
+        if (entry?.kind === 'wait') entry.timedOutAt = e.version;
         break;
       }
       case RunEvents.ValueRecorded:
@@ -136,6 +189,11 @@ export function statusAfter(event: Pick<EventEnvelope, 'type' | 'data'>): RunSta
     case RunEvents.StepCompleted:
     case RunEvents.StepFailed:
       return (event.data as { settling?: unknown } | null)?.settling === true ? 'rolling_back' : 'running';
+    case RunEvents.WaitStarted:
+      return 'waiting';
+    case RunEvents.SignalReceived:
+      // A signal whose payload failed the wait's schema leaves the run waiting.
+      return Array.isArray((event.data as { invalid?: unknown } | null)?.invalid) ? 'waiting' : 'running';
     case RunEvents.RollbackRequested:
     case RunEvents.CompensationStarted:
     case RunEvents.CompensationCompleted:
@@ -176,6 +234,13 @@ export function rollbacksOf(events: readonly EventEnvelope[]): RollbackInfo[] {
 export function lastAttention(events: readonly EventEnvelope[]): NeedsAttentionData | undefined {
   const last = events[events.length - 1];
   return last && isRunEvent(last, RunEvents.NeedsAttention) ? last.data : undefined;
+}
+
+/** The signals (their SignalSent ids) the run has used up, on any path: each signal answers one wait, once. */
+export function consumedSignals(events: readonly EventEnvelope[]): Set<string> {
+  const used = new Set<string>();
+  for (const e of events) if (isRunEvent(e, RunEvents.SignalReceived)) used.add(e.data.signalId);
+  return used;
 }
 
 /** Effective checkpoints by label (newest wins); what a rollback target is resolved against. */

@@ -1,8 +1,17 @@
+import { ValidationError } from '../events/errors.js';
+import type { SerializedError } from './errors.js';
+import type { TriggerKind } from './events.js';
+
 /**
  * What happens once a trigger fires (a step failed after its retries, its
- * output broke its schema, it timed out, its breaker was open, or an
- * invariant broke after ctx.emit). Retrying the step itself is not a policy:
- * it is the step's `retry` option and always comes first.
+ * output broke its schema or a guardrail, it timed out, its breaker was open,
+ * an invariant or guardrail over the state broke after ctx.emit, a wait timed
+ * out, or an approval was rejected). Retrying the step itself is not a
+ * policy: it is the step's `retry` option and always comes first.
+ *
+ * A policy may be a function of the failure (its kind, step, error, attempt
+ * and the rollbacks so far) returning one of the policies below: retry what is
+ * transient, roll back a logic error, fail a rejection.
  *
  * - 'fail': the error is thrown into the workflow code, which may catch it and
  *   take another path; if it escapes `run`, the run fails as it stands.
@@ -16,18 +25,52 @@
  *   one run it degrades to 'compensate-and-fail', so a path that always fails
  *   cannot loop forever.
  *
+ * A rollback that would go back past an irreversible step is refused unless
+ * the policy says `past: 'irreversible'`: the code is thrown an
+ * IrreversibleStepError instead.
+ *
  * A step's `onFailure` overrides its workflow's; the default is 'fail'.
  * An error escaping `run` fails the run, compensating first only when the
- * workflow's policy is 'compensate-and-fail'.
+ * workflow's policy is (or, for a function, chooses) 'compensate-and-fail'.
  */
-export type FailurePolicy =
+export type FailurePolicy = StaticPolicy | ((failure: Failure) => StaticPolicy);
+
+/** A policy as it stands, or what a policy function chose. */
+export type StaticPolicy =
   | 'fail'
   | 'compensate-and-fail'
-  | { rollbackTo: 'latest' | (string & {}); after?: 'retry' | 'fail'; maxRollbacks?: number };
+  | {
+      rollbackTo: 'latest' | (string & {});
+      after?: 'retry' | 'fail';
+      maxRollbacks?: number;
+      /** Go back past irreversible steps, leaving them as they are (default: refuse, and the error goes to the code). */
+      past?: 'irreversible';
+    };
+
+/**
+ * What a policy function is told about a failure, all of it from the journal,
+ * so replay chooses as the live run did: a transient error can be retried, a
+ * logic error rolled back, a rejection failed.
+ */
+export interface Failure {
+  kind: TriggerKind;
+  /** The step (or the wait, or the approval's label) it happened in, when it did. */
+  step?: string;
+  error: SerializedError;
+  /** The attempt that failed last (1 for triggers that are not a step's). */
+  attempt: number;
+  /** Rollbacks the run has been through so far. */
+  rollbacks: number;
+}
 
 export interface RetryOptions {
   /** Total attempts, including the first. Default 1 (no retry). */
   attempts?: number;
+  /**
+   * Retry only errors this says are worth it (a step's retries; a compensation's ignore it).
+   * A step that throws NonRetryableError is never retried either.
+   */
+  retryIf?: (error: unknown) => boolean;
   /** Delay before the second attempt. Default 100 ms. */
   initialDelayMs?: number;
   /** Default 2. */
@@ -36,13 +79,30 @@ export interface RetryOptions {
   maxDelayMs?: number;
 }
 
-export type Decision = { kind: 'throw' } | { kind: 'rollback'; to: 'latest' | 'start' | (string & {}); after: 'retry' | 'fail' };
+export type Decision =
+  | { kind: 'throw' }
+  | { kind: 'rollback'; to: 'latest' | 'start' | (string & {}); after: 'retry' | 'fail'; past?: 'irreversible' };
 
-export function decide(policy: FailurePolicy | undefined, rollbacksSoFar: number): Decision {
-  if (policy === undefined || policy === 'fail') return { kind: 'throw' };
-  if (policy === 'compensate-and-fail') return { kind: 'rollback', to: 'start', after: 'fail' };
-  if (rollbacksSoFar >= (policy.maxRollbacks ?? 3)) return { kind: 'rollback', to: 'start', after: 'fail' };
-  return { kind: 'rollback', to: policy.rollbackTo, after: policy.after ?? 'retry' };
+/** The policy as it stands for this failure: a policy function is called with it. */
+export function policyFor(policy: FailurePolicy | undefined, failure: Failure): StaticPolicy | undefined {
+  return typeof policy === 'function' ? policy(failure) : policy;
+}
+
+/** What the policy says for this failure. A policy function is called with it; what it returns is read as a policy. */
+export function decide(policy: FailurePolicy | undefined, failure: Failure): Decision {
+  const chosen = policyFor(policy, failure);
+  if (chosen === undefined || chosen === 'fail') return { kind: 'throw' };
+  if (chosen === 'compensate-and-fail') return { kind: 'rollback', to: 'start', after: 'fail' };
+  if (typeof chosen !== 'object' || chosen === null || typeof chosen.rollbackTo !== 'string') {
+    throw new ValidationError(
+      `a failure policy chose ${JSON.stringify(chosen)}`,
+      [],
+      "return 'fail', 'compensate-and-fail' or { rollbackTo, after?, maxRollbacks?, past? }",
+    );
+  }
+  const past = chosen.past === 'irreversible' ? { past: 'irreversible' as const } : {};
+  if (failure.rollbacks >= (chosen.maxRollbacks ?? 3)) return { kind: 'rollback', to: 'start', after: 'fail', ...past };
+  return { kind: 'rollback', to: chosen.rollbackTo, after: chosen.after ?? 'retry', ...past };
 }
 
 /**

@@ -1,7 +1,15 @@
 import type { EventEnvelope } from '../events/envelope.js';
 import type { EventStore } from '../store/types.js';
 import { RunNotFoundError, type SerializedError } from './errors.js';
-import { asRunEvent, isRunEvent, type NeedsAttentionData, type RunEventOf, RunEvents } from './events.js';
+import {
+  type ApprovalRequest,
+  asRunEvent,
+  isRunEvent,
+  type NeedsAttentionData,
+  type PointOfNoReturn,
+  type RunEventOf,
+  RunEvents,
+} from './events.js';
 import { effectiveEvents, foldState, lastAttention, type RunStatus, rollbacksOf, statusAfter } from './journal.js';
 import { RunLog, streamOf } from './run-log.js';
 import type { RollbackInfo, Workflow } from './workflow.js';
@@ -26,6 +34,10 @@ export interface RunInfo<S = unknown, O = unknown> {
   rollbacks: RollbackInfo[];
   /** Why the run needs attention, when it does. */
   attention?: NeedsAttentionData;
+  /** What the run waits for, when it does: a signal's name, its deadline, and for an approval what the reviewer is asked. */
+  waiting?: { name: string; timeoutAt?: number; approval?: ApprovalRequest };
+  /** The newest irreversible step of its effective history: no rollback goes back past it unless told to. */
+  pointOfNoReturn?: PointOfNoReturn;
   startedAt: string;
   updatedAt: string;
 }
@@ -88,6 +100,8 @@ export function infoOf(started: RunEventOf<'RunStarted'>, window: readonly Event
   const workflow = workflows(name);
   const end = asRunEvent(last);
   const attention = lastAttention(window);
+  const waiting = statusAfter(last) === 'waiting' ? waitOf(window) : undefined;
+  const noReturn = pointOfNoReturnOf(start, effectiveEvents(window));
   return {
     runId,
     workflow: name,
@@ -100,9 +114,35 @@ export function infoOf(started: RunEventOf<'RunStarted'>, window: readonly Event
     ...(end?.type === RunEvents.RunFailed ? { error: end.data.error } : {}),
     rollbacks: [...earlier, ...rollbacksOf(window)],
     ...(attention ? { attention } : {}),
+    ...(waiting ? { waiting } : {}),
+    ...(noReturn ? { pointOfNoReturn: noReturn } : {}),
     startedAt: started.recordedAt,
     updatedAt: last.recordedAt,
   };
+}
+
+/** The wait a parked run's last events stand at. */
+function waitOf(window: readonly EventEnvelope[]): RunInfo['waiting'] {
+  const last = window[window.length - 1];
+  const seq = last && (isRunEvent(last, RunEvents.WaitStarted) || isRunEvent(last, RunEvents.SignalReceived)) ? last.data.seq : undefined;
+  for (let i = window.length - 1; i >= 0; i--) {
+    const e = window[i] as EventEnvelope;
+    if (isRunEvent(e, RunEvents.WaitStarted) && e.data.seq === seq) {
+      const { name, timeoutAt, approval } = e.data;
+      return { name, ...(timeoutAt === undefined ? {} : { timeoutAt }), ...(approval ? { approval } : {}) };
+    }
+  }
+  return undefined;
+}
+
+/** The newest effective irreversible step: in the window, or carried by the checkpoint the window starts at. */
+function pointOfNoReturnOf(start: EventEnvelope, effective: readonly EventEnvelope[]): PointOfNoReturn | undefined {
+  for (let i = effective.length - 1; i >= 0; i--) {
+    const e = effective[i] as EventEnvelope;
+    if (isRunEvent(e, RunEvents.StepStarted) && e.data.irreversible)
+      return { step: e.data.name, stepKey: e.data.idempotencyKey, version: e.version };
+  }
+  return isRunEvent(start, RunEvents.Checkpoint) ? start.data.pointOfNoReturn : undefined;
 }
 
 /** One RunStarted and one last event per run: the status is decided by the last event alone. */

@@ -4,7 +4,7 @@ import { storageBackendOf } from '../store/event-store.js';
 import type { EventStore } from '../store/types.js';
 
 /** Why a run became runnable. Only 'resume' changes how it is driven: it continues a run rolled back with after 'stop'. */
-export type RunRequest = 'start' | 'resume' | 'rollback' | 'retry' | 'resolve';
+export type RunRequest = 'start' | 'resume' | 'rollback' | 'retry' | 'resolve' | 'signal';
 
 export interface ClaimedRun {
   runId: string;

@@ -6,13 +6,22 @@ import type { EventStore } from '../store/types.js';
 import { type BreakerOptions, type BreakerState, Breakers } from './breaker.js';
 import { type Clock, systemClock } from './clock.js';
 import { type DriverContext, driveRun } from './driver.js';
-import { RunConflictError, RunNotFoundError, UnknownWorkflowError } from './errors.js';
+import { RunConflictError, RunNotFoundError, RunStateError, UnknownWorkflowError } from './errors.js';
 import { isRunEvent, RunEvents, type RunStartedData } from './events.js';
+import { statusAfter } from './journal.js';
 import type { RetryOptions } from './policy.js';
-import { appendChecked, blockedStep, checkRollbackRequest, type RollbackRequest, resolveTarget } from './rollback/commands.js';
-import { infoOf, MAX_RUNS_PAGE, type RunFilter, type RunInfo, type RunSummary, readRunInfo, runSummaries } from './run-info.js';
+import {
+  appendChecked,
+  blockedStep,
+  checkIrreversible,
+  checkRollbackRequest,
+  type RollbackRequest,
+  resolveTarget,
+} from './rollback/commands.js';
+import { infoOf, MAX_RUNS_PAGE, type RunFilter, type RunInfo, type RunSummary, readRunInfo, requireRun, runSummaries } from './run-info.js';
 import { streamOf } from './run-log.js';
 import type { RunQueue, RunRequest } from './run-queue.js';
+import { postSignal } from './signals.js';
 import { jsonOrThrow } from './step-attempt.js';
 import {
   type At,
@@ -48,6 +57,13 @@ export interface RuntimeOptions {
 
 /** How long a run queued ahead of its first event waits before a worker may look for it (see start()). */
 const HANDOFF_GRACE_MS = 30_000;
+
+export interface SignalOptions {
+  /** Who sends it, recorded with it (and with the wait it answers). */
+  actor?: string;
+  /** Sending the same id twice sends one signal. */
+  id?: string;
+}
 
 export interface StartOptions {
   /** Starting the same id twice is idempotent (same workflow and input) and joins the run. */
@@ -87,6 +103,8 @@ export class Runtime {
   readonly #active = new Map<string, Active>();
   readonly #queue: RunQueue | undefined;
   readonly #driver: DriverContext;
+  /** Without a queue: runs parked on a wait with a timeout, woken here when it runs out (unref'd: they keep no process alive). */
+  readonly #wakeups = new Map<string, NodeJS.Timeout>();
 
   constructor(options: RuntimeOptions) {
     this.store = options.store;
@@ -264,6 +282,45 @@ export class Runtime {
     return { runs };
   }
 
+  /**
+   * Sends a signal to a run: kept in its mailbox until a `ctx.waitFor(name)`
+   * uses it (now, or when the run gets there), and wakes the run if it waits.
+   * `actor` names the sender in the log; the same `id` twice is one signal.
+   */
+  async signal(runId: string, name: string, payload?: unknown, options: SignalOptions = {}): Promise<RunInfo> {
+    if (typeof name !== 'string' || name.length === 0) throw new ValidationError('a signal needs a non-empty name');
+    if (options.actor !== undefined && (typeof options.actor !== 'string' || options.actor.length === 0))
+      throw new ValidationError('actor must be a non-empty string naming who sends the signal');
+    const value = payload === undefined ? null : payload;
+    jsonOrThrow(value, `payload of signal "${name}"`);
+    const tail = await requireRun(this.store, runId);
+    const status = statusAfter(tail);
+    if (status === 'completed' || status === 'failed' || status === 'cancelled')
+      throw new RunStateError(runId, status, `take signal "${name}"`, 'a run that has ended waits for nothing; start a new one');
+    await postSignal(this.store, runId, {
+      name,
+      payload: value as Json,
+      ...(options.actor ? { actor: options.actor } : {}),
+      ...(options.id ? { id: options.id } : {}),
+    });
+    // Driven here already: its pass reads the mailbox when it reaches the wait.
+    if (this.#active.has(runId)) return this.get(runId);
+    return this.#handOff(runId, 'signal');
+  }
+
+  /** A reviewer's yes to `ctx.approve(label)`: the run goes on. */
+  approve(runId: string, label: string, options: { reason?: string; actor?: string } = {}): Promise<RunInfo> {
+    const { reason, ...rest } = options;
+    return this.signal(runId, `approval:${label}`, { approved: true, ...(reason === undefined ? {} : { reason }) }, rest);
+  }
+
+  /** A reviewer's no to `ctx.approve(label)`: a trigger (kind 'rejected') that goes through the run's policy. */
+  reject(runId: string, label: string, options: { reason: string; actor?: string }): Promise<RunInfo> {
+    if (typeof options?.reason !== 'string' || options.reason.trim() === '') throw new ValidationError('a rejection needs a reason');
+    const { reason, ...rest } = options;
+    return this.signal(runId, `approval:${label}`, { approved: false, reason }, rest);
+  }
+
   async cancel(runId: string, reason = 'cancelled'): Promise<RunInfo> {
     await appendChecked(
       this.store,
@@ -298,11 +355,14 @@ export class Runtime {
       'resume or resolve the rollback in progress first',
       async (tail) => {
         const target = await resolveTarget(this.store, runId, tail, request.to);
+        await checkIrreversible(this.store, runId, target.version, tail, request.past);
         await this.#preQueue(runId, 'rollback');
+        const { version: targetVersion, label } = target;
+        const past = request.past ? { past: request.past } : {};
         return [
           {
             type: RunEvents.RollbackRequested,
-            data: { targetVersion: target.version, label: target.label, reason: request.reason, trigger: { kind: 'requested' }, after },
+            data: { targetVersion, label, reason: request.reason, trigger: { kind: 'requested' }, after, ...past },
           },
         ];
       },
@@ -345,6 +405,8 @@ export class Runtime {
 
   /** Stops driving every run (nothing new starts; their steps see an aborted signal) and waits for them to let go. */
   async close(): Promise<void> {
+    for (const timer of this.#wakeups.values()) clearTimeout(timer);
+    this.#wakeups.clear();
     const active = [...this.#active.values()];
     for (const a of active) a.controller.abort(new Error('runtime closed'));
     await Promise.allSettled(active.map((a) => a.promise));
@@ -387,6 +449,20 @@ export class Runtime {
       await this.#queue.enqueue(runId, first.data.workflow, request, { delayMs: HANDOFF_GRACE_MS });
   }
 
+  /** Drives the run again when its wait runs out. */
+  #wakeAt(runId: string, at: number): void {
+    clearTimeout(this.#wakeups.get(runId));
+    const timer = setTimeout(
+      () => {
+        this.#wakeups.delete(runId);
+        this.#drive(runId, 'drive').catch(() => {});
+      },
+      Math.max(0, at - this.#driver.clock.now()),
+    );
+    timer.unref();
+    this.#wakeups.set(runId, timer);
+  }
+
   /** One driver per run per runtime; a second caller joins the first. */
   #drive(runId: string, mode: 'drive' | 'resume'): Promise<RunInfo> {
     const existing = this.#active.get(runId);
@@ -399,6 +475,7 @@ export class Runtime {
         mode,
       });
       const log = 'log' in result ? result.log : undefined;
+      if (result.stop === 'waiting' && result.until !== undefined && !this.#queue) this.#wakeAt(runId, result.until);
       const whole = log && log.base === 1 ? infoOf(log.started, log.events, (name) => this.#workflows.get(name)) : undefined;
       return whole ?? this.get(runId);
     })().finally(() => {

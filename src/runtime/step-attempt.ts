@@ -1,7 +1,6 @@
 import { canonicalJson } from '../events/canonical.js';
-import type { Json } from '../events/envelope.js';
 import type { Breakers } from './breaker.js';
-import { BreakerOpenError, NotJsonError, OutputSchemaError, StepTimeoutError } from './errors.js';
+import { BreakerOpenError, GuardrailError, NotJsonError, OutputSchemaError, StepTimeoutError } from './errors.js';
 import type { StepCompletedData, TriggerKind, UndoHook } from './events.js';
 import type { RetryOptions } from './policy.js';
 import type { StepIO, StepOptions } from './workflow.js';
@@ -50,6 +49,9 @@ export async function runAttempt<T>(a: Attempt<T>): Promise<T> {
       }
       result = parsed.data as Awaited<T>;
     }
+    for (const [guardrail, holds] of Object.entries(options.guardrails ?? {})) {
+      if (!holds(result)) throw new GuardrailError(guardrail, `on the output of step "${name}"`);
+    }
     if (options.breaker) await breakers.success(options.breaker);
     return result;
   } catch (error) {
@@ -65,6 +67,7 @@ export function triggerOf(error: unknown): TriggerKind {
   if (error instanceof StepTimeoutError) return 'timeout';
   if (error instanceof BreakerOpenError) return 'breaker-open';
   if (error instanceof OutputSchemaError) return 'output-invalid';
+  if (error instanceof GuardrailError) return 'guardrail';
   return 'step-failed';
 }
 
@@ -82,13 +85,15 @@ export function undoOf(options: StepOptions<any>): UndoHook[] {
 
 /** The step's compensation retry options as JSON, when it has them (a rollback without the closure uses them). */
 export function compensationRetryOf(options: StepOptions<any>): Pick<StepCompletedData, 'compensationRetry'> {
-  if (!options.compensationRetry) return {};
-  try {
-    return { compensationRetry: JSON.parse(canonicalJson(options.compensationRetry)) as Json as RetryOptions };
-  } catch {
-    // Not JSON: a rollback without the closure in memory uses the runtime's default.
-    return {};
+  const retry = options.compensationRetry;
+  if (!retry) return {};
+  const journaled: RetryOptions = {};
+  for (const field of ['attempts', 'initialDelayMs', 'factor', 'maxDelayMs'] as const) {
+    const value = retry[field];
+    // Only finite numbers are journaled; anything else leaves a rollback without the closure to the runtime's default.
+    if (typeof value === 'number' && Number.isFinite(value)) journaled[field] = value;
   }
+  return { compensationRetry: journaled };
 }
 
 export function jsonOrThrow(value: unknown, what: string): void {

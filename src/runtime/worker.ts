@@ -30,7 +30,7 @@ export interface WorkerOptions {
 export type WorkerEvent =
   | { type: 'started'; worker: string }
   | { type: 'claimed'; worker: string; runId: string; workflow: string; request: RunRequest; attempt: number }
-  /** Released as done: the run stopped where only a new request moves it (completed, failed, cancelled, needs attention, rolled back). */
+  /** Released as done: the run stopped where only a new request moves it (completed, failed, cancelled, needs attention, rolled back, waiting for a signal). */
   | { type: 'finished'; worker: string; runId: string; status: RunStatus }
   /** Released but still runnable: put back for any worker after `delayMs`. */
   | { type: 'requeued'; worker: string; runId: string; status?: RunStatus; delayMs: number; reason: string }
@@ -59,7 +59,7 @@ interface Held {
 }
 
 /** Where a driven run stopped on its own; anything else is still runnable. */
-const RESTING: ReadonlySet<RunStatus> = new Set(['completed', 'failed', 'cancelled', 'needs_attention', 'rolled_back']);
+const RESTING: ReadonlySet<RunStatus> = new Set(['completed', 'failed', 'cancelled', 'needs_attention', 'rolled_back', 'waiting']);
 
 /**
  * Claims runnable runs from the queue, drives each with a Runtime, renews the
@@ -219,10 +219,12 @@ class RunWorker implements Worker {
   async #drive(held: Held): Promise<void> {
     const { claim } = held;
     let status: RunStatus | undefined;
+    let wakeAt: number | undefined;
     let failure: unknown;
     try {
       const info = claim.request === 'resume' ? await this.#runtime.resume(claim.runId) : await this.#runtime.drive(claim.runId);
       status = info.status;
+      wakeAt = info.waiting?.timeoutAt;
     } catch (error) {
       failure = error;
     }
@@ -239,6 +241,11 @@ class RunWorker implements Worker {
         await queue.release(this.id, claim, { done: false, delayMs });
         this.#emit({ type: 'error', worker: this.id, runId: claim.runId, error: serializeError(failure) });
         this.#emit({ type: 'requeued', worker: this.id, runId: claim.runId, delayMs, reason: 'driver failed' });
+      } else if (status === 'waiting' && wakeAt !== undefined) {
+        // Parked with a deadline: back in the queue for when it runs out (a signal before then queues it at once).
+        const delayMs = Math.max(0, wakeAt - Date.now());
+        await queue.release(this.id, claim, { done: false, delayMs });
+        this.#emit({ type: 'requeued', worker: this.id, runId: claim.runId, status, delayMs, reason: 'waiting for a signal' });
       } else if (status && RESTING.has(status)) {
         await queue.release(this.id, claim, { done: true });
         this.#emit({ type: 'finished', worker: this.id, runId: claim.runId, status });

@@ -40,6 +40,41 @@ export interface StepOptions<T> {
   breaker?: string;
   /** Overrides the workflow's policy for this step. */
   onFailure?: FailurePolicy;
+  /**
+   * Its effect cannot be undone (an email sent, a robot moved): it has no
+   * compensation, and a rollback past it is refused unless the request says
+   * `past: 'irreversible'`.
+   */
+  irreversible?: boolean;
+  /** A person's yes before it runs: `ctx.approve(label, { details })` first (label: the step's name). */
+  approval?: string | { label?: string; details?: unknown };
+  /** Named checks over its result (a model's confidence, say): one that fails is a failed attempt, kind 'guardrail'. */
+  guardrails?: Record<string, (result: T) => boolean>;
+}
+
+export interface WaitOptions<T> {
+  /** Give up after this long: a trigger of kind 'timeout' that goes through the policy. Default: wait for good. */
+  timeoutMs?: number;
+  /** The payload must satisfy this schema; one that does not is used up and the wait goes on. */
+  schema?: ZodType<T>;
+  /** What a timeout does; default the workflow's policy. */
+  onFailure?: FailurePolicy;
+}
+
+/** A reviewer's decision, as `ctx.approve` returns it (a rejection is a trigger instead). */
+export interface Approval {
+  approved: true;
+  reason?: string;
+  /** Who decided: the signal's sender. */
+  actor?: string;
+}
+
+export interface ApproveOptions {
+  /** What the reviewer sees (journaled with the request; shown by the CLI, the API and the debugger). */
+  details?: unknown;
+  timeoutMs?: number;
+  /** What a rejection (kind 'rejected') or a timeout does; default the workflow's policy. */
+  onFailure?: FailurePolicy;
 }
 
 export interface RollbackInfo {
@@ -70,6 +105,14 @@ export interface RunContext<S = unknown, E extends DomainEvent = DomainEvent> {
   uuid(): Promise<string>;
   sleep(ms: number): Promise<void>;
   checkpoint(label: string): Promise<void>;
+  /**
+   * Parks the run until `runtime.signal(runId, name, payload)` (a signal sent
+   * before is kept for it), and returns the payload. The run holds no process
+   * while it waits; with workers, the signal wakes one.
+   */
+  waitFor<T = unknown>(name: string, options?: WaitOptions<T>): Promise<T>;
+  /** Waits for a person's decision on `label` (`runtime.approve` / `runtime.reject`); a rejection is a trigger. */
+  approve(label: string, options?: ApproveOptions): Promise<Approval>;
 }
 
 export interface WorkflowDefinition<I, S, E extends DomainEvent, O> {
@@ -82,6 +125,8 @@ export interface WorkflowDefinition<I, S, E extends DomainEvent, O> {
   apply: (state: S, event: E) => S;
   /** Named predicates over state, checked after every emit. */
   invariants?: Record<string, (state: S) => boolean>;
+  /** Named checks over state (a budget, a confidence), checked after every emit: one that fails is a trigger of kind 'guardrail'. */
+  guardrails?: Record<string, (state: S) => boolean>;
   onFailure?: FailurePolicy;
   /**
    * Compensations by step name, used when the step's own `compensate` closure is
@@ -109,13 +154,13 @@ export function defineWorkflow<I, S, E extends DomainEvent = DomainEvent, O = un
   }
   if (typeof definition.apply !== 'function') issues.push('apply must be a function (state, event) => state');
   if (typeof definition.run !== 'function') issues.push('run must be an async function (ctx, input)');
-  for (const hooks of ['compensations', 'verifications'] as const) {
+  for (const hooks of ['compensations', 'verifications', 'invariants', 'guardrails'] as const) {
     const declared = definition[hooks];
     if (declared === undefined) continue;
-    if (typeof declared !== 'object' || declared === null) issues.push(`${hooks} must be an object of step name -> function`);
+    const what = hooks === 'compensations' || hooks === 'verifications' ? 'step name -> function' : 'name -> predicate over the state';
+    if (typeof declared !== 'object' || declared === null) issues.push(`${hooks} must be an object of ${what}`);
     else
-      for (const [step, fn] of Object.entries(declared))
-        if (typeof fn !== 'function') issues.push(`${hooks}.${step} must be a function (result, io)`);
+      for (const [step, fn] of Object.entries(declared)) if (typeof fn !== 'function') issues.push(`${hooks}.${step} must be a function`);
   }
   if (issues.length) throw new ValidationError('invalid workflow definition', issues);
   return Object.freeze({ ...definition, version: definition.version ?? '1' });

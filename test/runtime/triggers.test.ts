@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { BreakerEvents, backoffDelay, createRuntime, decide, defineWorkflow, RunEvents } from '../../src/runtime/index.js';
+import { BreakerEvents, backoffDelay, createRuntime, decide, defineWorkflow, type Failure, RunEvents } from '../../src/runtime/index.js';
 import { crashAfter, fastClock, makeStore, typesOf } from './helpers.js';
 
 /** Every trigger test: checkpoint 'safe', then a step with a compensation, then the trigger; the retry path succeeds. */
@@ -210,11 +210,30 @@ describe('triggers', () => {
 });
 
 describe('policy (pure)', () => {
+  const failure = (rollbacks: number, kind: Failure['kind'] = 'step-failed'): Failure => ({
+    kind,
+    step: 'pay',
+    error: { name: 'Error', message: 'boom' },
+    attempt: 1,
+    rollbacks,
+  });
   it('decides', () => {
-    expect(decide(undefined, 0)).toEqual({ kind: 'throw' });
-    expect(decide('compensate-and-fail', 0)).toEqual({ kind: 'rollback', to: 'start', after: 'fail' });
-    expect(decide({ rollbackTo: 'x' }, 2)).toEqual({ kind: 'rollback', to: 'x', after: 'retry' });
-    expect(decide({ rollbackTo: 'x' }, 3)).toEqual({ kind: 'rollback', to: 'start', after: 'fail' });
+    expect(decide(undefined, failure(0))).toEqual({ kind: 'throw' });
+    expect(decide('compensate-and-fail', failure(0))).toEqual({ kind: 'rollback', to: 'start', after: 'fail' });
+    expect(decide({ rollbackTo: 'x' }, failure(2))).toEqual({ kind: 'rollback', to: 'x', after: 'retry' });
+    expect(decide({ rollbackTo: 'x' }, failure(3))).toEqual({ kind: 'rollback', to: 'start', after: 'fail' });
+    expect(decide({ rollbackTo: 'x', past: 'irreversible' }, failure(0))).toEqual({
+      kind: 'rollback',
+      to: 'x',
+      after: 'retry',
+      past: 'irreversible',
+    });
+  });
+  it('asks a policy function, with the failure', () => {
+    const policy = (f: Failure) => (f.kind === 'timeout' ? ({ rollbackTo: 'latest' } as const) : 'fail');
+    expect(decide(policy, failure(0, 'timeout'))).toEqual({ kind: 'rollback', to: 'latest', after: 'retry' });
+    expect(decide(policy, failure(0))).toEqual({ kind: 'throw' });
+    expect(() => decide(() => 'sometimes' as never, failure(0))).toThrow(/a failure policy chose "sometimes"/);
   });
   it('backs off exponentially with bounded jitter', () => {
     const r = { initialDelayMs: 100, factor: 2, maxDelayMs: 1000 };

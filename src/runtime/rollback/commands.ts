@@ -1,7 +1,8 @@
 import type { EventEnvelope } from '../../events/envelope.js';
 import { ConcurrencyError, ValidationError } from '../../events/errors.js';
+import { effectiveHistory } from '../../projections/effective-history.js';
 import type { EventStore } from '../../store/types.js';
-import { CheckpointNotFoundError, RunNotFoundError, RunStateError } from '../errors.js';
+import { CheckpointNotFoundError, IrreversibleStepError, RunNotFoundError, RunStateError } from '../errors.js';
 import { asRunEvent, type CheckpointIndex, isRunEvent, type NewRunEvent, type RollbackAfter, RunEvents, START_LABEL } from '../events.js';
 import { type RunStatus, statusAfter } from '../journal.js';
 import { streamOf } from '../run-log.js';
@@ -17,6 +18,8 @@ export interface RollbackRequest {
   reason: string;
   /** After the rollback: stay rolled back until resume() ('stop', default), continue at once ('retry'), or fail. */
   after?: RollbackAfter;
+  /** Go back past irreversible steps, leaving their effects as they are (named in the marker). Without it, such a rollback is refused. */
+  past?: 'irreversible';
 }
 
 /** Checks a rollback request's shape; nothing is read or written. */
@@ -27,6 +30,8 @@ export function checkRollbackRequest(request: RollbackRequest): RollbackAfter {
   const after = request.after ?? 'stop';
   if (!['stop', 'retry', 'fail'].includes(after))
     throw new ValidationError(`after must be 'stop', 'retry' or 'fail', got ${JSON.stringify(after)}`);
+  if (request.past !== undefined && request.past !== 'irreversible')
+    throw new ValidationError(`past must be 'irreversible' when given, got ${JSON.stringify(request.past)}`);
   const { to } = request;
   if (!(typeof to === 'string' && to.length > 0) && !(typeof to === 'number' && Number.isInteger(to) && to >= 1))
     throw new ValidationError(
@@ -110,4 +115,24 @@ export async function resolveTarget(
 export function blockedStep(tail: EventEnvelope): string {
   if (!isRunEvent(tail, RunEvents.NeedsAttention)) throw new Error('blockedStep() needs a NeedsAttention tail');
   return tail.data.stepKey;
+}
+
+/**
+ * Refuses a rollback to `targetVersion` that would go back past an effective
+ * irreversible step, unless the request accepts it. Reads the events after the
+ * target only.
+ */
+export async function checkIrreversible(
+  store: EventStore,
+  runId: string,
+  targetVersion: number,
+  tail: EventEnvelope,
+  past: RollbackRequest['past'],
+): Promise<void> {
+  if (past === 'irreversible' || tail.version <= targetVersion) return;
+  const after = effectiveHistory(await store.read(streamOf(runId), { from: targetVersion + 1, to: tail.version }));
+  for (const e of after) {
+    if (isRunEvent(e, RunEvents.StepStarted) && e.data.irreversible)
+      throw new IrreversibleStepError(runId, e.data.name, e.data.idempotencyKey);
+  }
 }

@@ -10,7 +10,7 @@ import {
   RunEvents,
   type UndoHook,
 } from '../events.js';
-import { effectiveEvents } from '../journal.js';
+import { effectiveEvents, statusAfter } from '../journal.js';
 import type { RetryOptions } from '../policy.js';
 
 // The rollback protocol's decider: given a run's events, what is the next
@@ -68,6 +68,11 @@ export interface DecideOptions {
   compensationRetry: RetryOptions;
   /** An operator resumed the run: a rollback that stopped (after 'stop') goes forward. */
   resume?: boolean;
+  /**
+   * For a run parked on a wait: the names of the signals sent to it and not
+   * used yet, and the time now. Without it a parked run rests.
+   */
+  mailbox?: { pending: readonly string[]; now: number };
 }
 
 /** One step the rollback undoes, as its events tell it. */
@@ -80,13 +85,17 @@ export interface StepRef {
 }
 
 /** Where a run rests until something outside the protocol moves it. */
-export type Rest = 'completed' | 'failed' | 'cancelled' | 'stopped' | 'attention' | 'coordinator';
+export type Rest = 'completed' | 'failed' | 'cancelled' | 'stopped' | 'waiting' | 'attention' | 'coordinator';
 
 export type ProtocolAction =
   /** Drive the workflow code: replay the journal, then go live. */
   | { kind: 'forward' }
-  /** `marker`: for a request owned by a coordinator, the marker it will write (its compensations are done). */
-  | { kind: 'rest'; why: Rest; marker?: RolledBackData }
+  /**
+   * `marker`: for a request owned by a coordinator, the marker it will write
+   * (its compensations are done). `until`: for a wait with a timeout, when it
+   * runs out (drive the run again then).
+   */
+  | { kind: 'rest'; why: Rest; marker?: RolledBackData; until?: number }
   /** The events do not say which undo hooks a step has: replay `run` (without going live) to learn them. */
   | { kind: 'replay'; step: StepRef }
   /** Run an in-doubt step again under its key; `reopen`: re-run the open attempt, else start `attempt` anew. */
@@ -133,13 +142,33 @@ export function nextAction(events: readonly EventEnvelope[], options: DecideOpti
       if (e.data.after === 'fail') return { kind: 'fail', error: failureOf(e.data) };
       if (e.data.after === 'stop' && !options.resume) return { kind: 'rest', why: 'stopped' };
       return { kind: 'forward' };
+    case RunEvents.WaitStarted:
+    case RunEvents.SignalReceived:
+      return statusAfter(e) === 'waiting' ? decideWait(events, e.data.seq, e.data.name, options) : { kind: 'forward' };
     default:
       return { kind: 'forward' };
   }
 }
 
+/** A run parked on a wait goes forward once a signal of that name is in its mailbox or the wait's time is up. */
+function decideWait(events: readonly EventEnvelope[], seq: number, name: string, o: DecideOptions): ProtocolAction {
+  let timeoutAt: number | undefined;
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i] as EventEnvelope;
+    if (isRunEvent(e, RunEvents.WaitStarted) && e.data.seq === seq) {
+      timeoutAt = e.data.timeoutAt;
+      break;
+    }
+  }
+  if (o.mailbox?.pending.includes(name)) return { kind: 'forward' };
+  if (timeoutAt !== undefined && o.mailbox && o.mailbox.now >= timeoutAt) return { kind: 'forward' };
+  return { kind: 'rest', why: 'waiting', ...(timeoutAt === undefined ? {} : { until: timeoutAt }) };
+}
+
 interface WindowStep extends StepRef {
   state: 'completed' | 'open' | 'failed' | 'retry-wait';
+  /** Its effect cannot be undone: the request accepted going back past it, and it is left as it is. */
+  irreversible?: boolean;
   attempt: number;
   retryAt?: number;
   result?: Json;
@@ -192,7 +221,11 @@ function decideRollback(events: readonly EventEnvelope[], request: RunEventOf<'R
     }
   }
 
-  const ordered = [...steps.values()];
+  // Irreversible steps are left as they are (the request accepted it: commands.ts and the pass refuse otherwise).
+  const irreversible = [...steps.values()]
+    .filter((s) => s.irreversible && s.state !== 'failed')
+    .map((s) => ({ step: s.name, stepKey: s.key }));
+  const ordered = [...steps.values()].filter((s) => !s.irreversible);
   const inDoubt: Array<{ step: string; stepKey: string }> = [];
   // 1. Settle in-doubt steps, newest started first.
   for (const step of [...ordered].sort((a, b) => b.startedAt - a.startedAt)) {
@@ -248,7 +281,7 @@ function decideRollback(events: readonly EventEnvelope[], request: RunEventOf<'R
   }
 
   // 4. Finish.
-  const marker = markerOf(events, request, inDoubt);
+  const marker = markerOf(events, request, inDoubt, irreversible);
   if (request.data.coordinator !== undefined) return { kind: 'rest', why: 'coordinator', marker };
   return { kind: 'finish', marker, ...(marker.after === 'fail' ? { fail: failureOf(marker) } : {}) };
 }
@@ -258,6 +291,7 @@ export function markerOf(
   events: readonly EventEnvelope[],
   request: RunEventOf<'RollbackRequested'>,
   inDoubt: Array<{ step: string; stepKey: string }> = [],
+  irreversible: Array<{ step: string; stepKey: string }> = [],
 ): RolledBackData {
   const base = (events[0] as EventEnvelope).version;
   const { targetVersion, label, reason, trigger, after } = request.data;
@@ -272,6 +306,7 @@ export function markerOf(
     after,
     index,
     ...(inDoubt.length ? { inDoubt } : {}),
+    ...(irreversible.length ? { irreversible } : {}),
   };
 }
 
@@ -289,7 +324,7 @@ function track(steps: Map<string, WindowStep>, event: EventEnvelope): void {
   const e = asRunEvent(event);
   switch (e?.type) {
     case RunEvents.StepStarted: {
-      const { seq, name, idempotencyKey: key, attempt, undo } = e.data;
+      const { seq, name, idempotencyKey: key, attempt, undo, irreversible } = e.data;
       const known = steps.get(key);
       steps.set(key, {
         ...(known ?? {}),
@@ -298,6 +333,7 @@ function track(steps: Map<string, WindowStep>, event: EventEnvelope): void {
         key,
         state: 'open',
         attempt,
+        ...(irreversible ? { irreversible } : {}),
         ...(undo ? { undo } : known?.undo ? { undo: known.undo } : {}),
         startedAt: known?.startedAt ?? e.version,
         endedAt: e.version,

@@ -20,7 +20,7 @@ import { PgListener } from './listener.js';
  *   expects the version its driver last saw.
  */
 
-export type PgRunRequest = 'start' | 'resume' | 'rollback' | 'retry' | 'resolve';
+export type PgRunRequest = 'start' | 'resume' | 'rollback' | 'retry' | 'resolve' | 'signal';
 
 export interface PgClaimedRun {
   runId: string;

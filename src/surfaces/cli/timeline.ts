@@ -106,6 +106,7 @@ export function renderTimeline(entries: readonly TimelineEntry[]): string {
 export const STATUS_COLOUR: Record<string, (s: string) => string> = {
   completed: colour.green,
   running: colour.cyan,
+  waiting: colour.yellow,
   rolling_back: colour.magenta,
   rolled_back: colour.magenta,
   needs_attention: colour.red,

@@ -21,7 +21,7 @@ import { renderTimeline, STATUS_COLOUR, timelineOf } from '../timeline.js';
 import { loadWorkflows } from '../workflows.js';
 import { parseCount } from './log.js';
 
-const STATUSES: RunStatus[] = ['running', 'completed', 'failed', 'rolling_back', 'rolled_back', 'needs_attention', 'cancelled'];
+const STATUSES: RunStatus[] = ['running', 'waiting', 'completed', 'failed', 'rolling_back', 'rolled_back', 'needs_attention', 'cancelled'];
 
 export interface WorkflowOption {
   workflows?: string;

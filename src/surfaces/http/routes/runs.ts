@@ -16,6 +16,7 @@ import { type Api, type Deps, type Env, EnvelopeSchema, errors, integerQuery, js
 // A record, so the compiler fails here when the runtime adds or drops a status.
 const STATUSES: Record<RunStatus, true> = {
   running: true,
+  waiting: true,
   completed: true,
   failed: true,
   rolling_back: true,

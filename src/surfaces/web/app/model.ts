@@ -17,8 +17,17 @@ export interface Envelope {
   hash: string;
 }
 
-export type RunStatus = 'running' | 'completed' | 'failed' | 'rolling_back' | 'rolled_back' | 'needs_attention' | 'cancelled';
-export const STATUSES: RunStatus[] = ['running', 'completed', 'failed', 'rolling_back', 'rolled_back', 'needs_attention', 'cancelled'];
+export type RunStatus = 'running' | 'waiting' | 'completed' | 'failed' | 'rolling_back' | 'rolled_back' | 'needs_attention' | 'cancelled';
+export const STATUSES: RunStatus[] = [
+  'running',
+  'waiting',
+  'completed',
+  'failed',
+  'rolling_back',
+  'rolled_back',
+  'needs_attention',
+  'cancelled',
+];
 
 export interface RunSummary {
   runId: string;
@@ -469,6 +478,7 @@ export function clockTime(iso: string): string {
 
 export const STATUS_LABEL: Record<string, string> = {
   running: 'running',
+  waiting: 'waiting',
   completed: 'completed',
   failed: 'failed',
   rolling_back: 'rolling back',

@@ -1,0 +1,41 @@
+import type { Json } from '../events/envelope.js';
+import type { EventStore } from '../store/types.js';
+import type { MailboxSignal } from './context.js';
+import { SIGNAL_SENT, type SignalSentData } from './events.js';
+
+// A run's mailbox: the stream `signals-<runId>`, one SignalSent per signal,
+// appended whether or not the run waits yet (a signal sent early is kept for
+// it) and without touching the run's own stream (a driver's expected version
+// is left alone). The run records which signal answered which wait in its
+// own stream (SignalReceived), so each signal is used once.
+
+export function mailboxOf(runId: string): string {
+  return `signals-${runId}`;
+}
+
+/** Every signal sent to the run, oldest first. */
+export async function readMailbox(store: EventStore, runId: string): Promise<MailboxSignal[]> {
+  const events = await store.read(mailboxOf(runId));
+  const out: MailboxSignal[] = [];
+  for (const e of events) {
+    if (e.type !== SIGNAL_SENT) continue;
+    const { name, payload } = e.data as SignalSentData;
+    out.push({ id: e.id, name, payload, sentAt: e.recordedAt, ...(e.metadata.actor ? { actor: e.metadata.actor } : {}) });
+  }
+  return out;
+}
+
+/** Appends a signal to the run's mailbox; the same `id` twice is one signal (the store's idempotency by event id). */
+export async function postSignal(
+  store: EventStore,
+  runId: string,
+  signal: { name: string; payload: Json; actor?: string; id?: string },
+): Promise<string> {
+  const data: SignalSentData = { name: signal.name, payload: signal.payload };
+  const result = await store.append(
+    mailboxOf(runId),
+    [{ ...(signal.id ? { id: signal.id } : {}), type: SIGNAL_SENT, data, ...(signal.actor ? { metadata: { actor: signal.actor } } : {}) }],
+    { expectedVersion: 'any' },
+  );
+  return (result.events[0] as { id: string }).id;
+}
