@@ -5,14 +5,14 @@ import type { EventStore, StreamAppend } from '../store/types.js';
 import type { SerializedError } from './errors.js';
 import { asRunEvent, type NeedsAttentionData, type NewRunEvent, RunEvents } from './events.js';
 import { defineGroup, type GroupDefinition, NAME } from './group/definition.js';
-import { GroupNotFoundError, GroupStateError, LabelMissingError } from './group/errors.js';
+import { GroupNotFoundError, GroupRollbackRefusedError, GroupStateError, LabelMissingError } from './group/errors.js';
 import {
   GroupEvents,
   type GroupNeedsAttentionData,
   type GroupRollbackRequestedData,
   type GroupStartedData,
   type GroupStatus,
-  groupStatusAfter,
+  groupStatusOf,
   groupStreamOf,
   isGroupEvent,
   type NewGroupEvent,
@@ -131,7 +131,10 @@ export class Coordinator {
       if (typeof request?.label !== 'string' || request.label === '')
         throw new ValidationError('a group rollback needs a checkpoint label');
       if (typeof request.reason !== 'string' || request.reason.trim() === '') throw new ValidationError('a group rollback needs a reason');
-      await requestGroupRollback(this.store, groupId, request, cause, (runId) => this.#internals.hold(runId));
+      const [first] = await this.store.read(groupStreamOf(groupId), { from: 1, to: 1 });
+      const group = first && isGroupEvent(first, GroupEvents.GroupStarted) ? this.#groups.get(first.data.group) : undefined;
+      const hold = (runId: string) => this.#internals.hold(runId);
+      await requestGroupRollback(this.store, groupId, request, cause, hold, group?.participants ?? []);
       return this.#carryOut(groupId);
     })().finally(() => {
       if (this.#requesting.get(groupId) === promise) this.#requesting.delete(groupId);
@@ -178,7 +181,7 @@ export class Coordinator {
     if (!isGroupEvent(tail, GroupEvents.GroupNeedsAttention)) {
       throw new GroupStateError(
         groupId,
-        `is ${groupStatusAfter(tail.type)}`,
+        `is ${groupStatusOf(events)}`,
         'only a group that needs attention has a compensation to retry',
       );
     }
@@ -205,8 +208,7 @@ export class Coordinator {
   async #advance(groupId: string): Promise<GroupInfo> {
     for (;;) {
       const events = await this.#events(groupId);
-      const tail = events[events.length - 1] as EventEnvelope;
-      const status = groupStatusAfter(tail.type);
+      const status = groupStatusOf(events);
       if (pendingGroupRollback(events)) {
         if (status === 'needs_attention') return this.#info(groupId, events);
         return this.#carryOut(groupId);
@@ -260,7 +262,7 @@ export class Coordinator {
           try {
             return await this.rollback(groupId, { label, reason }, cause);
           } catch (e) {
-            if (!(e instanceof LabelMissingError || e instanceof GroupStateError)) throw e;
+            if (!(e instanceof LabelMissingError || e instanceof GroupStateError || e instanceof GroupRollbackRefusedError)) throw e;
             // The group cannot go back together: it fails as it stands, saying why.
             await this.#append(groupId, [{ type: GroupEvents.GroupFailed, data: { ...cause, rollbackRefused: e.message } }], 'any');
             return this.get(groupId);
@@ -289,7 +291,7 @@ export class Coordinator {
     const first = events[0] as EventEnvelope;
     if (!isGroupEvent(first, GroupEvents.GroupStarted)) throw new GroupNotFoundError(groupId);
     const tail = events[events.length - 1] as EventEnvelope;
-    const status = groupStatusAfter(tail.type);
+    const status = groupStatusOf(events);
     const started = new Map(participantsOf(events).map((p) => [p.name, p]));
     const participants: ParticipantInfo[] = [];
     for (const name of first.data.participants) participants.push(await this.#participant(groupId, name, started.get(name)));

@@ -7,6 +7,12 @@ export interface ParticipantDefinition {
   workflow: Workflow;
   /** Its input, or a function of the outputs of the participants before it (they run in order). Journaled once computed. */
   input?: unknown | ((outputs: Record<string, unknown>) => unknown);
+  /**
+   * Its vote when a group rollback to `target` is proposed, given its state
+   * now: true for yes, false or a reason for no. One no and nothing is
+   * compensated. An irreversible step after the target is a no on its own.
+   */
+  canRollback?: (target: { label: string; version: number }, state: any) => boolean | string | Promise<boolean | string>;
 }
 
 export interface GroupDefinition {
@@ -31,6 +37,8 @@ export function defineGroup(definition: GroupDefinition): Readonly<GroupDefiniti
     else if (seen.has(p.name)) issues.push(`participant "${p.name}" appears twice`);
     else seen.add(p.name);
     if (typeof p?.workflow?.run !== 'function') issues.push(`participant "${p?.name}" needs a workflow made by defineWorkflow()`);
+    if (p?.canRollback !== undefined && typeof p.canRollback !== 'function')
+      issues.push(`participant "${p?.name}": canRollback must be a function (target, state) => boolean | reason`);
   }
   if (issues.length) throw new ValidationError('invalid group definition', issues);
   return Object.freeze({ ...definition });

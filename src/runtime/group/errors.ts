@@ -31,3 +31,18 @@ export class GroupNotFoundError extends RewindError {
     super('GROUP_NOT_FOUND', `no group with id "${groupId}"`, 'start it with coordinator.start()');
   }
 }
+
+/** A participant voted against a proposed group rollback (or has an irreversible step after the label). Nothing was compensated. */
+export class GroupRollbackRefusedError extends RewindError {
+  readonly groupId: string;
+  readonly refusals: ReadonlyArray<{ name: string; reason: string }>;
+  constructor(groupId: string, label: string, refusals: Array<{ name: string; reason: string }>) {
+    super(
+      'GROUP_ROLLBACK_REFUSED',
+      `group "${groupId}" cannot roll back to "${label}": ${refusals.map((r) => `"${r.name}" refused (${r.reason})`).join('; ')}`,
+      'resolve what the participants object to, or roll back to a later label',
+    );
+    this.groupId = groupId;
+    this.refusals = refusals;
+  }
+}

@@ -18,6 +18,10 @@ export const GroupEvents = {
   GroupRolledBack: 'GroupRolledBack',
   /** After a group rollback: the participants go on from the checkpoint (they see ctx.rollbacks and may take another path). */
   GroupResumed: 'GroupResumed',
+  /** A participant's answer when a group rollback was proposed (prepare): yes, or no and why. */
+  ParticipantVoted: 'ParticipantVoted',
+  /** A proposed group rollback some participant refused: nothing was compensated. A record: the group's status stays what it was. */
+  GroupRollbackRefused: 'GroupRollbackRefused',
 } as const;
 
 export type GroupStatus = 'running' | 'completed' | 'failed' | 'rolling_back' | 'needs_attention' | 'rolled_back';
@@ -55,6 +59,17 @@ export interface GroupCompensationRetriedData {
   resolvedByHand?: string;
   note?: string;
 }
+export interface ParticipantVotedData {
+  name: string;
+  runId: string;
+  vote: 'yes' | 'no';
+  reason?: string;
+}
+export interface GroupRollbackRefusedData {
+  label: string;
+  reason: string;
+  refusals: Array<{ name: string; reason: string }>;
+}
 export interface GroupFailedData {
   participant: string;
   status: RunStatus;
@@ -70,6 +85,18 @@ export interface GroupRolledBackData {
 
 export function groupStreamOf(groupId: string): string {
   return `coordinator-${groupId}`;
+}
+
+/** Events that only record something: a group's status is that of the last event before them. */
+const RECORDS = new Set<string>(['ParticipantVoted', 'GroupRollbackRefused']);
+
+/** A group's status: that of its last event that is not a record (a vote, a refused proposal). */
+export function groupStatusOf(events: readonly EventEnvelope[]): GroupStatus {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i] as EventEnvelope;
+    if (!RECORDS.has(e.type)) return groupStatusAfter(e.type);
+  }
+  return 'running';
 }
 
 export function groupStatusAfter(type: string): GroupStatus {
@@ -102,6 +129,8 @@ export interface GroupEventDataMap {
   GroupCompensationRetried: GroupCompensationRetriedData;
   GroupRolledBack: GroupRolledBackData;
   GroupResumed: Record<string, never>;
+  ParticipantVoted: ParticipantVotedData;
+  GroupRollbackRefused: GroupRollbackRefusedData;
 }
 export type GroupEventType = keyof GroupEventDataMap;
 export type GroupEventOf<T extends GroupEventType> = EventEnvelope<T, GroupEventDataMap[T]>;

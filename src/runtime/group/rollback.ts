@@ -1,20 +1,23 @@
+import type { EventEnvelope } from '../../events/envelope.js';
 import { ConcurrencyError } from '../../events/errors.js';
 import type { EventStore, StreamAppend } from '../../store/types.js';
 import { type DriverContext, driveRun } from '../driver.js';
 import { isRunEvent, type RollbackRequestedData, RunEvents } from '../events.js';
-import { checkpointIndexOf, effectiveEvents, lastAttention, statusAfter } from '../journal.js';
+import { checkpointIndexOf, effectiveEvents, foldState, lastAttention, statusAfter } from '../journal.js';
+import type { ParticipantDefinition } from './definition.js';
 import { streamOf } from '../run-log.js';
-import { GroupStateError, LabelMissingError } from './errors.js';
+import { GroupRollbackRefusedError, GroupStateError, LabelMissingError } from './errors.js';
 import {
   GroupEvents,
   type GroupNeedsAttentionData,
   type GroupRollbackRequestedData,
   type GroupRolledBackData,
-  groupStatusAfter,
+  groupStatusOf,
   groupStreamOf,
   isGroupEvent,
   type NewGroupEvent,
   type ParticipantStartedData,
+  type ParticipantVotedData,
   participantsOf,
   pendingGroupRollback,
 } from './events.js';
@@ -51,12 +54,13 @@ export async function requestGroupRollback(
   request: GroupRollbackRequest,
   cause: Cause,
   hold: (runId: string) => Promise<void>,
+  participants: ReadonlyArray<Pick<ParticipantDefinition, 'name' | 'workflow' | 'canRollback'>>,
 ): Promise<void> {
   for (let tries = 0; ; tries++) {
     const events = await store.read(groupStreamOf(groupId));
     const tail = events[events.length - 1];
     if (!tail) throw new GroupStateError(groupId, 'does not exist', 'start it with coordinator.start()');
-    const status = groupStatusAfter(tail.type);
+    const status = groupStatusOf(events);
     if (status === 'rolling_back' || status === 'needs_attention') {
       throw new GroupStateError(groupId, `is ${status}`, 'resume or retry the group rollback in progress first');
     }
@@ -67,6 +71,7 @@ export async function requestGroupRollback(
     const targets: GroupRollbackRequestedData['participants'] = [];
     const appends: StreamAppend[] = [];
     const missing: string[] = [];
+    const votes: ParticipantVotedData[] = [];
     for (const p of started) {
       const runEvents = await store.read(streamOf(p.runId));
       const last = runEvents[runEvents.length - 1];
@@ -85,6 +90,12 @@ export async function requestGroupRollback(
         continue;
       }
       targets.push({ name: p.name, runId: p.runId, targetVersion: target, requestVersion: last.version + 1 });
+      const vote = await voteOf(
+        participants.find((d) => d.name === p.name),
+        { label: request.label, version: target },
+        effectiveEvents(runEvents),
+      );
+      if (vote) votes.push({ name: p.name, runId: p.runId, ...vote });
       const data: RollbackRequestedData = {
         targetVersion: target,
         label: request.label,
@@ -97,11 +108,27 @@ export async function requestGroupRollback(
     }
     // Refused before anything is written: no participant is halted or compensated for a group that cannot go back together.
     if (missing.length > 0) throw new LabelMissingError(groupId, request.label, missing);
+    const voted: NewGroupEvent[] = votes.map((data) => ({ type: GroupEvents.ParticipantVoted, data }));
+    const refusals = votes.filter((v) => v.vote === 'no').map((v) => ({ name: v.name, reason: v.reason ?? 'refused' }));
+    if (refusals.length > 0) {
+      // The votes and the refusal are one record; nothing is requested of any participant.
+      const refused: NewGroupEvent = {
+        type: GroupEvents.GroupRollbackRefused,
+        data: { label: request.label, reason: request.reason, refusals },
+      };
+      try {
+        await store.append(groupStreamOf(groupId), [...voted, refused], { expectedVersion: tail.version });
+      } catch (error) {
+        if (error instanceof ConcurrencyError && tries < 20) continue;
+        throw error;
+      }
+      throw new GroupRollbackRefusedError(groupId, request.label, refusals);
+    }
     const requested: NewGroupEvent = {
       type: GroupEvents.GroupRollbackRequested,
       data: { label: request.label, reason: request.reason, ...(cause ? { cause } : {}), participants: targets },
     };
-    appends.unshift({ streamId: groupStreamOf(groupId), events: [requested], expectedVersion: tail.version });
+    appends.unshift({ streamId: groupStreamOf(groupId), events: [...voted, requested], expectedVersion: tail.version });
     try {
       await store.appendMany(appends);
       return;
@@ -176,6 +203,26 @@ export async function carryOutGroupRollback(c: DriverContext, groupId: string): 
     }
   }
   throw new GroupStateError(groupId, 'other writers kept changing its participants', 'resume the group again');
+}
+
+/**
+ * A participant's vote on going back to `target`: no when an irreversible
+ * step lies after it; otherwise what its `canRollback` says, given its state
+ * now. Undefined when it has no say (no irreversible step, no canRollback).
+ */
+async function voteOf(
+  participant: Pick<ParticipantDefinition, 'workflow' | 'canRollback'> | undefined,
+  target: { label: string; version: number },
+  effective: EventEnvelope[],
+): Promise<{ vote: 'yes' | 'no'; reason?: string } | undefined> {
+  for (const e of effective) {
+    if (e.version > target.version && isRunEvent(e, RunEvents.StepStarted) && e.data.irreversible)
+      return { vote: 'no', reason: `step "${e.data.name}" after "${target.label}" cannot be undone` };
+  }
+  if (!participant?.canRollback) return undefined;
+  const answer = await participant.canRollback(target, foldState(participant.workflow, effective));
+  if (answer === true) return { vote: 'yes' };
+  return { vote: 'no', reason: typeof answer === 'string' && answer.length > 0 ? answer : 'it voted no' };
 }
 
 /** The participant's stream must hold this group's request where the group says it does. */
