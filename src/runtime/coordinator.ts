@@ -179,11 +179,7 @@ export class Coordinator {
     const events = await this.#events(groupId);
     const tail = events[events.length - 1] as EventEnvelope;
     if (!isGroupEvent(tail, GroupEvents.GroupNeedsAttention)) {
-      throw new GroupStateError(
-        groupId,
-        `is ${groupStatusOf(events)}`,
-        'only a group that needs attention has a compensation to retry',
-      );
+      throw new GroupStateError(groupId, `is ${groupStatusOf(events)}`, 'only a group that needs attention has a compensation to retry');
     }
     const blocked = tail.data;
     const [runTail] = await this.store.read(streamOf(blocked.runId), { direction: 'backward', limit: 1 });

@@ -38,7 +38,7 @@ describe('MCP server beside the runs', () => {
     const client = await connect({ runtime, store });
 
     const tools = (await client.listTools()).tools.map((t) => t.name).sort();
-    expect(tools).toEqual(['history', 'list_checkpoints', 'list_runs', 'rollback', 'state_at']);
+    expect(tools).toEqual(['history', 'list_checkpoints', 'list_runs', 'rollback', 'signal_run', 'state_at']);
     const rollbackTool = (await client.listTools()).tools.find((t) => t.name === 'rollback');
     expect(rollbackTool?.inputSchema.required).toEqual(expect.arrayContaining(['runId', 'to', 'reason']));
 
@@ -117,7 +117,7 @@ describe('MCP server beside the runs', () => {
     await tripRun(runtime, 'theirs');
     const client = await connect({ runtime, runId: 'mine' });
     const tools = (await client.listTools()).tools;
-    expect(tools.map((t) => t.name).sort()).toEqual(['history', 'list_checkpoints', 'rollback', 'state_at']);
+    expect(tools.map((t) => t.name).sort()).toEqual(['history', 'list_checkpoints', 'rollback', 'signal_run', 'state_at']);
     for (const tool of tools) expect(Object.keys(tool.inputSchema.properties ?? {})).not.toContain('runId');
     expect((await call(client, 'list_checkpoints', { runId: 'theirs' })).runId).toBe('mine');
     await client.close();

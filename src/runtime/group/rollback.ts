@@ -4,8 +4,8 @@ import type { EventStore, StreamAppend } from '../../store/types.js';
 import { type DriverContext, driveRun } from '../driver.js';
 import { isRunEvent, type RollbackRequestedData, RunEvents } from '../events.js';
 import { checkpointIndexOf, effectiveEvents, foldState, lastAttention, statusAfter } from '../journal.js';
-import type { ParticipantDefinition } from './definition.js';
 import { streamOf } from '../run-log.js';
+import type { ParticipantDefinition } from './definition.js';
 import { GroupRollbackRefusedError, GroupStateError, LabelMissingError } from './errors.js';
 import {
   GroupEvents,

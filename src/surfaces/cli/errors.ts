@@ -56,6 +56,8 @@ function cliHint(error: RewindError): string | undefined {
       }
       return error.hint;
     }
+    case 'IRREVERSIBLE_STEP':
+      return 'roll back to a point after it, or accept leaving its effect as it is with --past-irreversible';
     case 'CHECKPOINT_NOT_FOUND':
       return error.hint?.replace("use to: 'start'", 'use --to start').replace("(or 'start')", '(or start)');
     case 'STORE_READ_ONLY':

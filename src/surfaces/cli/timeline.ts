@@ -41,7 +41,13 @@ function summarise(type: string, d: Record<string, any>): string {
     case RunEvents.RunStarted:
       return `${d.workflow}@${d.workflowVersion} ${JSON.stringify(d.input)}`;
     case RunEvents.StepStarted:
-      return `${d.name}${d.attempt > 1 ? ` (attempt ${d.attempt})` : ''}`;
+      return `${d.name}${d.attempt > 1 ? ` (attempt ${d.attempt})` : ''}${d.irreversible ? ' (irreversible: the point of no return)' : ''}${d.settling ? ' (settling: run again under its key)' : ''}`;
+    case RunEvents.WaitStarted:
+      return `${d.approval ? `approval "${d.approval.label}"${d.approval.details === undefined ? '' : ` ${JSON.stringify(d.approval.details)}`}` : `signal "${d.name}"`}${d.timeoutAt === undefined ? '' : ` until ${new Date(d.timeoutAt).toISOString()}`}`;
+    case RunEvents.SignalReceived:
+      return `${d.name} ← ${JSON.stringify(d.payload)}${d.actor ? ` from ${d.actor}` : ''}${Array.isArray(d.invalid) ? ` (invalid, still waiting: ${d.invalid.join('; ')})` : ''}`;
+    case RunEvents.WaitTimedOut:
+      return `no signal "${d.name}" in time`;
     case RunEvents.StepCompleted:
       return `${d.name} → ${d.result === undefined ? 'done' : JSON.stringify(d.result)}`;
     case RunEvents.StepFailed:
@@ -88,6 +94,8 @@ const TYPE_COLOUR: Record<string, (s: string) => string> = {
   [RunEvents.CompensationCompleted]: colour.yellow,
   [RunEvents.Verified]: colour.yellow,
   [RunEvents.RunCompleted]: colour.green,
+  [RunEvents.WaitStarted]: colour.yellow,
+  [RunEvents.WaitTimedOut]: colour.red,
   [RunEvents.StepCompleted]: colour.green,
 };
 

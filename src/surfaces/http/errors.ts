@@ -54,6 +54,8 @@ const STATUS_BY_CODE: Record<string, ContentfulStatusCode> = {
   FORK_POINT: 409,
   // The run's journal no longer matches the code: nothing was written, an operator must decide.
   NON_DETERMINISM: 409,
+  // A rollback past a step whose effect cannot be undone, not accepted (past: 'irreversible').
+  IRREVERSIBLE_STEP: 409,
   STORE_CLOSED: 503,
 };
 

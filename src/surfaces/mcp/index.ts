@@ -195,13 +195,35 @@ export function createMcpServer(options: McpServerOptions): McpServer {
           return { runId: info.runId, status: info.status, version: info.version, rollbacks: info.rollbacks, attention: info.attention };
         }),
     );
+    server.registerTool(
+      'signal_run',
+      {
+        description:
+          "Send a signal to a run: what its ctx.waitFor(name) waits for (another agent's answer, a webhook's result), " +
+          "or a decision on an approval it asks for (name 'approval:<label>', payload { approved, reason }). " +
+          'Kept until the run waits for it; wakes the run if it waits.',
+        inputSchema: {
+          ...runIdShape,
+          name: z.string().min(1).describe('the signal the run waits for'),
+          payload: z.any().optional().describe('any JSON (default null)'),
+          actor: z.string().min(1).optional().describe('who sends it: recorded in the log'),
+        },
+      },
+      (args) =>
+        answer(async () => {
+          const info = await runtime.signal(runOf(args), args.name, args.payload ?? null, args.actor ? { actor: args.actor } : {});
+          return { runId: info.runId, status: info.status, version: info.version, waiting: info.waiting };
+        }),
+    );
     if (!scoped) {
       server.registerTool(
         'list_runs',
         {
           description: 'Runs in the store in id order, with their status: a page of them, and `next` to pass as `after` for the next page.',
           inputSchema: {
-            status: z.enum(['running', 'completed', 'failed', 'cancelled', 'rolling_back', 'rolled_back', 'needs_attention']).optional(),
+            status: z
+              .enum(['running', 'waiting', 'completed', 'failed', 'cancelled', 'rolling_back', 'rolled_back', 'needs_attention'])
+              .optional(),
             workflow: z.string().optional(),
             after: z.string().optional(),
             limit: z.number().int().min(1).max(MAX_RUNS_PAGE).optional(),

@@ -192,6 +192,17 @@ export function registerRunCommands(program: Command): void {
             console.log(colour.dim(`  rewind retry ${id}   or   rewind resolve ${id} --note "what you did"`));
           }
           if (info.status === 'failed' && info.error) console.log(`\n${colour.red('failed')}: ${safe(info.error.message)}`);
+          if (info.waiting) {
+            console.log(`\n${colour.yellow('waiting')} for ${waitingFor(info.waiting)}`);
+            const hint = info.waiting.approval
+              ? `rewind approve ${id} ${safe(info.waiting.approval.label)}   or   rewind reject ${id} ${safe(info.waiting.approval.label)} --reason "why"`
+              : `rewind signal ${id} ${safe(info.waiting.name)} --data '<json>'`;
+            console.log(colour.dim(`  ${hint}`));
+          }
+          if (info.pointOfNoReturn)
+            console.log(
+              `\n${colour.magenta('point of no return')}: step ${safe(info.pointOfNoReturn.step)} at v${info.pointOfNoReturn.version} cannot be undone; a rollback before it needs --past-irreversible`,
+            );
         },
         'read',
       );
@@ -237,10 +248,16 @@ export function registerRunCommands(program: Command): void {
       c
         .requiredOption('--to <label|version>', "a checkpoint label, a version, 'latest' or 'start'")
         .requiredOption('--reason <text>', 'why: recorded in the log')
-        .option('--then <what>', "after the rollback: 'stop' (default), 'retry' or 'fail'", 'stop'),
+        .option('--then <what>', "after the rollback: 'stop' (default), 'retry' or 'fail'", 'stop')
+        .option('--past-irreversible', 'go back past irreversible steps, leaving their effects as they are (recorded)'),
     (runtime, runId, opts) => {
       const to = /^\d+$/.test(opts.to) ? Number(opts.to) : opts.to;
-      return runtime.rollback(runId, { to, reason: opts.reason, after: opts.then });
+      return runtime.rollback(runId, {
+        to,
+        reason: opts.reason,
+        after: opts.then,
+        ...(opts.pastIrreversible ? { past: 'irreversible' } : {}),
+      });
     },
     'rewind rollback my-run --to planned --reason "hotel was wrong" --then retry',
   );
@@ -272,6 +289,75 @@ export function registerRunCommands(program: Command): void {
     (runtime, runId) => runtime.resume(runId),
     'rewind resume my-run',
   );
+
+  // Signals and approvals: a run's own positional name or label after the run id.
+  const signalAction = (
+    name: string,
+    description: string,
+    argument: [string, string],
+    configure: (c: Command) => Command,
+    act: (runtime: Runtime, runId: string, what: string, opts: Record<string, any>) => Promise<RunInfo>,
+    example: string,
+  ) =>
+    configure(
+      program
+        .command(name)
+        .description(description)
+        .argument('<run>', 'run id')
+        .argument(...argument)
+        .option('--actor <name>', 'who sends it, recorded in the log')
+        .option('--workflows <module>', 'module exporting the workflow definitions (default: the bundled examples)')
+        .addHelpText('after', `\nExamples:\n  ${example}`),
+    ).action(async (runId: string, what: string, opts: Record<string, any>, cmd: Command) => {
+      const options = cmd.optsWithGlobals<GlobalOptions & WorkflowOption>();
+      const info = await withRuntime(options, (runtime) => act(runtime, runId, what, opts));
+      if (options.json) return printJson(info);
+      console.log(
+        `${colour.bold(safe(runId))} is now ${paintStatus(info.status)}${info.waiting ? ` for ${waitingFor(info.waiting)}` : ''}`,
+      );
+      process.exitCode = info.status === 'needs_attention' || info.status === 'failed' ? EXIT.failed : EXIT.ok;
+    });
+  signalAction(
+    'signal',
+    'send a signal to a run: kept until its ctx.waitFor(name) uses it, and wakes the run if it waits',
+    ['<name>', 'the signal name the run waits for'],
+    (c) => c.option('--data <json>', 'the payload, as JSON (default null)').option('--id <id>', 'the same id twice sends one signal'),
+    (runtime, runId, name, opts) => {
+      let payload: unknown = null;
+      if (opts.data !== undefined) {
+        try {
+          payload = JSON.parse(opts.data);
+        } catch (error) {
+          throw new ValidationError(`--data is not JSON: ${(error as Error).message}`, [], `e.g. --data '{"paid": 90}'`);
+        }
+      }
+      return runtime.signal(runId, name, payload, { ...(opts.actor ? { actor: opts.actor } : {}), ...(opts.id ? { id: opts.id } : {}) });
+    },
+    'rewind signal order-42 payment --data \'{"paid": 90}\' --actor bank-webhook',
+  );
+  signalAction(
+    'approve',
+    'approve what a run asks approval for (ctx.approve(label)): the run goes on',
+    ['<label>', 'the approval the run waits for'],
+    (c) => c.option('--reason <text>', 'why, recorded in the log'),
+    (runtime, runId, label, opts) =>
+      runtime.approve(runId, label, { ...(opts.reason ? { reason: opts.reason } : {}), ...(opts.actor ? { actor: opts.actor } : {}) }),
+    'rewind approve order-42 large-payment --reason "budgeted" --actor ana',
+  );
+  signalAction(
+    'reject',
+    "reject what a run asks approval for: a trigger that goes through the run's failure policy",
+    ['<label>', 'the approval the run waits for'],
+    (c) => c.requiredOption('--reason <text>', 'why, recorded in the log'),
+    (runtime, runId, label, opts) => runtime.reject(runId, label, { reason: opts.reason, ...(opts.actor ? { actor: opts.actor } : {}) }),
+    'rewind reject order-42 large-payment --reason "not in budget" --actor cfo',
+  );
+}
+
+/** What a waiting run waits for: `approval "x"` or `signal "y"`, and until when. */
+function waitingFor(w: NonNullable<RunInfo['waiting']>): string {
+  const what = w.approval ? `approval "${safe(w.approval.label)}"` : `signal "${safe(w.name)}"`;
+  return w.timeoutAt === undefined ? what : `${what} until ${new Date(w.timeoutAt).toISOString()}`;
 }
 
 /** Not found by run id: perhaps it was given as its stream. */

@@ -70,6 +70,18 @@ const RunInfoSchema = RunSummarySchema.extend({
     .object({ step: z.string(), stepKey: z.string(), stage: z.string(), error: ErrorInfoSchema })
     .optional()
     .openapi({ description: 'why the run needs attention, when it does' }),
+  waiting: z
+    .object({
+      name: z.string(),
+      timeoutAt: z.number().optional(),
+      approval: z.object({ label: z.string(), details: z.any().optional() }).optional(),
+    })
+    .optional()
+    .openapi({ description: 'what the run waits for, when it does: a signal, or an approval with what the reviewer is shown' }),
+  pointOfNoReturn: z
+    .object({ step: z.string(), stepKey: z.string(), version: z.number().int() })
+    .optional()
+    .openapi({ description: 'the newest irreversible step: a rollback before it needs past: "irreversible"' }),
 }).openapi('RunInfo');
 
 /** 200 when the action finished within the wait, 202 when it was recorded and goes on (see act()). */
@@ -187,6 +199,9 @@ const rollback = createRoute({
           .openapi({ description: "'latest', 'start', a checkpoint label, or the version of a checkpoint" }),
         reason: z.string().trim().min(1),
         after: z.enum(['stop', 'retry', 'fail']).optional().openapi({ description: "what the run does afterwards (default 'stop')" }),
+        past: z.literal('irreversible').optional().openapi({
+          description: 'go back past irreversible steps, leaving their effects as they are (without it, such a rollback is a 409)',
+        }),
       }),
     ),
   },
@@ -234,6 +249,40 @@ const cancel = createRoute({
   responses: { ...actionAnswers('the cancelled run'), ...errors(400, 403, 404, 409, 413, 415) },
 });
 
+const signalRoute = createRoute({
+  method: 'post',
+  path: '/runs/{runId}/signals/{name}',
+  summary: 'Send a signal: kept until the run waits for it (ctx.waitFor), and wakes the run if it waits',
+  tags: ['runs'],
+  request: {
+    params: RunIdParam.extend({ name: z.string().min(1) }),
+    body: body(
+      z.strictObject({
+        payload: z.any().optional().openapi({ description: 'any JSON (default null)' }),
+        actor: z.string().min(1).optional().openapi({ description: 'who sends it, recorded in the log' }),
+        id: z.string().min(1).optional().openapi({ description: 'the same id twice is one signal' }),
+      }),
+    ),
+  },
+  responses: { ...actionAnswers('the run after the signal'), ...errors(400, 403, 404, 409, 413, 415) },
+});
+
+const approvalRoute = createRoute({
+  method: 'post',
+  path: '/runs/{runId}/approvals/{label}',
+  summary: "A reviewer's decision on what a run asks approval for (ctx.approve): a rejection goes through the run's failure policy",
+  tags: ['runs'],
+  request: {
+    params: RunIdParam.extend({ label: z.string().min(1) }),
+    body: body(
+      z
+        .strictObject({ approved: z.boolean(), reason: z.string().trim().min(1).optional(), actor: z.string().min(1).optional() })
+        .refine((d) => d.approved || d.reason !== undefined, { message: 'a rejection needs a reason', path: ['reason'] }),
+    ),
+  },
+  responses: { ...actionAnswers('the run after the decision'), ...errors(400, 403, 404, 409, 413, 415) },
+});
+
 export interface RunDeps extends Deps {
   runtime: Runtime;
   /** The workflows POST /runs starts, each described with its input schema (none: any name, checked by the runtime). */
@@ -269,8 +318,25 @@ export function registerRunRoutes(app: Api, deps: RunDeps): void {
 
   app.openapi(rollback, async (c) => {
     const { runId } = c.req.valid('param');
-    const { to, reason, after } = c.req.valid('json');
-    return act(c, deps, runId, runtime.rollback(runId, { to, reason, after }), { recordsFirst: true });
+    const { to, reason, after, past } = c.req.valid('json');
+    return act(c, deps, runId, runtime.rollback(runId, { to, reason, after, ...(past ? { past } : {}) }), { recordsFirst: true });
+  });
+
+  app.openapi(signalRoute, async (c) => {
+    const { runId, name } = c.req.valid('param');
+    const { payload, actor, id } = c.req.valid('json');
+    const options = { ...(actor ? { actor } : {}), ...(id ? { id } : {}) };
+    return act(c, deps, runId, runtime.signal(runId, name, payload ?? null, options), { recordsFirst: true });
+  });
+
+  app.openapi(approvalRoute, async (c) => {
+    const { runId, label } = c.req.valid('param');
+    const { approved, reason, actor } = c.req.valid('json');
+    const who = actor ? { actor } : {};
+    const decided = approved
+      ? runtime.approve(runId, label, { ...(reason ? { reason } : {}), ...who })
+      : runtime.reject(runId, label, { reason: reason as string, ...who });
+    return act(c, deps, runId, decided, { recordsFirst: true });
   });
 
   app.openapi(retry, async (c) => {
