@@ -32,7 +32,7 @@ export default defineConfig({
           name: 'runtime on sqlite',
           include: ['test/runtime/**/*.test.ts', 'test/examples/**/*.test.ts'],
           // These open their own stores (SQLite and PostgreSQL) already.
-          exclude: ['test/runtime/workers.test.ts', 'test/runtime/worker-stop.test.ts', 'test/runtime/decide.test.ts', 'test/examples/langgraph-agent.test.ts'],
+          exclude: ['test/runtime/workers.test.ts', 'test/runtime/waits-workers.test.ts', 'test/runtime/worker-stop.test.ts', 'test/runtime/decide.test.ts', 'test/examples/langgraph-agent.test.ts'],
           env: { REWIND_RUNTIME_STORE: 'sqlite' },
         },
       },

@@ -309,13 +309,13 @@ export class Runtime {
   }
 
   /** A reviewer's yes to `ctx.approve(label)`: the run goes on. */
-  async approve(runId: string, label: string, options: { reason?: string; actor?: string } = {}): Promise<RunInfo> {
+  async approve(runId: string, label: string, options: { reason?: string } & SignalOptions = {}): Promise<RunInfo> {
     const { reason, ...rest } = options;
     return this.signal(runId, `approval:${label}`, { approved: true, ...(reason === undefined ? {} : { reason }) }, rest);
   }
 
   /** A reviewer's no to `ctx.approve(label)`: a trigger (kind 'rejected') that goes through the run's policy. */
-  async reject(runId: string, label: string, options: { reason: string; actor?: string }): Promise<RunInfo> {
+  async reject(runId: string, label: string, options: { reason: string } & SignalOptions): Promise<RunInfo> {
     if (typeof options?.reason !== 'string' || options.reason.trim() === '') throw new ValidationError('a rejection needs a reason');
     const { reason, ...rest } = options;
     return this.signal(runId, `approval:${label}`, { approved: false, reason }, rest);

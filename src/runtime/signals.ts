@@ -25,7 +25,11 @@ export async function readMailbox(store: EventStore, runId: string): Promise<Mai
   return out;
 }
 
-/** Appends a signal to the run's mailbox; the same `id` twice is one signal (the store's idempotency by event id). */
+/**
+ * Appends a signal to the run's mailbox. The same `id` twice (for this run) is
+ * one signal: the event's id is made of the run's and it, and the store
+ * returns the first append for a repeated id.
+ */
 export async function postSignal(
   store: EventStore,
   runId: string,
@@ -34,7 +38,14 @@ export async function postSignal(
   const data: SignalSentData = { name: signal.name, payload: signal.payload };
   const result = await store.append(
     mailboxOf(runId),
-    [{ ...(signal.id ? { id: signal.id } : {}), type: SIGNAL_SENT, data, ...(signal.actor ? { metadata: { actor: signal.actor } } : {}) }],
+    [
+      {
+        ...(signal.id ? { id: `${mailboxOf(runId)}:${signal.id}` } : {}),
+        type: SIGNAL_SENT,
+        data,
+        ...(signal.actor ? { metadata: { actor: signal.actor } } : {}),
+      },
+    ],
     { expectedVersion: 'any' },
   );
   return (result.events[0] as { id: string }).id;

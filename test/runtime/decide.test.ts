@@ -412,8 +412,9 @@ describe('the rollback decider over every prefix of recorded runs', () => {
       for (const [i, next] of groups.entries()) {
         if (events.length > 0) {
           const action = decide();
-          // A stopped run goes forward again only when an operator resumes it.
-          const resumed = action.kind === 'rest' && action.why === 'stopped' && explains({ kind: 'forward' }, next);
+          // A stopped run goes forward again only when an operator resumes it; a waiting one when a signal comes.
+          const resumed =
+            action.kind === 'rest' && (action.why === 'stopped' || action.why === 'waiting') && explains({ kind: 'forward' }, next);
           if (!resumed && !explains(action, next))
             misses.push(`${streamId} after append ${i}: decided ${JSON.stringify(action)}, then came ${next.map((e) => e.type)}`);
         }

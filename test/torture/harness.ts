@@ -101,7 +101,11 @@ async function runViolations(
   const net = entries.filter((e) => e.kind === 'do' && !undone.has(e.key));
   const effective = new Set<string>();
   for (const e of effectiveEvents(events)) if (isRunEvent(e, RunEvents.StepCompleted)) effective.add(e.data.idempotencyKey);
-  for (const e of net) if (!effective.has(e.key)) out.push(`effect ${e.key} was rolled back in the log but never undone`);
+  // Irreversible steps a rollback was told to go back past keep their effects, named in its marker.
+  const kept = new Set<string>();
+  for (const e of events) if (isRunEvent(e, RunEvents.RolledBack)) for (const s of e.data.irreversible ?? []) kept.add(s.stepKey);
+  for (const e of net)
+    if (!effective.has(e.key) && !kept.has(e.key)) out.push(`effect ${e.key} was rolled back in the log but never undone`);
   for (const key of effective) if (undone.has(key)) out.push(`effect ${key} counts in the log but was undone`);
   const names = net.map((e) => e.step).sort();
   if (names.join(',') !== [...expected.net].sort().join(',')) out.push(`effects left: [${names}], expected [${expected.net}]`);

@@ -5,9 +5,10 @@ import { describeTorture } from './torture.js';
 /**
  * A smaller set on PostgreSQL, compensations inline: a rollback that fails the
  * run after, parallel steps with a failure among them, an operator's retry of
- * a blocked compensation, and a rollback of a run left with a step open.
+ * a blocked compensation, a rollback of a run left with a step open, and a
+ * reviewer's rejection (a wait, a signal and a trigger).
  */
-const PATHS = ['rollback-then-fail', 'parallel', 'operator-retry', 'rollback-not-resume'];
+const PATHS = ['rollback-then-fail', 'parallel', 'operator-retry', 'rollback-not-resume', 'approval-rejected'];
 
 describeTorture({
   name: 'PostgreSQL',

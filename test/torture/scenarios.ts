@@ -36,6 +36,9 @@ export type Move =
   | { kind: 'resume' }
   | { kind: 'retry' }
   | { kind: 'resolve' }
+  /** `id`: the operator sends each signal once, so one sent just before a crash is not sent twice. */
+  | { kind: 'signal'; name: string; payload: unknown; id: string }
+  | { kind: 'decide'; label: string; approved: boolean; id: string }
   /** The coordinator starts a group, or picks it up where its log ends. */
   | { kind: 'start-group' }
   | { kind: 'resume-group' };
@@ -66,7 +69,10 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Body {
   /** A step whose effect the ledger holds under its key; `undo` says whether it has a compensation. */
-  act(name: string, options?: { retry?: number; failUntil?: number; policy?: FailurePolicy; ms?: number }): Promise<unknown>;
+  act(
+    name: string,
+    options?: { retry?: number; failUntil?: number; policy?: FailurePolicy; ms?: number; irreversible?: boolean },
+  ): Promise<unknown>;
   /** A step with no effect that fails while `fails` holds. */
   check(name: string, fails: boolean, policy?: FailurePolicy): Promise<unknown>;
 }
@@ -106,7 +112,8 @@ function flow(
           return world.ledger.do(io.idempotencyKey, step);
         },
         {
-          ...(hooks === 'inline' && o.undoable.includes(step) ? { compensate: undoOf(step) } : {}),
+          ...(hooks === 'inline' && o.undoable.includes(step) && !a.irreversible ? { compensate: undoOf(step) } : {}),
+          ...(a.irreversible ? { irreversible: true } : {}),
           ...(a.retry ? { retry: { attempts: a.retry, initialDelayMs: 1 } } : {}),
           ...(flaky ? { compensationRetry: { attempts: flaky + 1, initialDelayMs: 1 } } : {}),
           ...(a.policy ? { onFailure: a.policy } : {}),
@@ -304,6 +311,50 @@ const defs: Def[] = [
     expect: { status: 'completed', rollbacks: 1, net: ['s1', 's2', 's3'] },
   },
   {
+    name: 'wait-signal',
+    workflow: (h, w) =>
+      flow('wait-signal', h, w, { undoable: ['s1', 's2'] }, async (ctx, b) => {
+        await b.act('s1');
+        await ctx.checkpoint('cp');
+        await ctx.waitFor<string>('go');
+        await b.act('s2');
+      }),
+    next: operator((state) => (state.info?.status === 'waiting' ? { kind: 'signal', name: 'go', payload: 'go', id: 'go-1' } : undefined)),
+    expect: { status: 'completed', rollbacks: 0, net: ['s1', 's2'] },
+  },
+  {
+    // A reviewer rejects the first payment (a trigger: back to cp, compensating), then approves the retry.
+    name: 'approval-rejected',
+    workflow: (h, w) =>
+      flow('approval-rejected', h, w, { undoable: ['s1', 's2', 's3'], onFailure: { rollbackTo: 'cp' } }, async (ctx, b) => {
+        await b.act('s1');
+        await ctx.checkpoint('cp');
+        await b.act('s2');
+        await ctx.approve('pay');
+        await b.act('s3');
+      }),
+    next: operator((state) => {
+      const approval = state.info?.status === 'waiting' ? state.info.waiting?.approval : undefined;
+      if (!approval) return undefined;
+      const path = state.info?.rollbacks.length ?? 0;
+      return { kind: 'decide', label: approval.label, approved: path > 0, id: `${approval.label}-on-path-${path}` };
+    }),
+    expect: { status: 'completed', rollbacks: 1, net: ['s1', 's2', 's3'] },
+  },
+  {
+    // The operator rolls back past an irreversible step, accepting it: its effect stands, the rest is undone.
+    name: 'irreversible-past',
+    workflow: (h, w) =>
+      flow('irreversible-past', h, w, { undoable: ['s1', 's3'] }, async (ctx, b) => {
+        await b.act('s1');
+        await ctx.checkpoint('cp');
+        await b.act('s2', { irreversible: true });
+        await b.act('s3');
+      }),
+    next: rollbackThenResume({ to: 'cp', reason: 'operator: again, the email stands', past: 'irreversible' }),
+    expect: { status: 'completed', rollbacks: 1, net: ['s1', 's2', 's2', 's3'] },
+  },
+  {
     name: 'rollback-not-resume',
     workflow: (h, w) =>
       flow('rollback-not-resume', h, w, { undoable: ['s1', 's2', 's3'] }, async (ctx, b) => {
@@ -406,5 +457,14 @@ export async function play(
     case 'resolve':
       await runtime.resolveByHand(runId, 'undone by hand at the provider');
       return;
+    case 'signal':
+      await runtime.signal(runId, move.name, move.payload, { actor: 'operator', id: `${runId}:${move.id}` });
+      return;
+    case 'decide': {
+      const signal = { actor: 'reviewer', id: `${runId}:${move.id}` };
+      if (move.approved) await runtime.approve(runId, move.label, signal);
+      else await runtime.reject(runId, move.label, { reason: 'not this one', ...signal });
+      return;
+    }
   }
 }
