@@ -465,6 +465,8 @@ export class Runtime {
 
   /** One driver per run per runtime; a second caller joins the first. */
   #drive(runId: string, mode: 'drive' | 'resume'): Promise<RunInfo> {
+    clearTimeout(this.#wakeups.get(runId));
+    this.#wakeups.delete(runId);
     const existing = this.#active.get(runId);
     if (existing && !existing.pause) return existing.promise;
     const control = { controller: new AbortController(), pause: false };
