@@ -14,6 +14,7 @@ import {
 import { type RunDoc, runsProjection } from '../../../runtime/read-models.js';
 import type { EventStore } from '../../../store/types.js';
 import { type Access, type GlobalOptions, isReadOnlyFile, storeUrl, withStore } from '../context.js';
+import { loadExamples } from '../examples.js';
 import { EXIT } from '../exit-codes.js';
 import { age, colour, plural, printJson, safe, table } from '../output.js';
 import { runsFromLog } from '../runs-from-log.js';
@@ -88,7 +89,7 @@ export function registerRunCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  rewind demo\n  rewind demo --db sqlite:/tmp/demo.db --json')
     .action(async (_opts, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions>();
-      const { runTravelDemo } = await import('../../../../examples/travel.js');
+      const { runTravelDemo } = await loadExamples();
       await withStore(options, async (store) => {
         const { runId, info, world } = await runTravelDemo(store, { runId: await nextDemoId(store) });
         const events = await store.read(runStreamId(runId));
