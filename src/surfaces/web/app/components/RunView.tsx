@@ -1,7 +1,19 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { Capabilities } from '../api';
 import * as api from '../api';
-import { age, clockTime, diffJson, type Envelope, journalStateAt, plural, type Row, type RunInfo, rowsOf, short } from '../model';
+import {
+  age,
+  changeList,
+  clockTime,
+  diffState,
+  type EventEnvelope,
+  journalStateAt,
+  plural,
+  type Row,
+  type RunInfo,
+  rowsOf,
+  short,
+} from '../model';
 import { navigate } from '../router';
 import { Dialog } from './Dialog';
 import { JsonView } from './JsonView';
@@ -24,11 +36,11 @@ type Action = 'rollback' | 'fork' | 'retry';
 /** One run: its timeline, the state at the selected event and what changed, the raw event, and the operator's buttons. */
 export function RunView({ runId, version, visit, caps, onError, onLive, toast }: Props) {
   const [info, setInfo] = useState<RunInfo | undefined>();
-  const [events, setEvents] = useState<Envelope[] | undefined>();
+  const [events, setEvents] = useState<EventEnvelope[] | undefined>();
   const [selected, setSelected] = useState<number>(version ?? 0);
   const [action, setAction] = useState<Action | undefined>();
   const [missing, setMissing] = useState<string | undefined>();
-  const eventsRef = useRef<Envelope[]>([]);
+  const eventsRef = useRef<EventEnvelope[]>([]);
   eventsRef.current = events ?? [];
   const followTail = useRef(version === undefined);
   /** Reads what the log has past our last event (after an action, or when the feed reconnects). */
@@ -319,7 +331,19 @@ export function RunView({ runId, version, visit, caps, onError, onLive, toast }:
 }
 
 /** The state at the selected event (and the change from the one before), then the event itself. */
-function Detail({ runId, row, events, info, caps }: { runId: string; row: Row; events: Envelope[]; info: RunInfo; caps: Capabilities }) {
+function Detail({
+  runId,
+  row,
+  events,
+  info,
+  caps,
+}: {
+  runId: string;
+  row: Row;
+  events: EventEnvelope[];
+  info: RunInfo;
+  caps: Capabilities;
+}) {
   const v = row.event.version;
   const [server, setServer] = useState<{ v: number; now: unknown; before: unknown } | undefined>();
   const cache = useRef(new Map<number, Promise<unknown>>());
@@ -346,7 +370,7 @@ function Detail({ runId, row, events, info, caps }: { runId: string; row: Row; e
   const fromServer = caps.stateAt && server?.v === v;
   const now = fromServer ? server.now : journalStateAt(events, v);
   const before = v > 1 ? (fromServer ? server.before : journalStateAt(events, v - 1)) : undefined;
-  const changes = before === undefined ? [] : diffJson(before, now);
+  const changes = before === undefined ? [] : changeList(diffState(before, now));
   const e = row.event;
   const isLast = v === events.at(-1)?.version;
   const box = useRef<HTMLDivElement>(null);
@@ -388,9 +412,7 @@ function Detail({ runId, row, events, info, caps }: { runId: string; row: Row; e
             <div key={c.at + c.op} class={`chg chg-${c.op}`}>
               <span class="op">{c.op === 'added' ? '+' : c.op === 'removed' ? '−' : '~'}</span>
               <span class="mono">{c.at}</span>
-              <span class="mono val">
-                {c.op === 'changed' ? `${short(c.from, 40)} → ${short(c.to, 40)}` : short(c.op === 'added' ? c.to : c.from, 60)}
-              </span>
+              <span class="mono val">{c.op === 'changed' ? `${short(c.from, 40)} → ${short(c.to, 40)}` : short(c.value, 60)}</span>
             </div>
           ))
         )}
