@@ -10,6 +10,7 @@ export {
   type EventEnvelope,
   effectiveAt,
   formatPath,
+  historyOf,
   isJsonObject,
   journalStateAt,
   type Relation,

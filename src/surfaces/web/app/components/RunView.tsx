@@ -3,7 +3,7 @@ import type { Capabilities } from '../api';
 import * as api from '../api';
 import { useRunKeys } from '../hooks/useRunKeys';
 import { useRunLog } from '../hooks/useRunLog';
-import { age, plural, rowsOf } from '../model';
+import { age, historyOf, plural, rowsOf } from '../model';
 import { navigate } from '../router';
 import { CompareWith } from './CompareWith';
 import { RollbackDialog, SimpleAction } from './RunActions';
@@ -40,6 +40,8 @@ export function RunView({ runId, version, visit, caps, onError, onLive, toast }:
   });
 
   const rows = useMemo(() => rowsOf(events ?? []), [events]);
+  /** Its checkpoints and rollbacks, as the runtime tells them (the run model's history view). */
+  const marked = useMemo(() => (events?.length ? historyOf(events) : undefined), [events]);
   const last = rows.at(-1)?.event.version ?? 0;
 
   const selectedRef = useRef(selected);
@@ -89,12 +91,9 @@ export function RunView({ runId, version, visit, caps, onError, onLive, toast }:
     );
 
   const row = rows.find((r) => r.event.version === selected) ?? rows.at(-1);
-  const checkpoints = rows.filter((r) => r.kind === 'checkpoint');
-  const effectiveLabels = [
-    ...new Set(checkpoints.filter((r) => r.status === 'effective').map((r) => String((r.event.data as { label?: string }).label))),
-  ];
+  const { checkpoints, rollbacks } = marked ?? { checkpoints: [], rollbacks: [] };
+  const effectiveLabels = [...new Set(checkpoints.filter((c) => c.effective).map((c) => c.label))];
   const undone = rows.filter((r) => r.status === 'rolled_back').length;
-  const markers = rows.filter((r) => r.kind === 'marker');
 
   return (
     <section class="page run-page">
@@ -153,17 +152,13 @@ export function RunView({ runId, version, visit, caps, onError, onLive, toast }:
           </p>
         ) : null}
         {info.status === 'failed' && info.error ? <p class="attention">failed: {info.error.message}</p> : null}
-        {markers.length > 0 ? (
+        {rollbacks.length > 0 ? (
           <p class="rollbacks">
-            {markers.map((m) => {
-              const d = m.event.data as { label?: string; targetVersion?: number; reason?: string };
-              const n = rows.filter((r) => r.undoneBy === m.event.version).length;
-              return (
-                <button type="button" class="rb-chip" key={m.event.version} onClick={() => select(m.event.version)}>
-                  ↶ v{m.event.version}: rolled back to “{d.label}” (v{d.targetVersion}), {plural(n, 'event')} undone — {d.reason}
-                </button>
-              );
-            })}
+            {rollbacks.map((r) => (
+              <button type="button" class="rb-chip" key={r.version} onClick={() => select(r.version)}>
+                ↶ v{r.version}: rolled back to “{r.label}” (v{r.targetVersion}), {plural(r.undid, 'event')} undone — {r.reason}
+              </button>
+            ))}
           </p>
         ) : null}
       </header>
@@ -173,7 +168,7 @@ export function RunView({ runId, version, visit, caps, onError, onLive, toast }:
           <div class="pane-head">
             <span>Timeline</span>
             <span class="dim">
-              {plural(checkpoints.length, 'checkpoint')} · {plural(markers.length, 'rollback')} · {undone} undone
+              {plural(checkpoints.length, 'checkpoint')} · {plural(rollbacks.length, 'rollback')} · {undone} undone
             </span>
           </div>
           <Timeline rows={rows} selected={selected} onSelect={select} />
@@ -188,9 +183,7 @@ export function RunView({ runId, version, visit, caps, onError, onLive, toast }:
         <RollbackDialog
           runId={runId}
           labels={effectiveLabels}
-          selectedLabel={
-            row?.kind === 'checkpoint' && row.status === 'effective' ? String((row.event.data as { label?: string }).label) : undefined
-          }
+          selectedLabel={checkpoints.find((c) => c.effective && c.version === row?.event.version)?.label}
           onClose={() => setAction(undefined)}
           onBegin={() => {
             followTail.current = true;
