@@ -2,6 +2,8 @@ import type { Workflow } from 'rewind-runtime';
 import { researchWorkflow, StandInModel } from './research.js';
 import { TravelWorld, travelWorkflow } from './travel.js';
 
+export { runTravelDemo } from './travel.js';
+
 /**
  * The examples' workflows, with fresh in-memory fakes for the outside world:
  * what `rewind` commands use when no --workflows module is given, so the

@@ -15,39 +15,26 @@ export interface BenchOptions {
   /** Print the figures as JSON on stdout (progress still goes to stderr). */
   json?: boolean;
   databaseUrl?: string;
+  /** Sections beyond SECTIONS: `npm run bench` adds those of bench/ in a source checkout, which need its devDependencies. */
+  sections?: Record<string, Section>;
 }
 
-type Section = (scale: number, databaseUrl: () => Promise<string>) => Promise<void>;
+export type Section = (scale: number, databaseUrl: () => Promise<string>) => Promise<void>;
 
-/** Sections written by others live in bench/ of a source checkout; they are loaded from there when present. */
-const fromCheckout = async <T>(name: string): Promise<T> => {
-  const specifier = new URL(`../../bench/${name}.js`, import.meta.url).href;
-  return (await import(specifier)) as T;
-};
-
+/** The sections that ship with the package. */
 export const SECTIONS: Record<string, Section> = {
   sqlite: async (s) => (await import('./store-sqlite.js')).benchSqliteStore(s),
   postgres: async (s, url) => (await import('./store-postgres.js')).benchPostgresStore(await url(), s),
   runtime: async (s, url) => (await import('./runtime.js')).benchRuntime(s, url),
   audit: async (s, url) => (await import('./audit.js')).benchAudit(s, url),
-  projections: async (s, url) =>
-    (await fromCheckout<{ benchProjections: (s: number, u: () => Promise<string>) => Promise<void> }>('projections')).benchProjections(
-      s,
-      url,
-    ),
-  langgraph: async (s, url) => {
-    process.env.DATABASE_URL ??= await url();
-    await (await fromCheckout<{ benchLangGraph: (s: number) => Promise<void> }>('langgraph')).benchLangGraph(s);
-  },
-  workers: async (s, url) =>
-    (await fromCheckout<{ benchWorkers: (u: string, s: number) => Promise<void> }>('workers')).benchWorkers(await url(), s),
 };
 
 export async function runBench(options: BenchOptions = {}): Promise<Record<string, unknown>> {
   const scale = options.scale ?? 1;
-  const unknown = (options.only ?? []).filter((n) => !(n in SECTIONS));
+  const sections = { ...SECTIONS, ...options.sections };
+  const unknown = (options.only ?? []).filter((n) => !(n in sections));
   if (unknown.length) {
-    throw new ValidationError(`unknown bench section ${unknown.join(', ')}`, [], `the sections are ${Object.keys(SECTIONS).join(', ')}`);
+    throw new ValidationError(`unknown bench section ${unknown.join(', ')}`, [], `the sections are ${Object.keys(sections).join(', ')}`);
   }
   resetFigures();
   let server: { url: string; stop: () => Promise<void> } | undefined;
@@ -55,12 +42,13 @@ export async function runBench(options: BenchOptions = {}): Promise<Record<strin
     const given = options.databaseUrl ?? process.env.DATABASE_URL;
     if (given) return given;
     if (!server) {
-      // Test support of a source checkout: not in the built package (use DATABASE_URL there).
-      const support = new URL('../../test/support/embedded-postgres.js', import.meta.url).href;
-      const { startEmbeddedPostgres } = (await import(support).catch(() => {
-        throw new Error('no PostgreSQL: set DATABASE_URL (the embedded server is only available in a source checkout)');
-      })) as { startEmbeddedPostgres: (o: { disposable: boolean }) => Promise<{ url: string; stop: () => Promise<void> }> };
-      server = await startEmbeddedPostgres({ disposable: false });
+      const { startEmbeddedPostgres } = await import('../testing/embedded-postgres.js');
+      server = await startEmbeddedPostgres({ disposable: false }).catch((error: unknown) => {
+        // The embedded-postgres package is a devDependency: an installed rewind-runtime has none.
+        if ((error as { code?: string })?.code === 'ERR_MODULE_NOT_FOUND')
+          throw new Error('no PostgreSQL: set DATABASE_URL (the embedded server is only available in a source checkout)');
+        throw error;
+      });
     }
     return server.url;
   };
@@ -70,7 +58,7 @@ export async function runBench(options: BenchOptions = {}): Promise<Record<strin
   const failed: Record<string, string> = {};
   const started = Date.now();
   try {
-    for (const [name, run] of Object.entries(SECTIONS)) {
+    for (const [name, run] of Object.entries(sections)) {
       if (options.only?.length && !options.only.includes(name)) continue;
       process.stderr.write(`${name}…\n`);
       try {

@@ -2,13 +2,11 @@ import { canonicalJson } from '../events/canonical.js';
 import type { EventEnvelope, Json } from '../events/envelope.js';
 import { ConcurrencyError, ValidationError } from '../events/errors.js';
 import type { EventStore, StreamAppend } from '../store/types.js';
-import type { SerializedError } from './errors.js';
-import { asRunEvent, type NeedsAttentionData, type NewRunEvent, RunEvents } from './events.js';
+import { type NewRunEvent, RunEvents } from './events.js';
 import { defineGroup, type GroupDefinition, NAME } from './group/definition.js';
 import { GroupNotFoundError, GroupRollbackRefusedError, GroupStateError, LabelMissingError } from './group/errors.js';
 import {
   GroupEvents,
-  type GroupNeedsAttentionData,
   type GroupRollbackRequestedData,
   type GroupStartedData,
   type GroupStatus,
@@ -16,18 +14,18 @@ import {
   groupStreamOf,
   isGroupEvent,
   type NewGroupEvent,
-  type ParticipantStartedData,
   participantsOf,
   pendingGroupRollback,
 } from './group/events.js';
+import { type GroupInfo, readGroupInfo } from './group/info.js';
 import { carryOutGroupRollback, type GroupRollbackRequest, requestGroupRollback } from './group/rollback.js';
-import { type RunStatus, statusAfter } from './journal.js';
 import { streamOf } from './run-log.js';
 import { RUNTIME_INTERNALS, type Runtime, type RuntimeInternals } from './runtime.js';
 
 export * from './group/definition.js';
 export * from './group/errors.js';
 export * from './group/events.js';
+export type { GroupInfo, ParticipantInfo } from './group/info.js';
 export type { GroupRollbackRequest } from './group/rollback.js';
 
 /**
@@ -36,32 +34,9 @@ export type { GroupRollbackRequest } from './group/rollback.js';
  * `coordinator-<groupId>`; participants are ordinary runs `run-<groupId>.<name>`
  * that know nothing of the group until it rolls them back. The pipeline
  * starts them in order, each with its journaled input; a coordinated rollback
- * (group/rollback.ts) takes every one back to the same label together.
+ * (group/rollback.ts) takes every one back to the same label together. What
+ * a group's events mean is group/events.ts; reading its info, group/info.ts.
  */
-
-export interface ParticipantInfo {
-  name: string;
-  runId: string;
-  workflow: string;
-  status: RunStatus | 'not_started';
-  version: number;
-  rollbacks: number;
-  output?: unknown;
-  error?: SerializedError;
-  attention?: NeedsAttentionData;
-}
-
-export interface GroupInfo {
-  groupId: string;
-  group: string;
-  status: GroupStatus;
-  version: number;
-  participants: ParticipantInfo[];
-  /** The group rollback in progress or the last one. */
-  rollback?: { label: string; reason: string; cause?: GroupRollbackRequestedData['cause']; done: boolean };
-  /** Which participant holds the group, and why. */
-  attention?: GroupNeedsAttentionData;
-}
 
 export function createCoordinator(runtime: Runtime, options: { groups?: GroupDefinition[] } = {}): Coordinator {
   return new Coordinator(runtime, options);
@@ -122,7 +97,7 @@ export class Coordinator {
   }
 
   async get(groupId: string): Promise<GroupInfo> {
-    return this.#info(groupId, await this.#events(groupId));
+    return readGroupInfo(this.store, groupId, await this.#events(groupId));
   }
 
   /** Rolls every participant back to its checkpoint `label`, together (see group/rollback.ts). */
@@ -206,10 +181,10 @@ export class Coordinator {
       const events = await this.#events(groupId);
       const status = groupStatusOf(events);
       if (pendingGroupRollback(events)) {
-        if (status === 'needs_attention') return this.#info(groupId, events);
+        if (status === 'needs_attention') return readGroupInfo(this.store, groupId, events);
         return this.#carryOut(groupId);
       }
-      if (status !== 'running') return this.#info(groupId, events);
+      if (status !== 'running') return readGroupInfo(this.store, groupId, events);
       const first = events[0] as EventEnvelope;
       if (!isGroupEvent(first, GroupEvents.GroupStarted)) throw new GroupNotFoundError(groupId);
       const def = this.#group(first.data.group);
@@ -248,7 +223,7 @@ export class Coordinator {
           const requesting = this.#requesting.get(groupId);
           if (requesting) return requesting.catch(() => this.get(groupId));
           const now = await this.#events(groupId);
-          return pendingGroupRollback(now) ? this.#carryOut(groupId) : this.#info(groupId, now);
+          return pendingGroupRollback(now) ? this.#carryOut(groupId) : readGroupInfo(this.store, groupId, now);
         }
         const error = info.error ?? info.attention?.error;
         const cause = { participant: p.name, status: info.status, ...(error ? { error } : {}) };
@@ -281,56 +256,5 @@ export class Coordinator {
       .finally(() => this.#carrying.delete(groupId));
     this.#carrying.set(groupId, promise);
     return promise;
-  }
-
-  async #info(groupId: string, events: EventEnvelope[]): Promise<GroupInfo> {
-    const first = events[0] as EventEnvelope;
-    if (!isGroupEvent(first, GroupEvents.GroupStarted)) throw new GroupNotFoundError(groupId);
-    const tail = events[events.length - 1] as EventEnvelope;
-    const status = groupStatusOf(events);
-    const started = new Map(participantsOf(events).map((p) => [p.name, p]));
-    const participants: ParticipantInfo[] = [];
-    for (const name of first.data.participants) participants.push(await this.#participant(groupId, name, started.get(name)));
-    let lastRequest: GroupRollbackRequestedData | undefined;
-    for (const e of events) if (isGroupEvent(e, GroupEvents.GroupRollbackRequested)) lastRequest = e.data;
-    return {
-      groupId,
-      group: first.data.group,
-      status,
-      version: tail.version,
-      participants,
-      ...(lastRequest
-        ? {
-            rollback: {
-              label: lastRequest.label,
-              reason: lastRequest.reason,
-              ...(lastRequest.cause ? { cause: lastRequest.cause } : {}),
-              done: !pendingGroupRollback(events),
-            },
-          }
-        : {}),
-      ...(isGroupEvent(tail, GroupEvents.GroupNeedsAttention) ? { attention: tail.data } : {}),
-    };
-  }
-
-  async #participant(groupId: string, name: string, p: ParticipantStartedData | undefined): Promise<ParticipantInfo> {
-    const runId = p?.runId ?? `${groupId}.${name}`;
-    const notStarted: ParticipantInfo = { name, runId, workflow: p?.workflow ?? '', status: 'not_started', version: 0, rollbacks: 0 };
-    if (!p) return notStarted;
-    const runEvents = await this.store.read(streamOf(runId));
-    const last = runEvents[runEvents.length - 1];
-    if (!last) return notStarted;
-    const end = asRunEvent(last);
-    return {
-      name,
-      runId,
-      workflow: p.workflow,
-      status: statusAfter(last),
-      version: last.version,
-      rollbacks: runEvents.filter((e) => e.type === RunEvents.RolledBack).length,
-      ...(end?.type === RunEvents.RunCompleted ? { output: end.data.output } : {}),
-      ...(end?.type === RunEvents.RunFailed ? { error: end.data.error } : {}),
-      ...(end?.type === RunEvents.NeedsAttention ? { attention: end.data } : {}),
-    };
   }
 }

@@ -12,8 +12,10 @@
  *   action from a run's events (rollback/decide.ts), one executor carries it
  *   out and appends (rollback/execute.ts), one loop asks again (driver.ts).
  * - Pure parts: journal.ts, rollback/decide.ts, policy.ts, the breaker
- *   transitions. The shell: context.ts (one pass of `run`), the executor,
- *   driver.ts, runtime.ts (the facade).
+ *   transitions, and the run model (model/: what a run's events mean, shared
+ *   with the CLI and the web debugger's browser bundle). The shell:
+ *   context.ts (one pass of `run`), the executor, driver.ts, runtime.ts (the
+ *   facade), time-travel.ts and fork.ts (reads and forks of stored runs).
  */
 export { BreakerEvents, type BreakerOptions, type BreakerState, Breakers } from './breaker.js';
 export { type Clock, systemClock } from './clock.js';
@@ -33,10 +35,10 @@ export {
   type ParticipantDefinition,
   type ParticipantInfo,
 } from './coordinator.js';
-export { diffState, formatPath, type StateDiff, type StatePath } from './diff.js';
 export { type DriveResult, driveRun } from './driver.js';
 export * from './errors.js';
 export * from './events.js';
+export { type ForkOptions, ForkPointError, planFork } from './fork.js';
 export {
   checkpointIndexOf,
   effectiveEvents,
@@ -47,6 +49,28 @@ export {
   rollbacksOf,
   statusAfter,
 } from './journal.js';
+export {
+  type At,
+  type CheckpointRecord,
+  type DivergentEvent,
+  diffRuns,
+  diffState,
+  type ForkOrigin,
+  formatPath,
+  type HistoryEvent,
+  historyOf,
+  isRunStatus,
+  type Relation,
+  type RollbackRecord,
+  RUN_STATUSES,
+  type RunDiff,
+  type RunHistory,
+  resolveAt,
+  type StateAt,
+  type StateDiff,
+  type StatePath,
+  TimeTravelError,
+} from './model/index.js';
 export {
   backoffDelay,
   type Decision,
@@ -102,25 +126,6 @@ export {
   type StartOptions,
 } from './runtime.js';
 export { mailboxOf } from './signals.js';
-export {
-  type At,
-  type CheckpointRecord,
-  type DivergentEvent,
-  diffRuns,
-  type ForkOptions,
-  type ForkOrigin,
-  ForkPointError,
-  type HistoryEvent,
-  historyOf,
-  planFork,
-  type Relation,
-  type RollbackRecord,
-  type RunDiff,
-  type RunHistory,
-  resolveAt,
-  type StateAt,
-  TimeTravelError,
-} from './time-travel.js';
 export { createWorker, type Worker, type WorkerEvent, type WorkerOptions } from './worker.js';
 export {
   type Approval,

@@ -1,15 +1,7 @@
+import type { EventEnvelope } from '../events/envelope.js';
 import { type Doc, defineProjection } from '../projections/definition.js';
 import type { FindQuery, FoundDoc } from '../projections/query.js';
-import type {
-  CheckpointData,
-  RolledBackData,
-  RunFailedData,
-  RunStartedData,
-  StepCompletedData,
-  StepFailedData,
-  StepStartedData,
-} from './events.js';
-import { RunEvents } from './events.js';
+import { asRunEvent, type RunEventOf, RunEvents } from './events.js';
 import { type RunStatus, statusAfter } from './journal.js';
 
 // Rewind's own read models, so the CLI, the API and the debugger list and
@@ -46,9 +38,10 @@ export const runsProjection = defineProjection<RunDoc, 'runs'>({
   version: 1,
   streamPrefix: RUN_PREFIX,
   key: (e) => e.streamId,
-  evolve(doc, e) {
-    if (e.type === RunEvents.RunStarted) {
-      const d = e.data as RunStartedData;
+  evolve(doc, event) {
+    const e = asRunEvent(event);
+    if (e?.type === RunEvents.RunStarted) {
+      const d = e.data;
       return {
         runId: d.runId ?? runIdOf(e.streamId),
         workflow: d.workflow,
@@ -68,23 +61,21 @@ export const runsProjection = defineProjection<RunDoc, 'runs'>({
     }
     // A run always starts with RunStarted; anything else first is not a run of ours.
     if (!doc) return undefined;
-    const next: RunDoc = { ...doc, status: statusAfter(e), updatedAt: e.recordedAt, version: e.version };
-    switch (e.type) {
+    const next: RunDoc = { ...doc, status: statusAfter(event), updatedAt: event.recordedAt, version: event.version };
+    switch (e?.type) {
       case RunEvents.StepStarted:
         next.stepsStarted++;
-        next.currentStep = (e.data as StepStartedData).name;
+        next.currentStep = e.data.name;
         break;
       case RunEvents.StepCompleted:
         next.stepsCompleted++;
         next.currentStep = null;
         break;
-      case RunEvents.StepFailed: {
-        const d = e.data as StepFailedData;
+      case RunEvents.StepFailed:
         next.stepsFailed++;
-        next.lastError = `${d.name}: ${d.error?.message ?? 'failed'}`;
+        next.lastError = `${e.data.name}: ${e.data.error?.message ?? 'failed'}`;
         next.currentStep = null;
         break;
-      }
       case RunEvents.Checkpoint:
         next.checkpoints++;
         break;
@@ -93,7 +84,7 @@ export const runsProjection = defineProjection<RunDoc, 'runs'>({
         next.currentStep = null;
         break;
       case RunEvents.RunFailed:
-        next.lastError = (e.data as RunFailedData).error?.message ?? next.lastError;
+        next.lastError = e.data.error?.message ?? next.lastError;
         next.endedAt = e.recordedAt;
         break;
       case RunEvents.RunCompleted:
@@ -120,14 +111,26 @@ export interface ToolStepsDoc extends Doc {
 
 const attemptKey = (key: string, attempt: number | undefined) => `${key}#${attempt ?? 1}`;
 
+type StepEvent = RunEventOf<'StepStarted'> | RunEventOf<'StepCompleted'> | RunEventOf<'StepFailed'>;
+
+function stepEvent(event: EventEnvelope): StepEvent | undefined {
+  const e = asRunEvent(event);
+  return e?.type === RunEvents.StepStarted || e?.type === RunEvents.StepCompleted || e?.type === RunEvents.StepFailed ? e : undefined;
+}
+
 export const toolStepsProjection = defineProjection<ToolStepsDoc, 'tool-steps'>({
   name: 'tool-steps',
   version: 1,
   streamPrefix: RUN_PREFIX,
   types: [RunEvents.StepStarted, RunEvents.StepCompleted, RunEvents.StepFailed],
-  key: (e) => `${e.streamId}/${(e.data as { name: string }).name}`,
-  evolve(doc, e) {
-    const d = e.data as StepStartedData | StepCompletedData | StepFailedData;
+  key(event) {
+    const e = stepEvent(event);
+    return e && `${e.streamId}/${e.data.name}`;
+  },
+  evolve(doc, event) {
+    const e = stepEvent(event);
+    if (!e) return doc;
+    const d = e.data;
     const next: ToolStepsDoc = doc ?? {
       runId: runIdOf(e.streamId),
       tool: d.name,
@@ -139,14 +142,14 @@ export const toolStepsProjection = defineProjection<ToolStepsDoc, 'tool-steps'>(
     };
     if (e.type === RunEvents.StepStarted) {
       next.calls++;
-      next.open[attemptKey(d.idempotencyKey, (d as StepStartedData).attempt)] = ms(e.recordedAt);
+      next.open[attemptKey(d.idempotencyKey, e.data.attempt)] = ms(e.recordedAt);
       return next;
     }
     if (e.type === RunEvents.StepFailed) next.failures++;
     // A completion carries no attempt number: it ends the newest open attempt of its key.
     const key =
       e.type === RunEvents.StepFailed
-        ? attemptKey(d.idempotencyKey, (d as StepFailedData).attempt)
+        ? attemptKey(d.idempotencyKey, e.data.attempt)
         : Object.keys(next.open)
             .filter((k) => k.startsWith(`${d.idempotencyKey}#`))
             .sort((a, b) => Number(b.split('#').pop()) - Number(a.split('#').pop()))[0];
@@ -175,12 +178,11 @@ export const checkpointsProjection = defineProjection<CheckpointDoc, 'checkpoint
   streamPrefix: RUN_PREFIX,
   types: [RunEvents.Checkpoint],
   key: (e) => `${e.streamId}@${e.version}`,
-  evolve: (_doc, e) => ({
-    runId: runIdOf(e.streamId),
-    label: (e.data as CheckpointData).label,
-    version: e.version,
-    recordedAt: e.recordedAt,
-  }),
+  evolve(doc, event) {
+    const e = asRunEvent(event);
+    if (e?.type !== RunEvents.Checkpoint) return doc;
+    return { runId: runIdOf(e.streamId), label: e.data.label, version: e.version, recordedAt: e.recordedAt };
+  },
 });
 
 export interface RollbackDoc extends Doc {
@@ -201,8 +203,10 @@ export const rollbacksProjection = defineProjection<RollbackDoc, 'rollbacks'>({
   streamPrefix: RUN_PREFIX,
   types: [RunEvents.RolledBack],
   key: (e) => `${e.streamId}#${e.version}`,
-  evolve(_doc, e) {
-    const d = e.data as RolledBackData;
+  evolve(doc, event) {
+    const e = asRunEvent(event);
+    if (e?.type !== RunEvents.RolledBack) return doc;
+    const d = e.data;
     return {
       runId: runIdOf(e.streamId),
       version: e.version,

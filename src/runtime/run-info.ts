@@ -1,60 +1,17 @@
 import type { EventEnvelope } from '../events/envelope.js';
 import type { EventStore } from '../store/types.js';
-import { RunNotFoundError, type SerializedError } from './errors.js';
-import {
-  type ApprovalRequest,
-  asRunEvent,
-  isRunEvent,
-  type NeedsAttentionData,
-  type PointOfNoReturn,
-  type RunEventOf,
-  RunEvents,
-} from './events.js';
-import { effectiveEvents, foldState, lastAttention, type RunStatus, rollbacksOf, statusAfter } from './journal.js';
+import { RunNotFoundError } from './errors.js';
+import { type ApprovalRequest, asRunEvent, isRunEvent, type PointOfNoReturn, type RunEventOf, RunEvents } from './events.js';
+import { effectiveEvents, foldState, lastAttention, rollbacksOf, statusAfter } from './journal.js';
+import type { RunFilter, RunInfo, RunSummary } from './model/run.js';
 import { RunLog, streamOf } from './run-log.js';
 import type { RollbackInfo, Workflow } from './workflow.js';
 
 // Reading runs: one run's info from as few events as its newest checkpoint
-// allows, and summaries of many runs from two events each.
+// allows, and summaries of many runs from two events each. What they return
+// is declared with the run model (model/run.ts).
 
-/** A run as it stands. `S` is the workflow's state, `O` what its `run` returns (see `runtime.start`). */
-export interface RunInfo<S = unknown, O = unknown> {
-  runId: string;
-  workflow: string;
-  workflowVersion: string;
-  status: RunStatus;
-  /** The stream's version: how many events the run has. */
-  version: number;
-  /** Reducer state of the effective history (undefined when this runtime does not know the workflow). */
-  state: S;
-  input: unknown;
-  /** What `run` returned, once the run completed. */
-  output?: O;
-  error?: SerializedError;
-  rollbacks: RollbackInfo[];
-  /** Why the run needs attention, when it does. */
-  attention?: NeedsAttentionData;
-  /** What the run waits for, when it does: a signal's name, its deadline, and for an approval what the reviewer is asked. */
-  waiting?: { name: string; timeoutAt?: number; approval?: ApprovalRequest };
-  /** The newest irreversible step of its effective history: no rollback goes back past it unless told to. */
-  pointOfNoReturn?: PointOfNoReturn;
-  startedAt: string;
-  updatedAt: string;
-}
-
-export interface RunSummary {
-  runId: string;
-  workflow: string;
-  status: RunStatus;
-  version: number;
-  startedAt: string;
-  updatedAt: string;
-}
-
-export interface RunFilter {
-  status?: RunStatus;
-  workflow?: string;
-}
+export type { RunFilter, RunInfo, RunSummary } from './model/run.js';
 
 /** The largest page listPage() answers (and the most streams it reads from the store's list at once). */
 export const MAX_RUNS_PAGE = 1000;

@@ -8,7 +8,12 @@ import { type Clock, systemClock } from './clock.js';
 import { type DriverContext, driveRun } from './driver.js';
 import { RunConflictError, RunNotFoundError, RunStateError, UnknownWorkflowError } from './errors.js';
 import { isRunEvent, RunEvents, type RunStartedData } from './events.js';
+import { type ForkOptions, writeFork } from './fork.js';
 import { statusAfter } from './journal.js';
+import { historyOf, type RunHistory } from './model/history.js';
+import type { At } from './model/point.js';
+import type { RunDiff } from './model/run-diff.js';
+import type { StateAt } from './model/state-at.js';
 import type { RetryOptions } from './policy.js';
 import {
   appendChecked,
@@ -23,17 +28,7 @@ import { streamOf } from './run-log.js';
 import type { RunQueue, RunRequest } from './run-queue.js';
 import { postSignal } from './signals.js';
 import { jsonOrThrow } from './step-attempt.js';
-import {
-  type At,
-  diffStoredRuns,
-  type ForkOptions,
-  historyOf,
-  type RunDiff,
-  type RunHistory,
-  readStateAt,
-  type StateAt,
-  writeFork,
-} from './time-travel.js';
+import { diffStoredRuns, readStateAt } from './time-travel.js';
 import type { Workflow } from './workflow.js';
 
 export { MAX_RUNS_PAGE, type RollbackRequest, type RunFilter, type RunInfo, type RunSummary };
@@ -215,7 +210,7 @@ export class Runtime {
     return (await readRunInfo(this.store, runId, (name) => this.#workflows.get(name))) as RunInfo<S, O>;
   }
 
-  // --- Time travel (time-travel.ts) ---
+  // --- Time travel (the run model in model/; the reads in time-travel.ts, forks in fork.ts) ---
 
   /** Every event with its effective / rolled-back mark, the checkpoints, and the rollbacks and why. */
   async history(runId: string): Promise<RunHistory> {

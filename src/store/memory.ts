@@ -4,7 +4,9 @@ import { ConcurrencyError } from '../events/errors.js';
 import { chainLink, GENESIS_HASH } from '../events/hash.js';
 import { resultOf } from './append-result.js';
 import { findStoredBatch } from './idempotency.js';
+import { MemoryRunQueue } from './memory/run-queue.js';
 import { expectedVersionHolds } from './prepare.js';
+import type { RunQueue } from './run-queue.js';
 import { isSystemStream, readsSystemStreams } from './system-streams.js';
 import type {
   AppendResult,
@@ -236,6 +238,10 @@ export class MemoryBackend implements StorageBackend {
   onAppend(listener: () => void): () => void {
     this.#events.on('append', listener);
     return () => this.#events.off('append', listener);
+  }
+
+  async openRunQueue(): Promise<RunQueue> {
+    return new MemoryRunQueue();
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,9 @@ import type { EventEnvelope } from '../events/envelope.js';
 import { ConcurrencyError, EventIdConflictError, RewindError, StoreConfigError, ValidationError } from '../events/errors.js';
 import { resultOf } from './append-result.js';
 import { PgListener } from './postgres/listener.js';
+import { PostgresRunQueue } from './postgres/run-queue.js';
 import { INLINE_LOCK, migrations, NOTIFY_CHANNEL, SQLSTATE } from './postgres/schema.js';
+import type { RunQueue } from './run-queue.js';
 import { readsSystemStreams } from './system-streams.js';
 import type {
   AppendResult,
@@ -494,6 +496,11 @@ export class PostgresBackend implements StorageBackend {
   onAppend(listener: () => void): () => void {
     this.#events.on('append', listener);
     return () => this.#events.off('append', listener);
+  }
+
+  /** A table in this schema, on this pool, with a LISTEN connection of its own (see postgres/run-queue.ts). */
+  openRunQueue(): Promise<RunQueue> {
+    return PostgresRunQueue.open(this.#pool, this.#s);
   }
 
   async close(): Promise<void> {

@@ -8,6 +8,8 @@ import { chainLink, GENESIS_HASH } from '../events/hash.js';
 import { resultOf } from './append-result.js';
 import { findStoredBatch } from './idempotency.js';
 import { expectedVersionHolds } from './prepare.js';
+import type { RunQueue } from './run-queue.js';
+import { SqliteRunQueue } from './sqlite/run-queue.js';
 import { isSystemStream, readsSystemStreams } from './system-streams.js';
 import type {
   AppendResult,
@@ -495,6 +497,12 @@ export class SqliteBackend implements StorageBackend {
   onAppend(listener: () => void): () => void {
     this.#events.on('append', listener);
     return () => this.#events.off('append', listener);
+  }
+
+  /** A table in this file, on this connection (see sqlite/run-queue.ts). */
+  async openRunQueue(): Promise<RunQueue> {
+    this.#writable('open the run queue');
+    return new SqliteRunQueue(this.#db);
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,7 @@ import type { InclusionProof } from '../events/proof.js';
 import type { EventRegistry } from '../events/registry.js';
 import type { Digest } from '../events/tree-head.js';
 import type { DigestOptions, ProveOptions, Seal, SealOptions, VerifyOptions, VerifyReport } from './audit/report.js';
+import type { RunQueue } from './run-queue.js';
 
 export type { DigestOptions, ExpectedVersion, ProveOptions, Seal, SealOptions, VerifyOptions, VerifyReport };
 
@@ -252,6 +253,12 @@ export interface StorageBackend {
 
   /** Calls the listener (soon) after events may have been appended, by this process or, where the backend can tell, another. */
   onAppend(listener: () => void): () => void;
+  /**
+   * The run queue kept beside the log, in the same database (see run-queue.ts):
+   * what the runtime's workers claim runs from. A new handle each call; the
+   * runtime shares one per store (runtime/run-queue.ts).
+   */
+  openRunQueue(): Promise<RunQueue>;
   close(): Promise<void>;
 
   /** Optional: lets the projections layer keep read models in the log's database and transactions. */

@@ -32,8 +32,18 @@ describe.each(backends)('time travel on $name', (backend) => {
     expect(planned).toMatchObject({ runId: 'tt', type: 'Checkpoint', state: { booked: [] } });
     // Version 5 is the first Booked: the flight, before the rollback undid it.
     expect(await (await h.call('/runs/tt/state?version=5')).json()).toMatchObject({ type: 'Booked', state: { booked: ['FL-1'] } });
-    const byTime = await (await h.call(`/runs/tt/state?time=${encodeURIComponent(history.events[0].recordedAt)}`)).json();
-    expect(byTime.version).toBeGreaterThanOrEqual(1);
+    // A time is the newest event recorded at or before it (events of one millisecond share a time).
+    const first = history.events[0].recordedAt;
+    const atFirst = history.events.filter((e: { recordedAt: string }) => e.recordedAt <= first).at(-1);
+    const byTime = await (await h.call(`/runs/tt/state?time=${encodeURIComponent(first)}`)).json();
+    expect(byTime).toEqual({
+      runId: 'tt',
+      version: atFirst.version,
+      recordedAt: first,
+      type: atFirst.type,
+      state: { booked: [] },
+      ...(atFirst.type === 'Checkpoint' ? { fromCheckpoint: { label: 'planned', version: 2 } } : {}),
+    });
 
     const forked = await h.call('/runs/tt/fork', {
       json: { at: { label: 'planned' }, runId: 'tt-other', input: { hotel: 'Harbour Inn' } },
@@ -45,10 +55,33 @@ describe.each(backends)('time travel on $name', (backend) => {
     const diff = await (await h.call('/runs/tt/diff/tt-other')).json();
     expect(diff.relation).toMatchObject({ kind: 'fork', parent: 'tt', child: 'tt-other' });
     expect(diff.identical).toBe(false);
-    expect(diff.firstDivergence).toBeDefined();
-    expect(diff.state.diff).toBeDefined();
+    // Their inputs differ, so they part at the first event; the states differ by the hotel.
+    expect(diff.sharedEvents).toBe(0);
+    expect(diff.firstDivergence).toEqual({
+      index: 0,
+      a: { version: 1, type: 'RunStarted', data: { runId: 'tt', workflow: 'trip', workflowVersion: '1', input: { hotel: 'Grand' } } },
+      b: {
+        version: 1,
+        type: 'RunStarted',
+        data: {
+          runId: 'tt-other',
+          workflow: 'trip',
+          workflowVersion: '1',
+          input: { hotel: 'Harbour Inn' },
+          forkedFrom: { runId: 'tt', version: 2 },
+        },
+      },
+    });
+    expect(diff.state.diff).toEqual({
+      equal: false,
+      added: [],
+      removed: [],
+      changed: [{ path: ['booked', 1], at: 'booked[1]', from: 'Grand', to: 'Harbour Inn' }],
+    });
+    // At "planned" (v2 in both: the fork copied it) nothing was booked yet.
     const atPlanned = await (await h.call('/runs/tt/diff/tt-other?label=planned')).json();
-    expect(atPlanned.a.version).toBeGreaterThan(0);
+    expect([atPlanned.a.version, atPlanned.b.version]).toEqual([2, 2]);
+    expect(atPlanned.state).toEqual({ a: { booked: [] }, b: { booked: [] }, diff: { equal: true, added: [], removed: [], changed: [] } });
   });
 });
 

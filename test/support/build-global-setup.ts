@@ -34,7 +34,8 @@ export default async function setup(): Promise<void> {
   if (builtAt(join(ROOT, 'dist/src/index.js')) < sources) {
     await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT });
   }
-  if (builtAt(join(ROOT, 'dist/web/index.html')) < newest(WEB)) {
+  // The debugger's bundle holds the run model it shares with the runtime (src/runtime/model and what it imports).
+  if (builtAt(join(ROOT, 'dist/web/index.html')) < newest(join(ROOT, 'src'))) {
     const { build } = await import('vite');
     await build({ configFile: join(WEB, 'vite.config.ts'), logLevel: 'warn' });
   }

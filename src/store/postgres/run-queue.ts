@@ -1,11 +1,10 @@
 import type pg from 'pg';
+import { type ClaimedRun, type QueueEntry, type RunQueue, type RunRequest, Wakers } from '../run-queue.js';
 import { PgListener } from './listener.js';
 
 /*
- * The run queue on PostgreSQL: which runs are runnable and which worker holds
- * each one. It is the RunQueue of runtime/run-queue.ts (the store layer cannot
- * import it, so the shapes below are structurally the same and the runtime's
- * openRunQueue() checks them at compile time).
+ * The run queue on PostgreSQL (the contract is store/run-queue.ts): which runs
+ * are runnable and which worker holds each one, in the log's schema.
  *
  * - A row per run. `generation` counts requests: a release only marks a run
  *   done when no request arrived since its claim, otherwise it goes straight
@@ -20,39 +19,22 @@ import { PgListener } from './listener.js';
  *   expects the version its driver last saw.
  */
 
-export type PgRunRequest = 'start' | 'resume' | 'rollback' | 'retry' | 'resolve' | 'signal';
-
-export interface PgClaimedRun {
-  runId: string;
-  workflow: string;
-  request: PgRunRequest;
-  generation: number;
-  attempts: number;
-}
-
-export interface PgQueueEntry extends PgClaimedRun {
-  state: 'queued' | 'leased' | 'done';
-  leaseOwner: string | null;
-  leaseUntil: number | null;
-  availableAt: number;
-}
-
 /** Channel shared by every schema; the payload names the schema. */
 export const RUN_QUEUE_CHANNEL = 'rewind_run_queue';
 
 interface Row {
   run_id: string;
   workflow: string;
-  request: PgRunRequest;
+  request: RunRequest;
   generation: number;
   attempts: number;
 }
 
-export class PostgresRunQueue {
+export class PostgresRunQueue implements RunQueue {
   readonly #pool: pg.Pool;
   readonly #s: string;
   readonly #name: string;
-  readonly #listeners = new Set<() => void>();
+  readonly #wakers = new Wakers();
   readonly #listener: PgListener;
   #closed = false;
 
@@ -66,7 +48,7 @@ export class PostgresRunQueue {
       channel: RUN_QUEUE_CHANNEL,
       payload: this.#name,
       // After a reconnect too: requests may have arrived while nobody listened.
-      onNotify: () => this.#wake(),
+      onNotify: () => this.#wakers.wake(),
     });
   }
 
@@ -110,7 +92,7 @@ export class PostgresRunQueue {
     }
   }
 
-  async enqueue(runId: string, workflow: string, request: PgRunRequest, options: { delayMs?: number } = {}): Promise<void> {
+  async enqueue(runId: string, workflow: string, request: RunRequest, options: { delayMs?: number } = {}): Promise<void> {
     const delay = Math.max(0, options.delayMs ?? 0);
     // A run a worker holds stays leased: its release sees the new generation and queues it again.
     await this.#pool.query(
@@ -131,7 +113,7 @@ export class PostgresRunQueue {
     );
   }
 
-  async claim(owner: string, limit: number, leaseMs: number, workflows?: readonly string[]): Promise<PgClaimedRun[]> {
+  async claim(owner: string, limit: number, leaseMs: number, workflows?: readonly string[]): Promise<ClaimedRun[]> {
     if (limit <= 0) return [];
     const { rows } = await this.#pool.query<Row>(
       `WITH picked AS (
@@ -148,7 +130,7 @@ export class PostgresRunQueue {
        RETURNING q.run_id, q.workflow, q.request, q.generation, q.attempts`,
       [owner, limit, workflows ? [...workflows] : null, leaseMs],
     );
-    return rows.map(toClaimed);
+    return rows.map(fromRow);
   }
 
   async renew(owner: string, runIds: readonly string[], leaseMs: number): Promise<string[]> {
@@ -162,7 +144,7 @@ export class PostgresRunQueue {
     return rows.map((r) => r.run_id);
   }
 
-  async release(owner: string, run: PgClaimedRun, outcome: { done: boolean; delayMs?: number }): Promise<void> {
+  async release(owner: string, run: ClaimedRun, outcome: { done: boolean; delayMs?: number }): Promise<void> {
     const delay = Math.max(0, outcome.delayMs ?? 0);
     // Only the holder releases; a worker whose lease was taken over releases nothing.
     await this.#pool.query(
@@ -179,14 +161,14 @@ export class PostgresRunQueue {
     );
   }
 
-  async list(): Promise<PgQueueEntry[]> {
+  async list(): Promise<QueueEntry[]> {
     const { rows } = await this.#pool.query<
-      Row & { state: PgQueueEntry['state']; lease_owner: string | null; lease_until: Date | null; available_at: Date }
+      Row & { state: QueueEntry['state']; lease_owner: string | null; lease_until: Date | null; available_at: Date }
     >(
       `SELECT run_id, workflow, request, generation, attempts, state, lease_owner, lease_until, available_at FROM ${this.#s}.run_queue ORDER BY run_id`,
     );
     return rows.map((r) => ({
-      ...toClaimed(r),
+      ...fromRow(r),
       state: r.state,
       leaseOwner: r.lease_owner,
       leaseUntil: r.lease_until ? r.lease_until.getTime() : null,
@@ -196,22 +178,17 @@ export class PostgresRunQueue {
 
   /** Called after another process (or this one) made runs runnable; a poll must cover a dropped connection and delayed runs. */
   onWake(listener: () => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#wakers.add(listener);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#listeners.clear();
+    this.#wakers.clear();
     await this.#listener.close();
-  }
-
-  #wake(): void {
-    for (const listener of this.#listeners) listener();
   }
 }
 
-function toClaimed(r: Row): PgClaimedRun {
+function fromRow(r: Row): ClaimedRun {
   return { runId: r.run_id, workflow: r.workflow, request: r.request, generation: r.generation, attempts: r.attempts };
 }

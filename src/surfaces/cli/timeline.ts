@@ -1,6 +1,5 @@
 import type { EventEnvelope } from '../../events/envelope.js';
-import { RunEvents } from '../../runtime/index.js';
-import { effectiveEvents } from '../../runtime/journal.js';
+import { timelineOf as linesOf, RunEvents } from '../../runtime/model/index.js';
 import { colour, safe } from './output.js';
 
 export interface TimelineEntry {
@@ -14,72 +13,16 @@ export interface TimelineEntry {
   durationMs?: number;
 }
 
-/** A run's events as a person reads them. Pure, so the CLI, API and tests agree on it. */
+/** A run's events as a person reads them (the run model's timeline), as `show` and `demo` print them. */
 export function timelineOf(events: readonly EventEnvelope[]): TimelineEntry[] {
-  const kept = new Set(effectiveEvents(events).map((e) => e.id));
-  const started = new Map<string, number>();
-  return events.map((e) => {
-    const d = e.data as Record<string, any>;
-    const entry: TimelineEntry = {
-      version: e.version,
-      type: e.type,
-      recordedAt: e.recordedAt,
-      undone: !kept.has(e.id) && e.type !== RunEvents.RolledBack,
-      summary: summarise(e.type, d),
-    };
-    if (e.type === RunEvents.StepStarted) started.set(d.idempotencyKey, Date.parse(e.recordedAt));
-    if (e.type === RunEvents.StepCompleted || e.type === RunEvents.StepFailed) {
-      const from = started.get(d.idempotencyKey);
-      if (from !== undefined) entry.durationMs = Date.parse(e.recordedAt) - from;
-    }
-    return entry;
-  });
-}
-
-function summarise(type: string, d: Record<string, any>): string {
-  switch (type) {
-    case RunEvents.RunStarted:
-      return `${d.workflow}@${d.workflowVersion} ${JSON.stringify(d.input)}`;
-    case RunEvents.StepStarted:
-      return `${d.name}${d.attempt > 1 ? ` (attempt ${d.attempt})` : ''}${d.irreversible ? ' (irreversible: the point of no return)' : ''}${d.settling ? ' (settling: run again under its key)' : ''}`;
-    case RunEvents.WaitStarted:
-      return `${d.approval ? `approval "${d.approval.label}"${d.approval.details === undefined ? '' : ` ${JSON.stringify(d.approval.details)}`}` : `signal "${d.name}"`}${d.timeoutAt === undefined ? '' : ` until ${new Date(d.timeoutAt).toISOString()}`}`;
-    case RunEvents.SignalReceived:
-      return `${d.name} ← ${JSON.stringify(d.payload)}${d.actor ? ` from ${d.actor}` : ''}${Array.isArray(d.invalid) ? ` (invalid, still waiting: ${d.invalid.join('; ')})` : ''}`;
-    case RunEvents.WaitTimedOut:
-      return `no signal "${d.name}" in time`;
-    case RunEvents.StepCompleted:
-      return `${d.name} → ${d.result === undefined ? 'done' : JSON.stringify(d.result)}`;
-    case RunEvents.StepFailed:
-      return `${d.name}: ${d.error?.message}${d.final ? '' : ' (will retry)'}`;
-    case RunEvents.ValueRecorded:
-      return `${d.kind} = ${d.value}`;
-    case RunEvents.Checkpoint:
-      return `"${d.label}"`;
-    case RunEvents.RollbackRequested:
-    case RunEvents.RolledBack:
-      return `to "${d.label}" (v${d.targetVersion}): ${d.reason}`;
-    case RunEvents.CompensationStarted:
-    case RunEvents.CompensationCompleted:
-      return String(d.step);
-    case RunEvents.CompensationFailed:
-      return `${d.step}: ${d.error?.message}`;
-    case RunEvents.Verified:
-      return `${d.step}: ${d.ok ? 'ok' : `NOT ok${d.error ? `: ${d.error.message}` : ''}`}`;
-    case RunEvents.NeedsAttention:
-      return `${d.stage} of ${d.step} keeps failing: ${d.error?.message}`;
-    case RunEvents.ResolvedByHand:
-    case RunEvents.CompensationRetried:
-      return `${d.stepKey}${d.note ? `: ${d.note}` : ''}`;
-    case RunEvents.RunCompleted:
-      return d.output === undefined ? '' : JSON.stringify(d.output);
-    case RunEvents.RunFailed:
-      return String(d.error?.message ?? '');
-    case RunEvents.RunCancelled:
-      return String(d.reason);
-    default:
-      return JSON.stringify(d);
-  }
+  return linesOf(events).map((t) => ({
+    version: t.version,
+    type: t.type,
+    recordedAt: t.recordedAt,
+    undone: t.status === 'rolled_back',
+    summary: t.summary,
+    ...(t.durationMs === undefined ? {} : { durationMs: t.durationMs }),
+  }));
 }
 
 const TYPE_COLOUR: Record<string, (s: string) => string> = {

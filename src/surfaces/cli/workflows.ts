@@ -1,5 +1,6 @@
 import { ValidationError } from '../../events/errors.js';
 import type { Workflow } from '../../runtime/index.js';
+import { loadExamples } from './examples.js';
 import { importUserModule } from './load-module.js';
 
 /**
@@ -10,8 +11,7 @@ import { importUserModule } from './load-module.js';
  */
 export async function loadWorkflows(modulePath?: string): Promise<Workflow[]> {
   if (!modulePath) {
-    const { exampleWorkflows } = await import('../../../examples/index.js');
-    return exampleWorkflows();
+    return (await loadExamples()).exampleWorkflows();
   }
   const mod = await importUserModule(modulePath, '--workflows');
   const candidates = [mod.workflows, mod.default, ...Object.values(mod)].flat();

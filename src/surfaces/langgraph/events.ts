@@ -1,4 +1,4 @@
-import type { Json } from '../../events/envelope.js';
+import type { EventEnvelope, Json } from '../../events/envelope.js';
 import { RewindError, ValidationError } from '../../events/errors.js';
 
 /**
@@ -74,6 +74,34 @@ export interface RolledBackData {
   reason: string;
   rolledBack: string[];
   previousHead: string | null;
+}
+
+/** The data of each event type of a thread's stream: the one place a type says what its data holds. */
+export interface LangGraphEventDataMap {
+  LangGraphCheckpoint: CheckpointData;
+  LangGraphWrites: WritesData;
+  LangGraphThreadDeleted: ThreadDeletedData;
+  LangGraphPruned: PrunedData;
+  LangGraphRolledBack: RolledBackData;
+}
+
+export type LangGraphEventType = (typeof LangGraphEvents)[keyof typeof LangGraphEvents];
+
+/** One event type's envelope, its data typed. */
+export type LangGraphEventOf<T extends LangGraphEventType> = EventEnvelope<T, LangGraphEventDataMap[T]>;
+
+/** Every event of a thread's stream: a discriminated union on `type`, so a switch narrows `data`. */
+export type LangGraphEvent = { [T in LangGraphEventType]: LangGraphEventOf<T> }[LangGraphEventType];
+
+const TYPES = new Set<string>(Object.values(LangGraphEvents));
+
+/**
+ * The saver's view of a stored event: typed when its type is one of the
+ * saver's, undefined otherwise. The saver wrote these events itself, so the
+ * type names the data's shape; this is the one place that trust is spelled out.
+ */
+export function asLangGraphEvent(event: EventEnvelope): LangGraphEvent | undefined {
+  return TYPES.has(event.type) ? (event as LangGraphEvent) : undefined;
 }
 
 /** Two writers raced on one thread: appending would have forked its chain silently. Nothing was written. */

@@ -1,6 +1,9 @@
 export {
+  asLangGraphEvent,
   CheckpointConflictError,
   type CheckpointData,
+  type LangGraphEvent,
+  type LangGraphEventOf,
   LangGraphEvents,
   type PrunedData,
   type RolledBackData,

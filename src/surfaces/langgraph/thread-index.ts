@@ -2,10 +2,9 @@ import { compareWritesSortKeys, writesSortKey } from '@langchain/langgraph-check
 import type { EventEnvelope, Json } from '../../events/envelope.js';
 import type { Submitted } from './channel-values.js';
 import {
+  asLangGraphEvent,
   type CheckpointData,
   LangGraphEvents,
-  type PrunedData,
-  type RolledBackData,
   type StoredBlob,
   type StoredValue,
   type StoredWrite,
@@ -128,12 +127,13 @@ export class StreamIndex {
       if (event.version !== this.version + 1) continue;
       this.version = event.version;
       applied.push(event);
-      switch (event.type) {
+      const e = asLangGraphEvent(event);
+      switch (e?.type) {
         case LangGraphEvents.Checkpoint:
-          this.#putCheckpoint(event.data as CheckpointData, event);
+          this.#putCheckpoint(e.data, e);
           break;
         case LangGraphEvents.Writes:
-          this.#putWrites(event.data as WritesData);
+          this.#putWrites(e.data);
           break;
         case LangGraphEvents.ThreadDeleted:
           this.checkpoints.clear();
@@ -144,7 +144,7 @@ export class StreamIndex {
           break;
         case LangGraphEvents.Pruned: {
           this.needsHistory ||= this.partial;
-          const data = event.data as PrunedData;
+          const data = e.data;
           for (const id of data.pruned) {
             const cp = this.checkpoints.get(id);
             if (cp) cp.status = 'pruned';
@@ -157,7 +157,7 @@ export class StreamIndex {
         }
         case LangGraphEvents.RolledBack: {
           this.needsHistory ||= this.partial;
-          const data = event.data as RolledBackData;
+          const data = e.data;
           for (const id of data.rolledBack) {
             const cp = this.checkpoints.get(id);
             if (cp && cp.status === 'live') cp.status = 'rolledBack';

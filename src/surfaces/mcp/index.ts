@@ -36,6 +36,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { RewindError } from '../../events/errors.js';
 import { type At, MAX_RUNS_PAGE, type RunContext, type RunHistory, type Runtime, runStreamId } from '../../runtime/index.js';
+import { isJsonObject } from '../../runtime/model/index.js';
 import type { EventStore } from '../../store/types.js';
 
 export interface McpServerOptions {
@@ -252,8 +253,8 @@ async function answer(fn: () => Promise<unknown>): Promise<CallToolResult> {
 function summarise(history: RunHistory, fromVersion: number | undefined, limit: number, includeData: boolean) {
   const start = fromVersion !== undefined ? fromVersion - 1 : Math.max(0, history.events.length - limit);
   const events = history.events.slice(start, start + limit).map((e) => {
-    const data = e.data as { name?: unknown; label?: unknown } | null;
-    const name = typeof data?.name === 'string' ? data.name : typeof data?.label === 'string' ? data.label : undefined;
+    const data = isJsonObject(e.data) ? e.data : {};
+    const name = typeof data.name === 'string' ? data.name : typeof data.label === 'string' ? data.label : undefined;
     return {
       version: e.version,
       type: e.type,

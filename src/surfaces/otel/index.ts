@@ -44,21 +44,7 @@ import {
 import type { EventEnvelope } from '../../events/envelope.js';
 import { BreakerEvents } from '../../runtime/breaker.js';
 import type { SerializedError } from '../../runtime/errors.js';
-import type {
-  CompensationCompletedData,
-  CompensationFailedData,
-  CompensationStartedData,
-  NeedsAttentionData,
-  RollbackRequestedData,
-  RolledBackData,
-  RunFailedData,
-  RunStartedData,
-  StepCompletedData,
-  StepFailedData,
-  StepStartedData,
-  VerifiedData,
-} from '../../runtime/events.js';
-import { RunEvents } from '../../runtime/events.js';
+import { asRunEvent, RunEvents } from '../../runtime/events.js';
 import type { EventStore } from '../../store/types.js';
 
 export { withTraceIds } from './trace-ids.js';
@@ -164,9 +150,10 @@ export function instrument(store: EventStore, options: InstrumentOptions = {}): 
     const runId = event.streamId.slice('run-'.length);
     const at = new Date(event.recordedAt);
     const t = track(runId);
-    switch (event.type) {
+    const e = asRunEvent(event);
+    switch (e?.type) {
       case RunEvents.RunStarted: {
-        const data = event.data as RunStartedData;
+        const data = e.data;
         t.workflow = data.workflow;
         t.span = tracer.startSpan(
           `rewind.run ${data.workflow}`,
@@ -184,7 +171,7 @@ export function instrument(store: EventStore, options: InstrumentOptions = {}): 
         break;
       }
       case RunEvents.StepStarted: {
-        const data = event.data as StepStartedData;
+        const data = e.data;
         const caller = trace.getSpanContext(callerContext(event));
         const span = tracer.startSpan(
           `rewind.step ${data.name}`,
@@ -207,11 +194,11 @@ export function instrument(store: EventStore, options: InstrumentOptions = {}): 
       }
       case RunEvents.StepCompleted:
       case RunEvents.StepFailed: {
-        const data = event.data as StepCompletedData | StepFailedData;
+        const data = e.data;
         const open = t.steps.get(data.idempotencyKey);
         if (!open) break;
         t.steps.delete(data.idempotencyKey);
-        const failed = event.type === RunEvents.StepFailed ? (data as StepFailedData) : undefined;
+        const failed = e.type === RunEvents.StepFailed ? e.data : undefined;
         const attrs: Attributes = { ...(t.workflow ? { 'rewind.workflow': t.workflow } : {}), 'rewind.step.name': data.name };
         stepDuration.record(Math.max(0, at.getTime() - open.startedAt), {
           ...attrs,
@@ -226,7 +213,7 @@ export function instrument(store: EventStore, options: InstrumentOptions = {}): 
         break;
       }
       case RunEvents.RollbackRequested: {
-        const data = event.data as RollbackRequestedData;
+        const data = e.data;
         rollbacks.add(1, { ...(t.workflow ? { 'rewind.workflow': t.workflow } : {}), 'rewind.rollback.trigger': data.trigger.kind });
         t.rollback = tracer.startSpan(
           `rewind.rollback ${data.label}`,
@@ -249,7 +236,7 @@ export function instrument(store: EventStore, options: InstrumentOptions = {}): 
         break;
       }
       case RunEvents.CompensationStarted: {
-        const data = event.data as CompensationStartedData;
+        const data = e.data;
         if (t.compensations.has(data.stepKey)) break; // a retry of the same compensation: one span from first try to outcome
         t.compensations.set(
           data.stepKey,
@@ -266,8 +253,8 @@ export function instrument(store: EventStore, options: InstrumentOptions = {}): 
       }
       case RunEvents.CompensationCompleted:
       case RunEvents.CompensationFailed: {
-        const data = event.data as CompensationCompletedData | CompensationFailedData;
-        const failed = event.type === RunEvents.CompensationFailed ? (data as CompensationFailedData) : undefined;
+        const data = e.data;
+        const failed = e.type === RunEvents.CompensationFailed ? e.data : undefined;
         const span = t.compensations.get(data.stepKey);
         if (failed && !failed.final) {
           span?.addEvent('rewind.compensation.retry', { 'rewind.attempt': failed.attempt, 'exception.message': failed.error.message }, at);
@@ -285,12 +272,12 @@ export function instrument(store: EventStore, options: InstrumentOptions = {}): 
         break;
       }
       case RunEvents.Verified: {
-        const data = event.data as VerifiedData;
+        const data = e.data;
         t.rollback?.addEvent('rewind.verified', { 'rewind.step.name': data.step, 'rewind.verified.ok': data.ok }, at);
         break;
       }
       case RunEvents.NeedsAttention: {
-        const data = event.data as NeedsAttentionData;
+        const data = e.data;
         t.rollback?.addEvent(
           'rewind.needs_attention',
           { 'rewind.step.name': data.step, 'rewind.stage': data.stage, 'exception.message': data.error.message },
@@ -299,7 +286,7 @@ export function instrument(store: EventStore, options: InstrumentOptions = {}): 
         break;
       }
       case RunEvents.RolledBack: {
-        const data = event.data as RolledBackData;
+        const data = e.data;
         if (t.rollback) {
           t.rollback.setAttribute('rewind.rollback.target_version', data.targetVersion);
           t.rollback.end(at);
@@ -311,11 +298,11 @@ export function instrument(store: EventStore, options: InstrumentOptions = {}): 
       case RunEvents.RunCompleted:
       case RunEvents.RunFailed:
       case RunEvents.RunCancelled: {
-        const outcome = event.type === RunEvents.RunCompleted ? 'completed' : event.type === RunEvents.RunFailed ? 'failed' : 'cancelled';
+        const outcome = e.type === RunEvents.RunCompleted ? 'completed' : e.type === RunEvents.RunFailed ? 'failed' : 'cancelled';
         runs.add(1, { ...(t.workflow ? { 'rewind.workflow': t.workflow } : {}), 'rewind.run.outcome': outcome });
         if (t.span) {
           t.span.setAttribute('rewind.run.outcome', outcome);
-          if (event.type === RunEvents.RunFailed) fail(t.span, (event.data as RunFailedData).error, at);
+          if (e.type === RunEvents.RunFailed) fail(t.span, e.data.error, at);
         }
         endAll(t, at, false);
         tracks.delete(runId);

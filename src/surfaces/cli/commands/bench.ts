@@ -20,7 +20,8 @@ export function registerBenchCommand(program: Command): void {
       [
         '',
         'PostgreSQL sections use DATABASE_URL; in a source checkout a throwaway embedded server is started otherwise.',
-        'The comparisons with Emmett and LangGraph need the devDependencies of a source checkout; without them those figures are skipped.',
+        'The comparisons with Emmett need the devDependencies of a source checkout; without them those figures are skipped.',
+        'npm run bench in a source checkout also runs the projections, langgraph and workers sections.',
         '',
         'Examples:',
         '  rewind bench --only sqlite',

@@ -3,25 +3,25 @@ import type { EventEnvelope } from '../../../events/envelope.js';
 import { NotFoundError, ValidationError } from '../../../events/errors.js';
 import { openProjections } from '../../../projections/index.js';
 import {
-  type CompensationFailedData,
+  asRunEvent,
   createRuntime,
+  isRunStatus,
+  RUN_STATUSES,
   RunEvents,
   type RunInfo,
-  type RunStatus,
   type Runtime,
   runStreamId,
 } from '../../../runtime/index.js';
 import { type RunDoc, runsProjection } from '../../../runtime/read-models.js';
 import type { EventStore } from '../../../store/types.js';
 import { type Access, type GlobalOptions, isReadOnlyFile, storeUrl, withStore } from '../context.js';
+import { loadExamples } from '../examples.js';
 import { EXIT } from '../exit-codes.js';
 import { age, colour, plural, printJson, safe, table } from '../output.js';
 import { runsFromLog } from '../runs-from-log.js';
 import { renderTimeline, STATUS_COLOUR, timelineOf } from '../timeline.js';
 import { loadWorkflows } from '../workflows.js';
 import { parseCount } from './log.js';
-
-const STATUSES: RunStatus[] = ['running', 'waiting', 'completed', 'failed', 'rolling_back', 'rolled_back', 'needs_attention', 'cancelled'];
 
 export interface WorkflowOption {
   workflows?: string;
@@ -65,14 +65,15 @@ export interface CompensationReport {
 function compensationsIn(events: readonly EventEnvelope[]): CompensationReport[] {
   const steps = new Map<string, string>();
   const out: CompensationReport[] = [];
-  for (const e of events) {
-    const d = e.data as { step?: string; stepKey?: string };
-    if (d.step && d.stepKey) steps.set(d.stepKey, d.step);
-    if (e.type === RunEvents.CompensationCompleted) out.push({ step: d.step as string, outcome: 'compensated' });
-    else if (e.type === RunEvents.CompensationFailed && (e.data as CompensationFailedData).final) {
-      out.push({ step: d.step as string, outcome: 'failed', error: (e.data as CompensationFailedData).error.message });
+  for (const event of events) {
+    const e = asRunEvent(event);
+    if (!e) continue;
+    if ('step' in e.data && 'stepKey' in e.data) steps.set(e.data.stepKey, e.data.step);
+    if (e.type === RunEvents.CompensationCompleted) out.push({ step: e.data.step, outcome: 'compensated' });
+    else if (e.type === RunEvents.CompensationFailed && e.data.final) {
+      out.push({ step: e.data.step, outcome: 'failed', error: e.data.error.message });
     } else if (e.type === RunEvents.ResolvedByHand) {
-      out.push({ step: steps.get(d.stepKey as string) ?? (d.stepKey as string), outcome: 'resolved by hand' });
+      out.push({ step: steps.get(e.data.stepKey) ?? e.data.stepKey, outcome: 'resolved by hand' });
     }
   }
   return out;
@@ -88,7 +89,7 @@ export function registerRunCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  rewind demo\n  rewind demo --db sqlite:/tmp/demo.db --json')
     .action(async (_opts, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions>();
-      const { runTravelDemo } = await import('../../../../examples/travel.js');
+      const { runTravelDemo } = await loadExamples();
       await withStore(options, async (store) => {
         const { runId, info, world } = await runTravelDemo(store, { runId: await nextDemoId(store) });
         const events = await store.read(runStreamId(runId));
@@ -113,14 +114,14 @@ export function registerRunCommands(program: Command): void {
   program
     .command('runs')
     .description('list runs, newest first (from the runs read model, caught up first)')
-    .option('--status <status>', `only runs in this status (${STATUSES.join(', ')})`)
+    .option('--status <status>', `only runs in this status (${RUN_STATUSES.join(', ')})`)
     .option('--workflow <name>', 'only runs of this workflow')
     .option('--limit <n>', 'at most this many', parseCount, 100)
     .addHelpText('after', '\nExamples:\n  rewind runs\n  rewind runs --status needs_attention --json')
     .action(async (opts: { status?: string; workflow?: string; limit: number }, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions>();
-      if (opts.status && !STATUSES.includes(opts.status as RunStatus)) {
-        throw new ValidationError(`unknown status "${opts.status}"`, [], `use one of ${STATUSES.join(', ')}`);
+      if (opts.status && !isRunStatus(opts.status)) {
+        throw new ValidationError(`unknown status "${opts.status}"`, [], `use one of ${RUN_STATUSES.join(', ')}`);
       }
       const where: Record<string, string> = {};
       if (opts.status) where.status = opts.status;

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ValidationError } from '../../../events/errors.js';
-import type { At } from '../../../runtime/time-travel.js';
+import type { At } from '../../../runtime/index.js';
 import type { GlobalOptions } from '../context.js';
 import { colour, plural, printJson, safe } from '../output.js';
 import { paintStatus, type WorkflowOption, withRuntime } from './runs.js';

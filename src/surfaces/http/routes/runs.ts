@@ -2,9 +2,9 @@ import { createRoute, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import {
   MAX_RUNS_PAGE,
+  RUN_STATUSES,
   type RunInfo,
   RunNotFoundError,
-  type RunStatus,
   type Runtime,
   runStreamId,
   UnknownWorkflowError,
@@ -12,19 +12,6 @@ import {
 } from '../../../runtime/index.js';
 import { describeError } from '../errors.js';
 import { type Api, type Deps, type Env, EnvelopeSchema, errors, integerQuery, json } from './shared.js';
-
-// A record, so the compiler fails here when the runtime adds or drops a status.
-const STATUSES: Record<RunStatus, true> = {
-  running: true,
-  waiting: true,
-  completed: true,
-  failed: true,
-  rolling_back: true,
-  rolled_back: true,
-  needs_attention: true,
-  cancelled: true,
-};
-const RUN_STATUSES = Object.keys(STATUSES) as [RunStatus, ...RunStatus[]];
 
 const RunIdParam = z.object({
   runId: z

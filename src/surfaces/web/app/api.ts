@@ -1,6 +1,6 @@
 // A tiny client for the Rewind HTTP API (same origin). The bearer token, when
 // the server has one, is kept in sessionStorage: it leaves with the tab.
-import type { Envelope, RunInfo, RunStatus, RunSummary } from './model';
+import type { EventEnvelope, RunInfo, RunStatus, RunSummary } from './model';
 
 const TOKEN_KEY = 'rewind.token';
 
@@ -91,11 +91,11 @@ export function getRun(runId: string): Promise<RunInfo> {
 }
 
 /** A run's whole stream, rolled-back events included, from `from` on. */
-export async function runEvents(runId: string, from = 1): Promise<Envelope[]> {
-  const out: Envelope[] = [];
+export async function runEvents(runId: string, from = 1): Promise<EventEnvelope[]> {
+  const out: EventEnvelope[] = [];
   let next: number | undefined = from;
   while (next !== undefined) {
-    const body: { events: Envelope[]; next?: number } = await call(`/runs/${enc(runId)}/events?from=${next}&limit=10000`);
+    const body: { events: EventEnvelope[]; next?: number } = await call(`/runs/${enc(runId)}/events?from=${next}&limit=10000`);
     out.push(...body.events);
     next = body.next;
   }
@@ -157,7 +157,7 @@ export async function capabilities(): Promise<Capabilities> {
  */
 export function follow(
   query: { streamPrefix?: string },
-  onEvent: (event: Envelope) => void,
+  onEvent: (event: EventEnvelope) => void,
   onState: (connected: boolean) => void,
 ): () => void {
   const stop = new AbortController();
@@ -194,7 +194,7 @@ export function follow(
             if (id !== undefined) lastId = id;
             if (data.length > 0 && type === 'message') {
               try {
-                const event = JSON.parse(data.join('\n')) as Envelope;
+                const event = JSON.parse(data.join('\n')) as EventEnvelope;
                 if (typeof event?.streamId === 'string') onEvent(event);
               } catch {
                 // not an event (the server only sends events and comments)

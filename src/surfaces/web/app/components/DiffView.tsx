@@ -1,12 +1,23 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import * as api from '../api';
-import { compareRuns, diffJson, type Envelope, formatPath, journalStateAt, plural, type RunInfo, summarise } from '../model';
+import {
+  alignRuns,
+  changeList,
+  diffState,
+  type EventEnvelope,
+  journalStateAt,
+  plural,
+  type Relation,
+  type RunInfo,
+  short,
+  summaryOf,
+} from '../model';
 import { JsonView } from './JsonView';
 import { StatusPill } from './StatusPill';
 
 interface Side {
   info: RunInfo;
-  events: Envelope[];
+  events: EventEnvelope[];
 }
 
 /**
@@ -36,7 +47,7 @@ export function DiffView({ a, b, onError }: { a: string; b: string; onError(e: u
     };
   }, [a, b]);
 
-  const cmp = useMemo(() => (sides ? compareRuns(sides[0].events, sides[1].events) : undefined), [sides]);
+  const cmp = useMemo(() => (sides ? alignRuns(sides[0].events, sides[1].events) : undefined), [sides]);
   if (failed)
     return (
       <section class="page">
@@ -59,22 +70,15 @@ export function DiffView({ a, b, onError }: { a: string; b: string; onError(e: u
   const serverStates = A.info.state !== undefined && B.info.state !== undefined;
   const sa = serverStates ? A.info.state : journalStateAt(A.events, A.events.length);
   const sb = serverStates ? B.info.state : journalStateAt(B.events, B.events.length);
-  const changes = diffJson(sa, sb);
-  const marksA = new Map(changes.filter((c) => c.op !== 'added').map((c) => [formatPath(c.path), c.op] as const));
-  const marksB = new Map(changes.filter((c) => c.op !== 'removed').map((c) => [formatPath(c.path), c.op] as const));
-  const startA = A.events[0]?.data as { forkedFrom?: { runId: string; version: number } } | undefined;
-  const startB = B.events[0]?.data as { forkedFrom?: { runId: string; version: number } } | undefined;
-  const relation =
-    startB?.forkedFrom?.runId === a
-      ? `${b} is a fork of ${a} at v${startB.forkedFrom.version}`
-      : startA?.forkedFrom?.runId === b
-        ? `${a} is a fork of ${b} at v${startA.forkedFrom.version}`
-        : A.info.workflow === B.info.workflow
-          ? `two runs of ${A.info.workflow}`
-          : `different workflows (${A.info.workflow} and ${B.info.workflow})`;
-  const da = cmp.divergence !== undefined ? cmp.a[cmp.divergence] : undefined;
-  const db = cmp.divergence !== undefined ? cmp.b[cmp.divergence] : undefined;
-  const n = Math.max(cmp.a.length, cmp.b.length);
+  const changes = changeList(diffState(sa, sb));
+  const marksA = new Map(changes.filter((c) => c.op !== 'added').map((c) => [c.at, c.op] as const));
+  const marksB = new Map(changes.filter((c) => c.op !== 'removed').map((c) => [c.at, c.op] as const));
+  const relation = describeRelation(cmp.relation, A.info, B.info);
+  const divergence = cmp.identical ? undefined : cmp.shared;
+  const [ea, eb] = [cmp.a.effective, cmp.b.effective];
+  const da = divergence !== undefined ? ea[divergence] : undefined;
+  const db = divergence !== undefined ? eb[divergence] : undefined;
+  const n = Math.max(ea.length, eb.length);
 
   return (
     <section class="page diff-page" data-testid="diff">
@@ -117,15 +121,15 @@ export function DiffView({ a, b, onError }: { a: string; b: string; onError(e: u
             </div>
             <ol class="timeline cmp">
               {Array.from({ length: n }, (_, i) => {
-                const e = (side === 0 ? cmp.a : cmp.b)[i];
-                const cls = i < cmp.shared ? 'shared' : i === cmp.divergence ? 'diverge' : 'own';
-                if (!e && i !== cmp.divergence) return null;
+                const e = (side === 0 ? ea : eb)[i];
+                const cls = i < cmp.shared ? 'shared' : i === divergence ? 'diverge' : 'own';
+                if (!e && i !== divergence) return null;
                 return (
                   <li key={i} class={`row ${cls}${e ? '' : ' blank'}`} data-index={i}>
                     <span class="v">{e ? e.version : ''}</span>
-                    <span class="type">{e ? e.type : i === cmp.divergence ? '(ends)' : ''}</span>
+                    <span class="type">{e ? e.type : i === divergence ? '(ends)' : ''}</span>
                     <span class="sum">
-                      <span class="text">{e ? summarise(e) : ''}</span>
+                      <span class="text">{e ? summaryOf(e, (v) => short(v)) : ''}</span>
                     </span>
                   </li>
                 );
@@ -161,9 +165,7 @@ export function DiffView({ a, b, onError }: { a: string; b: string; onError(e: u
               <span class="op">{c.op === 'added' ? '+' : c.op === 'removed' ? '−' : '~'}</span>
               <span class="mono">{c.at}</span>
               <span class="mono val">
-                {c.op === 'changed'
-                  ? `${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`
-                  : JSON.stringify(c.op === 'added' ? c.to : c.from)}
+                {c.op === 'changed' ? `${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}` : JSON.stringify(c.value)}
               </span>
             </div>
           ))}
@@ -171,4 +173,17 @@ export function DiffView({ a, b, onError }: { a: string; b: string; onError(e: u
       </div>
     </section>
   );
+}
+
+function describeRelation(relation: Relation, a: RunInfo, b: RunInfo): string {
+  switch (relation.kind) {
+    case 'fork':
+      return `${relation.child} is a fork of ${relation.parent} at v${relation.version}`;
+    case 'siblings':
+      return `forks of ${relation.parent} at v${relation.versions[0]} and v${relation.versions[1]}`;
+    case 'same-workflow':
+      return `two runs of ${relation.workflow}`;
+    case 'unrelated':
+      return `different workflows (${a.workflow} and ${b.workflow})`;
+  }
 }

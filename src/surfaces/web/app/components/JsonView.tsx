@@ -1,5 +1,5 @@
 import type { ComponentChildren } from 'preact';
-import { formatPath, isObject, type Path, sameJson } from '../model';
+import { formatPath, isJsonObject as isObject, type StatePath as Path, sameJson } from '../model';
 
 type Mark = 'added' | 'removed' | 'changed';
 

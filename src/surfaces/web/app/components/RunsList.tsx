@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, follow, listRuns } from '../api';
-import { age, type RunStatus, type RunSummary, STATUS_LABEL, STATUSES } from '../model';
+import { age, RUN_STATUSES, type RunStatus, type RunSummary, STATUS_LABEL } from '../model';
 import { navigate } from '../router';
 import { StatusPill } from './StatusPill';
 
@@ -131,7 +131,7 @@ export function RunsList({ onError, onLive }: Props) {
           <button type="button" class={`chip${filters.status === '' ? ' on' : ''}`} onClick={() => setFilters({ ...filters, status: '' })}>
             all <span class="n">{runs?.length ?? 0}</span>
           </button>
-          {STATUSES.filter((s) => counts[s] || filters.status === s).map((s) => (
+          {RUN_STATUSES.filter((s) => counts[s] || filters.status === s).map((s) => (
             <button
               type="button"
               key={s}
@@ -151,7 +151,7 @@ export function RunsList({ onError, onLive }: Props) {
             onChange={(e) => setFilters({ ...filters, status: (e.target as HTMLSelectElement).value as RunStatus | '' })}
           >
             <option value="">any</option>
-            {STATUSES.map((s) => (
+            {RUN_STATUSES.map((s) => (
               <option key={s} value={s}>
                 {STATUS_LABEL[s]}
               </option>

@@ -1,6 +1,6 @@
-import { STATUS_LABEL } from '../model';
+import { type RunStatus, STATUS_LABEL } from '../model';
 
-export function StatusPill({ status }: { status: string }) {
+export function StatusPill({ status }: { status: RunStatus }) {
   return (
     <span class={`pill st-${status}`} data-status={status}>
       <span class="pdot" />

