@@ -26,6 +26,7 @@ const RUN = 'trip-demo';
 const OTHER = 'trip-b';
 const STUCK = 'payout-7';
 const FAILED = 'report-3';
+const WAITING = 'refund-9';
 
 /** A payout whose refund fails until the bank is back: its rollback gets stuck and needs attention. */
 const bank = { refunds: true };
@@ -62,6 +63,17 @@ const report = defineWorkflow<{ month: string }, Record<string, never>>({
   },
 });
 
+/** A refund that waits for a person's approval before it pays. */
+const refund = defineWorkflow<{ cents: number }, null>({
+  name: 'refund',
+  initialState: null,
+  apply: (s) => s,
+  run: async (ctx, input) => {
+    await ctx.approve('large-refund', { details: { cents: input.cents } });
+    return ctx.step('pay-back', () => `RF-${input.cents}`);
+  },
+});
+
 let dir: string;
 let store: EventStore;
 let runtime: Runtime;
@@ -91,12 +103,13 @@ beforeAll(async () => {
   await runTravelDemo(store, { runId: RUN });
   runtime = createRuntime({
     store,
-    workflows: [...exampleWorkflows(), payout, report],
+    workflows: [...exampleWorkflows(), payout, report, refund],
     compensationRetry: { attempts: 2, initialDelayMs: 1 },
   });
   await runtime.start(report, { month: '2026-10' }, { runId: FAILED });
   bank.refunds = false;
   await runtime.start(payout, { to: 'ada', cents: 4200 }, { runId: STUCK });
+  await runtime.start(refund, { cents: 90_000 }, { runId: WAITING });
   server = await startServer({ store, runtime, port: 0, staticDir: WEB_DIST, log: () => {} });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -153,7 +166,8 @@ describe('web debugger in headless Chromium', () => {
     await page.fill('input[aria-label="search run id"]', 'demo');
     await expect.poll(() => page.locator('table.runs tbody tr').count()).toBe(1);
     await page.fill('input[aria-label="search run id"]', '');
-    await expect.poll(() => page.locator('table.runs tbody tr').count()).toBe(4);
+    await expect.poll(() => page.locator('table.runs tbody tr').count()).toBe(5);
+    expect(await page.locator(`tr[data-run="${WAITING}"] .pill`).getAttribute('data-status')).toBe('waiting');
     await page.locator('body').click({ position: { x: 5, y: 300 } });
     await shot('runs-list');
     expect(errors).toEqual([]);
@@ -348,6 +362,24 @@ describe('web debugger in headless Chromium', () => {
     const head = await store.streamVersion(runStreamId(STUCK));
     await expect.poll(() => page.locator('[data-testid=timeline] li').count()).toBe(head);
     expect(await retry.isDisabled()).toBe(true);
+  });
+
+  it('shows what a run waits for, and approves it from the UI with the reviewer named', async () => {
+    await page.goto(`${server.url}/#/runs/${WAITING}`);
+    await expect.poll(() => page.locator('.title-line .pill').getAttribute('data-status')).toBe('waiting');
+    const waiting = page.locator('[data-testid=waiting]');
+    expect(await waiting.innerText()).toMatch(/waiting for approval\s+large-refund\s+\{"cents":90000\}/);
+    await page.locator('[data-action=reject]').click();
+    // A rejection needs a reason: the confirm button stays disabled without one.
+    expect(await page.locator('.modal [data-testid=confirm]').isDisabled()).toBe(true);
+    await page.locator('.modal [data-testid=cancel]').click();
+    await page.locator('[data-action=approve]').click();
+    await page.locator('.modal input[name=actor]').fill('ana');
+    await page.locator('.modal [data-testid=confirm]').click();
+    await expect.poll(() => page.locator('.title-line .pill').getAttribute('data-status')).toBe('completed');
+    const received = (await store.read(runStreamId(WAITING))).find((e) => e.type === 'SignalReceived');
+    expect(received?.data).toMatchObject({ name: 'approval:large-refund', payload: { approved: true }, actor: 'ana' });
+    expect(await waiting.count()).toBe(0);
   });
 
   it('shows the workflow state from the time-travel route, and forks at a selected event', async () => {

@@ -115,6 +115,11 @@ export function retry(runId: string, note?: string): Promise<ActionResult> {
   return call<RunInfo>(`/runs/${enc(runId)}/retry`, { method: 'POST', body: note ? { note } : {} });
 }
 
+/** A reviewer's decision on what the run asks approval for (ctx.approve): a rejection goes through the run's policy. */
+export function decide(runId: string, label: string, body: { approved: boolean; reason?: string; actor?: string }): Promise<ActionResult> {
+  return call<RunInfo>(`/runs/${enc(runId)}/approvals/${enc(label)}`, { method: 'POST', body });
+}
+
 export function resume(runId: string): Promise<ActionResult> {
   return call<RunInfo>(`/runs/${enc(runId)}/resume`, { method: 'POST' });
 }

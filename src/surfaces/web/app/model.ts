@@ -72,6 +72,10 @@ const KINDS: Record<RunEventType, Kind> = {
   RunCompleted: 'end',
   RunFailed: 'endfail',
   RunCancelled: 'endfail',
+  // A run that waits for a person or another system is drawn like one that needs attention.
+  WaitStarted: 'attention',
+  SignalReceived: 'value',
+  WaitTimedOut: 'fail',
 };
 
 function kindOf(event: EventEnvelope): Kind {

@@ -55,7 +55,7 @@ export function Dialog({ title, children, confirmLabel, danger, busy, error, dis
           </p>
         ) : null}
         <div class="modal-actions">
-          <button type="button" class="btn" onClick={onCancel} disabled={busy}>
+          <button type="button" class="btn" onClick={onCancel} disabled={busy} data-testid="cancel">
             Cancel
           </button>
           <button type="submit" class={`btn primary${danger ? ' danger' : ''}`} disabled={busy || disabled} data-testid="confirm">

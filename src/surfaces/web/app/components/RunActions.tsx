@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import * as api from '../api';
 import { Dialog } from './Dialog';
 
-// The operator's dialogs on a run: roll back to a checkpoint, and the actions that only ask for a confirmation (fork, retry).
+// The operator's dialogs on a run: roll back to a checkpoint, decide an approval, and the actions that only ask for a confirmation (fork, retry).
 
 export function RollbackDialog({
   runId,
@@ -121,6 +121,79 @@ export function SimpleAction({
       }}
     >
       <p>{text}</p>
+    </Dialog>
+  );
+}
+
+/** A reviewer's yes or no to what the run asks approval for; a no needs a reason, and goes through the run's failure policy. */
+export function DecisionDialog({
+  runId,
+  label,
+  details,
+  approve,
+  onClose,
+  onDone,
+}: {
+  runId: string;
+  label: string;
+  details: unknown;
+  approve: boolean;
+  onClose(): void;
+  onDone(info: api.ActionResult): void;
+}) {
+  const [reason, setReason] = useState('');
+  const [actor, setActor] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | undefined>();
+  return (
+    <Dialog
+      title={`${approve ? 'Approve' : 'Reject'} “${label}” for ${runId}?`}
+      confirmLabel={approve ? 'Approve' : 'Reject'}
+      danger={!approve}
+      busy={busy}
+      error={error}
+      disabled={!approve && reason.trim() === ''}
+      onCancel={onClose}
+      onConfirm={async () => {
+        setBusy(true);
+        setError(undefined);
+        try {
+          const who = actor.trim() ? { actor: actor.trim() } : {};
+          const info = await api.decide(runId, label, { approved: approve, ...(reason.trim() ? { reason: reason.trim() } : {}), ...who });
+          onClose();
+          onDone(info);
+        } catch (e) {
+          setError(e instanceof api.ApiError ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e));
+          setBusy(false);
+        }
+      }}
+    >
+      <p>
+        {approve
+          ? 'The run goes on from its approval. Your decision, your reason and your name are recorded in the log.'
+          : "A rejection is a trigger: the run's failure policy decides what follows (for example a rollback that compensates). It is recorded with your reason and name."}
+      </p>
+      {details === undefined ? null : <pre class="details">{JSON.stringify(details, null, 2)}</pre>}
+      <label class="field block">
+        <span>reason{approve ? ' (optional)' : ''}</span>
+        <input
+          type="text"
+          name="reason"
+          value={reason}
+          placeholder="why"
+          onInput={(e) => setReason((e.target as HTMLInputElement).value)}
+        />
+      </label>
+      <label class="field block">
+        <span>your name (recorded as the actor)</span>
+        <input
+          type="text"
+          name="actor"
+          value={actor}
+          placeholder="optional"
+          onInput={(e) => setActor((e.target as HTMLInputElement).value)}
+        />
+      </label>
     </Dialog>
   );
 }

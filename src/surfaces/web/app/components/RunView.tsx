@@ -6,7 +6,7 @@ import { useRunLog } from '../hooks/useRunLog';
 import { age, historyOf, plural, rowsOf } from '../model';
 import { navigate } from '../router';
 import { CompareWith } from './CompareWith';
-import { RollbackDialog, SimpleAction } from './RunActions';
+import { DecisionDialog, RollbackDialog, SimpleAction } from './RunActions';
 import { RunDetail } from './RunDetail';
 import { StatusPill } from './StatusPill';
 import { Overview, Timeline } from './Timeline';
@@ -22,7 +22,7 @@ interface Props {
   toast(text: string, kind?: 'ok' | 'error'): void;
 }
 
-type Action = 'rollback' | 'fork' | 'retry';
+type Action = 'rollback' | 'fork' | 'retry' | 'approve' | 'reject';
 
 /** One run: its timeline, the state at the selected event and what changed, the raw event, and the operator's buttons. */
 export function RunView({ runId, version, visit, caps, onError, onLive, toast }: Props) {
@@ -152,6 +152,35 @@ export function RunView({ runId, version, visit, caps, onError, onLive, toast }:
           </p>
         ) : null}
         {info.status === 'failed' && info.error ? <p class="attention">failed: {info.error.message}</p> : null}
+        {info.waiting ? (
+          <p class="waiting" role="status" data-testid="waiting">
+            {info.waiting.approval ? (
+              <>
+                waiting for approval <b>{info.waiting.approval.label}</b>
+                {info.waiting.approval.details === undefined ? null : <code> {JSON.stringify(info.waiting.approval.details)}</code>}
+                <button type="button" class="btn" data-action="approve" onClick={() => setAction('approve')}>
+                  ✓ Approve…
+                </button>
+                <button type="button" class="btn danger" data-action="reject" onClick={() => setAction('reject')}>
+                  ✗ Reject…
+                </button>
+              </>
+            ) : (
+              <>
+                waiting for signal <b>{info.waiting.name}</b> (send it with <code>rewind signal</code> or POST /runs/…/signals/…)
+              </>
+            )}
+            {info.waiting.timeoutAt === undefined ? null : (
+              <span class="dim"> · times out {age(new Date(info.waiting.timeoutAt).toISOString())}</span>
+            )}
+          </p>
+        ) : null}
+        {info.pointOfNoReturn ? (
+          <p class="no-return">
+            point of no return: <b>{info.pointOfNoReturn.step}</b> at v{info.pointOfNoReturn.version} cannot be undone; a rollback before it
+            needs past: 'irreversible'
+          </p>
+        ) : null}
         {rollbacks.length > 0 ? (
           <p class="rollbacks">
             {rollbacks.map((r) => (
@@ -210,6 +239,21 @@ export function RunView({ runId, version, visit, caps, onError, onLive, toast }:
           onDone={(i) => {
             toast(`Forked as ${i.runId}`);
             navigate(`/runs/${encodeURIComponent(i.runId)}`);
+          }}
+        />
+      ) : null}
+      {(action === 'approve' || action === 'reject') && info.waiting?.approval ? (
+        <DecisionDialog
+          runId={runId}
+          label={info.waiting.approval.label}
+          details={info.waiting.approval.details}
+          approve={action === 'approve'}
+          onClose={() => setAction(undefined)}
+          onDone={(i) => {
+            setInfo(i);
+            followTail.current = true;
+            void catchUp().catch(() => {});
+            toast(`${action === 'approve' ? 'Approved' : 'Rejected'}: the run is now ${i.status.replace('_', ' ')}`);
           }}
         />
       ) : null}
