@@ -2,8 +2,9 @@
  * A travel agent: book a flight, charge the card, book a hotel. The first
  * hotel is full, so the run rolls back to its "planned" checkpoint (the card
  * is refunded and the flight cancelled, newest first) and the agent, which
- * can see that it runs after a rollback, books the next hotel. `rewind demo`
- * runs it.
+ * can see that it runs after a rollback, books the next hotel. A fare above
+ * LARGE_PAYMENT waits for a person's approval before the card is charged.
+ * `rewind demo` runs it.
  *
  *   npx tsx examples/travel.ts                               (in this repository)
  *   node node_modules/rewind-runtime/dist/examples/travel.js   (from the installed package)
@@ -18,7 +19,12 @@ export const TripInput = z.object({
   to: z.string().min(1),
   /** In order of preference: after each rollback the agent tries the next one. */
   hotels: z.array(z.string().min(1)).min(1),
+  /** The fare in euros; above LARGE_PAYMENT a person must approve the charge. */
+  fare: z.number().positive().optional(),
 });
+
+/** Charges above this (euros) wait for a person's approval: `rewind approve <run> large-payment`. */
+export const LARGE_PAYMENT = 1000;
 export type TripInput = z.infer<typeof TripInput>;
 
 export interface TripState {
@@ -101,6 +107,13 @@ export function travelWorkflow(world: TravelWorld) {
       await ctx.checkpoint('planned');
       const flight = await ctx.step('book-flight', ({ idempotencyKey }) => world.bookFlight(idempotencyKey));
       await ctx.emit({ type: 'FlightBooked', data: { booking: flight } });
+      if ((input.fare ?? 0) > LARGE_PAYMENT) {
+        // A person looks at large charges first; a rejection cancels the flight (rolls back to the plan) and ends the trip.
+        await ctx.approve('large-payment', {
+          details: { traveller: input.traveller, fare: input.fare },
+          onFailure: { rollbackTo: 'planned', after: 'fail' },
+        });
+      }
       const payment = await ctx.step('charge-card', ({ idempotencyKey }) => world.charge(idempotencyKey));
       await ctx.emit({ type: 'CardCharged', data: { payment } });
       // After a rollback the agent knows which hotels failed (ctx.rollbacks) and picks the next one.

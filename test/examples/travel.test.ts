@@ -27,6 +27,30 @@ describe('examples/travel', () => {
     expect(events.filter((e) => e.status === 'rolled_back')).toHaveLength(17);
   });
 
+  it('a large fare waits for a person: approved, the card is charged; rejected, the flight is cancelled and the trip fails', async () => {
+    const store = await makeStore();
+    const world = new TravelWorld([]);
+    const runtime = createRuntime({ store, workflows: [travelWorkflow(world)] });
+    const trip = { traveller: 'Ada', from: 'LHR', to: 'NRT', hotels: ['Harbour Inn'], fare: 2400 };
+    const asked = await runtime.start('travel', trip, { runId: 'big-1' });
+    expect(asked.status).toBe('waiting');
+    expect(asked.waiting).toEqual({
+      name: 'approval:large-payment',
+      approval: { label: 'large-payment', details: { traveller: 'Ada', fare: 2400 } },
+    });
+    expect(world.payments.size).toBe(0);
+    const approved = await runtime.approve('big-1', 'large-payment', { actor: 'finance', reason: 'within policy' });
+    expect(approved.status).toBe('completed');
+    expect([...world.payments.values()]).toEqual(['charged']);
+
+    await runtime.start('travel', trip, { runId: 'big-2' });
+    const rejected = await runtime.reject('big-2', 'large-payment', { actor: 'finance', reason: 'take the train' });
+    expect(rejected.status).toBe('failed');
+    expect(rejected.error?.message).toBe('approval "large-payment" was rejected by finance: take the train');
+    expect([...world.flights.values()]).toEqual(['booked', 'cancelled']);
+    expect([...world.payments.values()]).toEqual(['charged']);
+  });
+
   it('refuses input that is not a trip before any step runs, and writes nothing', async () => {
     const store = await makeStore();
     const world = new TravelWorld();
