@@ -12,7 +12,7 @@ import type { RollbackInfo } from './workflow.js';
  * `seq` is the ordinal of a ctx call in the run's effective execution; it is
  * how replay matches a call to its journal entry. After a rollback the same
  * seq is reused by the new path, which is fine: the old entry is no longer in
- * the effective history (see history.ts).
+ * the effective history (see journal.ts).
  */
 export const RunEvents = {
   /** First event of every run. */
@@ -44,7 +44,7 @@ export const RunEvents = {
   RunCompleted: 'RunCompleted',
   RunFailed: 'RunFailed',
   RunCancelled: 'RunCancelled',
-  /** A fork's copy of the original ends here; what follows is the fork's own (time-travel.ts). */
+  /** A fork's copy of the original ends here; what follows is the fork's own (fork.ts). */
   ForkedFrom: 'ForkedFrom',
   /** ctx.waitFor / ctx.approve: the run parks here until a signal of this name (or the timeout). */
   WaitStarted: 'WaitStarted',

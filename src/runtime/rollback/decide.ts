@@ -40,8 +40,15 @@ import type { RetryOptions } from '../policy.js';
 //                 marker in one commit (group.ts).
 //   needs_attention: rests until an operator appends CompensationRetried
 //                 (a fresh budget, same key) or ResolvedByHand.
+//   waiting (a WaitStarted at the tail): rests until its mailbox holds a
+//                 signal of that name or its deadline has passed; then forward
+//                 (the pass records the answer or the timeout, a trigger).
 //   rolled_back: after 'retry' goes forward at once; after 'stop' rests until
 //                 resumed.
+//
+// An irreversible step in the window is left as it is and named in the marker
+// (the request said `past: 'irreversible'`; commands.ts and the pass refuse a
+// rollback past one otherwise).
 //
 // A step that started and has no end is "in doubt": its effect may have
 // happened. It is never dropped: with an undo hook it is settled, then undone;
