@@ -62,6 +62,15 @@ export {
   toolStepsProjection,
 } from './read-models.js';
 export {
+  checkRun,
+  type Divergence,
+  MAX_REPORTED,
+  type ReplayCheckOptions,
+  type ReplayReport,
+  type RunCheck,
+  type RunSelection,
+} from './replay-check.js';
+export {
   type DecideOptions,
   type Hooks,
   markerOf,
@@ -71,6 +80,7 @@ export {
   type Rest,
   type StepRef,
 } from './rollback/decide.js';
+export { type ExportedRun, exportRun, importRun, parseExportedRun, RUN_EXPORT_FORMAT } from './run-export.js';
 export { streamOf as runStreamId } from './run-log.js';
 export {
   type ClaimedRun,
@@ -110,6 +120,7 @@ export {
   type StateAt,
   TimeTravelError,
 } from './time-travel.js';
+export { WorkflowVersionNotFoundError } from './versioning.js';
 export { createWorker, type Worker, type WorkerEvent, type WorkerOptions } from './worker.js';
 export {
   type CompensationIO,

@@ -24,6 +24,8 @@ const ms = (iso: string) => Date.parse(iso);
 export interface RunDoc extends Doc {
   runId: string;
   workflow: string;
+  /** The version of the workflow the run started under, and goes on under until it ends. */
+  workflowVersion: string;
   status: RunStatus;
   /** The step running now (started, not ended), if any. */
   currentStep: string | null;
@@ -43,7 +45,8 @@ export interface RunDoc extends Doc {
 
 export const runsProjection = defineProjection<RunDoc, 'runs'>({
   name: 'runs',
-  version: 1,
+  // 2: workflowVersion.
+  version: 2,
   streamPrefix: RUN_PREFIX,
   key: (e) => e.streamId,
   evolve(doc, e) {
@@ -52,6 +55,7 @@ export const runsProjection = defineProjection<RunDoc, 'runs'>({
       return {
         runId: d.runId ?? runIdOf(e.streamId),
         workflow: d.workflow,
+        workflowVersion: d.workflowVersion,
         status: 'running',
         currentStep: null,
         lastError: null,

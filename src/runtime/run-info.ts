@@ -33,6 +33,8 @@ export interface RunInfo<S = unknown, O = unknown> {
 export interface RunSummary {
   runId: string;
   workflow: string;
+  /** The version of the workflow the run started under, and goes on under until it ends. */
+  workflowVersion: string;
   status: RunStatus;
   version: number;
   startedAt: string;
@@ -47,7 +49,8 @@ export interface RunFilter {
 /** The largest page listPage() answers (and the most streams it reads from the store's list at once). */
 export const MAX_RUNS_PAGE = 1000;
 
-type Lookup = (name: string) => Workflow | undefined;
+/** The reducer to read a run's state with, by the workflow's name and the version the run started under. */
+type Lookup = (name: string, version: string) => Workflow | undefined;
 
 /**
  * Reads the run from its newest Checkpoint (or the target of its newest
@@ -85,7 +88,7 @@ export function infoOf(started: RunEventOf<'RunStarted'>, window: readonly Event
   }
   const last = window[window.length - 1] ?? started;
   const { runId, workflow: name, workflowVersion, input } = started.data;
-  const workflow = workflows(name);
+  const workflow = workflows(name, workflowVersion);
   const end = asRunEvent(last);
   const attention = lastAttention(window);
   return {
@@ -122,6 +125,7 @@ export async function* runSummaries(
       const summary: RunSummary = {
         runId: first.data.runId,
         workflow: first.data.workflow,
+        workflowVersion: first.data.workflowVersion,
         status: statusAfter(last),
         version: last.version,
         startedAt: first.recordedAt,

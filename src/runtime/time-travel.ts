@@ -313,14 +313,20 @@ export interface StateAt<S = unknown> {
  * Reads only from the point back to the newest checkpoint effective there,
  * so the cost follows the distance to that checkpoint, not the run's length.
  */
-export async function readStateAt<S>(store: EventStore, runId: string, workflowOf: (name: string) => Reducer, at: At): Promise<StateAt<S>> {
+export async function readStateAt<S>(
+  store: EventStore,
+  runId: string,
+  workflowOf: (name: string, version?: string) => Reducer,
+  at: At,
+): Promise<StateAt<S>> {
   const stream = streamOf(runId);
   const head = await store.streamVersion(stream);
   if (head === 0) throw new RunNotFoundError(runId);
   // A version needs no reading to resolve; a time or a label is looked up in the whole stream.
   const version = isVersion(at) ? checkVersion(runId, head, at) : resolveAt(runId, await store.read(stream), at);
   const [first] = await store.read(stream, { from: 1, to: 1 });
-  const workflow = workflowOf((first as EventEnvelope<string, RunStartedData>).data.workflow);
+  const started = (first as EventEnvelope<string, RunStartedData>).data;
+  const workflow = workflowOf(started.workflow, started.workflowVersion);
   const backward: EventEnvelope[] = [];
   const minTarget = { value: Number.POSITIVE_INFINITY };
   let found = -1;
@@ -358,6 +364,8 @@ export interface ForkSpec {
   version: number;
   runId: string;
   workflow: string;
+  /** The version of the code the fork goes on under; the original's when undefined. */
+  workflowVersion?: string;
   /** The fork's input; the original's when undefined. */
   input?: Json;
 }
@@ -413,7 +421,7 @@ export function planFork(original: readonly EventEnvelope[], spec: ForkSpec): Fo
         ? ({
             runId: spec.runId,
             workflow: spec.workflow,
-            workflowVersion: started.workflowVersion,
+            workflowVersion: spec.workflowVersion ?? started.workflowVersion,
             input: spec.input === undefined ? started.input : spec.input,
             forkedFrom,
           } satisfies RunStartedData)
@@ -495,7 +503,7 @@ function relationOf(a: RunStartedData, b: RunStartedData): Relation {
 export function diffRuns(
   aEvents: readonly EventEnvelope[],
   bEvents: readonly EventEnvelope[],
-  options: { aVersion?: number; bVersion?: number; workflowOf?: (name: string) => Reducer | undefined } = {},
+  options: { aVersion?: number; bVersion?: number; workflowOf?: (name: string, version?: string) => Reducer | undefined } = {},
 ): RunDiff {
   const aStart = aEvents[0]?.data as RunStartedData;
   const bStart = bEvents[0]?.data as RunStartedData;
@@ -516,8 +524,8 @@ export function diffRuns(
   const pick = (e: EventEnvelope | undefined) => (e ? { version: e.version, type: e.type, data: e.data } : undefined);
   const da = pick(ea[shared]);
   const db = pick(eb[shared]);
-  const wa = options.workflowOf?.(aStart.workflow);
-  const wb = options.workflowOf?.(bStart.workflow);
+  const wa = options.workflowOf?.(aStart.workflow, aStart.workflowVersion);
+  const wb = options.workflowOf?.(bStart.workflow, bStart.workflowVersion);
   let state: RunDiff['state'];
   if (wa && wb) {
     const sa = foldState(wa, effectiveEvents(aPrefix));
@@ -581,14 +589,14 @@ export async function writeFork(
   store: EventStore,
   runId: string,
   options: ForkOptions,
-  workflowOf: (name: string) => Workflow,
+  workflowOf: (name: string, version?: string) => Workflow,
 ): Promise<string> {
   const events = await store.read(streamOf(runId));
   if (events.length === 0) throw new RunNotFoundError(runId);
   const started = events[0]?.data as RunStartedData;
   const workflow =
     options.workflow === undefined
-      ? workflowOf(started.workflow)
+      ? workflowOf(started.workflow, started.workflowVersion)
       : typeof options.workflow === 'string'
         ? workflowOf(options.workflow)
         : options.workflow;
@@ -618,7 +626,13 @@ export async function writeFork(
     throw new ValidationError(`invalid run id ${JSON.stringify(forkId)}`, [], 'use 1-200 letters, digits and _ . : @ -');
   }
   const version = options.at === undefined ? events.length : resolveAtForFork(runId, events, options.at);
-  const plan = planFork(events, { version, runId: forkId, workflow: workflow.name, ...(input === undefined ? {} : { input }) });
+  const plan = planFork(events, {
+    version,
+    runId: forkId,
+    workflow: workflow.name,
+    workflowVersion: workflow.version,
+    ...(input === undefined ? {} : { input }),
+  });
   try {
     await store.append(streamOf(forkId), plan.events, { expectedVersion: 'no_stream' });
   } catch (error) {
@@ -645,7 +659,7 @@ export async function diffStoredRuns(
   a: string,
   b: string,
   options: { at?: At | [At, At] },
-  workflowOf: (name: string) => Reducer | undefined,
+  workflowOf: (name: string, version?: string) => Reducer | undefined,
 ): Promise<RunDiff> {
   const [ea, eb] = await Promise.all([store.read(streamOf(a)), store.read(streamOf(b))]);
   if (ea.length === 0) throw new RunNotFoundError(a);

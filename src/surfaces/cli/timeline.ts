@@ -48,6 +48,8 @@ function summarise(type: string, d: Record<string, any>): string {
       return `${d.name}: ${d.error?.message}${d.final ? '' : ' (will retry)'}`;
     case RunEvents.ValueRecorded:
       return `${d.kind} = ${d.value}`;
+    case RunEvents.ChangeRecorded:
+      return `takes change "${d.change}"`;
     case RunEvents.Checkpoint:
       return `"${d.label}"`;
     case RunEvents.RollbackRequested:

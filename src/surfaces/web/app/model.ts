@@ -23,6 +23,8 @@ export const STATUSES: RunStatus[] = ['running', 'completed', 'failed', 'rolling
 export interface RunSummary {
   runId: string;
   workflow: string;
+  /** The version of the workflow the run started under, and goes on under until it ends. */
+  workflowVersion: string;
   status: RunStatus;
   version: number;
   startedAt: string;
@@ -36,7 +38,6 @@ export interface ErrorInfo {
 }
 
 export interface RunInfo extends RunSummary {
-  workflowVersion: string;
   state?: unknown;
   input?: unknown;
   output?: unknown;
