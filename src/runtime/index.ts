@@ -80,7 +80,7 @@ export {
   type Rest,
   type StepRef,
 } from './rollback/decide.js';
-export { type ExportedRun, exportRun, importRun, parseExportedRun, RUN_EXPORT_FORMAT } from './run-export.js';
+export { type ExportedRun, exportRun, importRun, parseExportedRun, RUN_EXPORT_FORMAT, readExportedRun } from './run-export.js';
 export { streamOf as runStreamId } from './run-log.js';
 export {
   type ClaimedRun,

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { EventEnvelope, NewEvent } from '../events/envelope.js';
 import { ValidationError } from '../events/errors.js';
@@ -87,4 +88,21 @@ export async function importRun(store: EventStore, run: ExportedRun): Promise<st
   }));
   await store.append(streamOf(run.runId), events, { expectedVersion: 'no_stream' });
   return run.runId;
+}
+
+/** Reads and checks a file written by `rewind export`: a typed error for a file that is missing, not JSON or not a run. */
+export function readExportedRun(file: string): ExportedRun {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ValidationError(`cannot read the exported run ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ValidationError(`the exported run ${file} is not JSON: ${(error as Error).message}`);
+  }
+  return parseExportedRun(value, file);
 }
