@@ -30,6 +30,7 @@ export const SECTIONS: Record<string, Section> = {
   postgres: async (s, url) => (await import('./store-postgres.js')).benchPostgresStore(await url(), s),
   runtime: async (s, url) => (await import('./runtime.js')).benchRuntime(s, url),
   audit: async (s, url) => (await import('./audit.js')).benchAudit(s, url),
+  replay: async (s) => (await import('./replay-check.js')).benchReplayCheck(s),
   projections: async (s, url) =>
     (await fromCheckout<{ benchProjections: (s: number, u: () => Promise<string>) => Promise<void> }>('projections')).benchProjections(
       s,

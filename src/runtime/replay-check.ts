@@ -98,6 +98,9 @@ export async function replayCheck(store: EventStore, c: CheckContext, options: R
     const run = picked || (await matches(store, streamId, selection)) ? await checkRun(await store.read(streamId), store, c) : undefined;
     done++;
     if (run) tally(report, run);
+    // A turn of the event loop per run: a store that answers synchronously (SQLite) would otherwise run the whole
+    // check as one job, and V8 keeps every WeakRef made in a job (AbortSignal.any makes some per pass) alive until it ends.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     options.onProgress?.({ done, total, ...(run ? { run } : {}) });
   }
   report.ok = report.diverges === 0 && report.noCode === 0;
