@@ -27,6 +27,7 @@ export const SECTIONS: Record<string, Section> = {
   postgres: async (s, url) => (await import('./store-postgres.js')).benchPostgresStore(await url(), s),
   runtime: async (s, url) => (await import('./runtime.js')).benchRuntime(s, url),
   audit: async (s, url) => (await import('./audit.js')).benchAudit(s, url),
+  replay: async (s) => (await import('./replay-check.js')).benchReplayCheck(s),
 };
 
 export async function runBench(options: BenchOptions = {}): Promise<Record<string, unknown>> {

@@ -94,9 +94,14 @@ export interface PassOptions {
    * 'run' goes live at the end of the journal. 'replay' stops there: it replays
    * only to gather the closures of the journaled steps (compensate / verify
    * hooks, and the functions of steps left open) for a rollback carried out
-   * by a process that did not run them.
+   * by a process that did not run them. 'check' stops there too, and checks
+   * the whole journal against the code (replay-check.ts): an entry the code
+   * never asked for when `run` ends is a divergence, as is, when `ended`,
+   * any call past the journal's end.
    */
-  mode: 'run' | 'replay';
+  mode: 'run' | 'replay' | 'check';
+  /** 'check' only: the run's code returned or threw where the journal ends (the run completed, or failed other than by a rollback). */
+  ended?: boolean;
   /** Aborted on cancel or shutdown: passed on to every step's signal; nothing new starts once it is. */
   signal: AbortSignal;
   /** Checked at every ctx call: an operator's rollback waits for the code to reach one. */
@@ -139,6 +144,10 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
   readonly #o: PassOptions;
   readonly #entries: JournalEntry[];
   #seq = 0;
+  /** ctx.changed answers, by change id: one per run. */
+  readonly #changes = new Map<string, boolean>();
+  /** A call met the end of the journal in a pass that does not go live: what comes after it was not checked. */
+  #edged = false;
   #state: S;
   #index: CheckpointIndex = {};
   /** Live steps not settled yet, so the outcome waits for siblings running in parallel to record theirs. */
@@ -197,8 +206,9 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     if (this.halt) return { kind: 'halted', halt: this.halt };
     const first = this.#candidates.sort((a, b) => a.at - b.at)[0];
     if (first) return { kind: 'rollback', request: first.request };
-    const unconsumed = this.#entries[this.#seq];
-    if (unconsumed && this.#o.mode === 'run') {
+    // A change the code no longer asks about is no divergence (see #call).
+    const unconsumed = this.#entries.slice(this.#seq).find((entry) => entry && entry.kind !== 'change');
+    if (unconsumed && this.#o.mode !== 'replay' && !this.#edged) {
       const error = new NonDeterminismError(this.runId, this.#seq, describe(unconsumed.kind, unconsumed.name), 'the end of run()');
       return { kind: 'halted', halt: new Halt('error', error) };
     }
@@ -231,9 +241,9 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
       const failure = Object.assign(new Error(error.message), error);
       return this.#trigger(policy, failure, trigger, step.failedAt ?? 0, { step: name, thrown, attempt: step.failed.attempt });
     }
-    if (this.#o.mode === 'replay') {
+    if (this.#o.mode !== 'run') {
       if (step?.open) this.finishers.set(step.key, { step: name, key: step.key, seq, fn, options });
-      throw EDGE;
+      throw this.#edge();
     }
     this.#goLive();
     const running = this.#runStep(seq, name, fn, options, policy, step);
@@ -254,7 +264,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
       recorded = entry.event;
       version = entry.version;
     } else {
-      if (this.#o.mode === 'replay') throw EDGE;
+      if (this.#o.mode !== 'run') throw this.#edge();
       this.#goLive();
       const [appended] = await this.#append([{ type: event.type, data, metadata: { seq } }]);
       version = (appended as EventEnvelope).version;
@@ -302,7 +312,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
       this.#index = { ...this.#index, [label]: entry.version };
       return;
     }
-    if (this.#o.mode === 'replay') throw EDGE;
+    if (this.#o.mode !== 'run') throw this.#edge();
     this.#goLive();
     const state = this.#state === undefined ? null : this.#state;
     jsonOrThrow(state, `state at checkpoint "${label}"`);
@@ -360,7 +370,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     let wait = entry?.kind === 'wait' ? entry : undefined;
     if (wait?.received) return { payload: parse(wait.received.payload), actor: wait.received.actor, at: wait.answeredAt ?? wait.version };
     if (wait?.timedOutAt !== undefined) return timedOut(wait.timedOutAt);
-    if (this.#o.mode === 'replay') throw EDGE;
+    if (this.#o.mode !== 'run') throw this.#edge();
     this.#goLive();
     if (!wait) {
       const timeoutAt = options.timeoutMs === undefined ? undefined : this.#o.clock.now() + options.timeoutMs;
@@ -392,12 +402,65 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     }
   }
 
-  /** Matches the next ctx call against the journal. */
-  #call(kind: JournalEntry['kind'], name: string): { seq: number; entry: JournalEntry | undefined } {
+  /**
+   * Unlike every other call, a change the journal does not hold where it is
+   * asked consumes nothing: a run that went past this point under older code
+   * has its next entry here, which the old path's call will match.
+   */
+  async changed(change: string): Promise<boolean> {
+    checkChangeId(change);
+    this.#enter();
+    const known = this.#changes.get(change);
+    if (known !== undefined) return known;
+    this.#skipChanges(change);
+    const entry = this.#entries[this.#seq];
+    let answer = true;
+    if (entry?.kind === 'change') this.#seq++;
+    else if (entry) answer = false;
+    // The code returned where this journal ends without ever asking: the old path.
+    else if (this.#o.mode === 'check' && this.#o.ended) answer = false;
+    else if (this.#o.mode !== 'run') throw this.#edge();
+    this.#changes.set(change, answer);
+    if (answer && !entry) {
+      const seq = this.#seq++;
+      this.#goLive();
+      await this.#record({ type: RunEvents.ChangeRecorded, data: { seq, change } });
+    }
+    return answer;
+  }
+
+  /** Checked at every ctx call: a halted pass stays halted, and a run told to stop stops here. */
+  #enter(): void {
     if (this.halt) throw this.halt;
     if (this.#o.shouldPause?.() || this.#o.signal.aborted) throw this.#halt(new Halt('paused'));
+  }
+
+  /**
+   * Passes over journaled changes the code does not ask about here: a
+   * `changed()` call removed once every run that could take its old path has
+   * ended leaves its entries behind in the runs that took the new one.
+   */
+  #skipChanges(asked?: string): void {
+    for (let entry = this.#entries[this.#seq]; entry?.kind === 'change' && entry.name !== asked; entry = this.#entries[this.#seq])
+      this.#seq++;
+  }
+
+  /** Where a pass that does not go live meets the journal's end. */
+  #edge(): Halt {
+    this.#edged = true;
+    return EDGE;
+  }
+
+  /** Matches the next ctx call against the journal. */
+  #call(kind: JournalEntry['kind'], name: string): { seq: number; entry: JournalEntry | undefined } {
+    this.#enter();
+    this.#skipChanges();
     const seq = this.#seq++;
     const entry = this.#entries[seq];
+    // The run's code ended here: anything more is code the run never ran.
+    if (!entry && this.#o.mode === 'check' && this.#o.ended) {
+      throw this.#halt(new Halt('error', new NonDeterminismError(this.runId, seq, 'the end of run()', describe(kind, name))));
+    }
     if (entry && (entry.kind !== kind || entry.name !== name)) {
       throw this.#halt(new Halt('error', new NonDeterminismError(this.runId, seq, describe(entry.kind, entry.name), describe(kind, name))));
     }
@@ -435,7 +498,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
   async #value(kind: ValueKind, produce: () => number | string): Promise<number | string> {
     const { seq, entry } = this.#call('value', kind);
     if (entry?.kind === 'value') return entry.value;
-    if (this.#o.mode === 'replay') throw EDGE;
+    if (this.#o.mode !== 'run') throw this.#edge();
     this.#goLive();
     const value = produce();
     await this.#record({ type: RunEvents.ValueRecorded, data: { seq, kind, value } });
@@ -484,7 +547,16 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
       started = false;
       let error: unknown;
       try {
-        const result = await runAttempt({ name, fn, options, key, attempt, signal: this.#o.signal, breakers: this.#o.breakers });
+        const result = await runAttempt({
+          name,
+          fn,
+          options,
+          key,
+          attempt,
+          signal: this.#o.signal,
+          breakers: this.#o.breakers,
+          clock: this.#o.clock,
+        });
         if (result !== undefined) jsonOrThrow(result, `result of step "${name}"`);
         const data = { seq, name, idempotencyKey: key, ...(result === undefined ? {} : { result: result as Json }) };
         await this.#record({ type: RunEvents.StepCompleted, data: { ...data, undo, ...compensationRetryOf(options) } });
@@ -547,7 +619,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     const decision = decide(policy, failure);
     // Live and replayed, the code must see the same error: what it is thrown is built only from what the journal holds.
     if (decision.kind === 'throw') throw thrown;
-    if (this.#o.mode === 'replay') throw EDGE;
+    if (this.#o.mode !== 'run') throw this.#edge();
     const target = this.#target(decision.to);
     const crossed = this.#irreversible.find((s) => s.startedAt > target.version);
     if (crossed && decision.past !== 'irreversible')
@@ -579,10 +651,10 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     return { version: 1, label: START_LABEL };
   }
 
-  /** Waits until `at` (epoch ms); cut short, with the halt, when the pass halts or a rollback is chosen. */
+  /** Waits until `at` (epoch ms); cut short, with the halt, when the pass halts or a rollback is chosen. A pass that does not go live never waits. */
   async #sleepUntil(at: number): Promise<void> {
     const ms = at - this.#o.clock.now();
-    if (ms <= 0) return;
+    if (ms <= 0 || this.#o.mode !== 'run') return;
     await this.#o.clock.sleep(ms, this.#waits).catch((e) => {
       throw this.halt ?? this.#stopping ?? e;
     });
@@ -590,7 +662,21 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
 }
 
 function describe(kind: string, name: string): string {
-  return kind === 'value' ? `ctx.${name}()` : `${kind} "${name}"`;
+  if (kind === 'value') return `ctx.${name}()`;
+  if (kind === 'change') return `ctx.changed("${name}")`;
+  return `${kind} "${name}"`;
+}
+
+const CHANGE_ID = /^[A-Za-z0-9_.:@/-]{1,200}$/;
+
+function checkChangeId(change: unknown): void {
+  if (typeof change !== 'string' || !CHANGE_ID.test(change)) {
+    throw new ValidationError(
+      `invalid change id ${JSON.stringify(change)}`,
+      [],
+      'name each change once, with 1-200 letters, digits and _ . : @ / -, and never reuse the name for another change',
+    );
+  }
 }
 
 function asError(error: unknown): Error {

@@ -21,7 +21,8 @@ import type { Workflow } from './workflow.js';
 
 export interface DriverContext {
   store: EventStore;
-  workflow(name: string): Workflow;
+  /** The code of a run: that version of the workflow (a typed error when it is not registered). */
+  workflow(name: string, version: string): Workflow;
   clock: Clock;
   breakers: Breakers;
   compensationRetry: RetryOptions;
@@ -46,7 +47,7 @@ export type DriveResult = { log: RunLog; stop: Rest | 'paused'; marker?: RolledB
 /** Drives the run until it rests, is told to stop, or someone else writes to it. */
 export async function driveRun(c: DriverContext, runId: string, control: DriveControl): Promise<DriveResult> {
   const log = await RunLog.readBack(c.store, runId, protocolFloor());
-  const workflow = c.workflow(log.started.data.workflow);
+  const workflow = c.workflow(log.started.data.workflow, log.started.data.workflowVersion);
   const stopped = () => control.shouldPause() || control.signal.aborted;
   let resume = control.mode === 'resume';
   let closures = new Closures(workflow);

@@ -1,5 +1,8 @@
 import { RewindError } from '../events/errors.js';
 
+/** Where the README explains what may change under running runs, and how to check it (`rewind replay`). */
+export const CHANGING_CODE_GUIDE = 'https://github.com/rewind-runtime/rewind#changing-code-safely';
+
 /** No run has this id. Nothing was written. */
 export class RunNotFoundError extends RewindError {
   readonly runId: string;
@@ -55,7 +58,7 @@ export class NonDeterminismError extends RewindError {
     super(
       'NON_DETERMINISM',
       `run "${runId}" replay diverged at call #${seq}: the journal holds ${expected} but the code asked for ${actual}`,
-      'resume it with code whose calls match its journal (branch on ctx.workflowVersion for runs started under older code), or cancel it',
+      `code that changes what runs already did must branch on ctx.changed('id') or be registered as a new version beside the old one; check with \`rewind replay\` before deploying (${CHANGING_CODE_GUIDE})`,
     );
     this.seq = seq;
     this.expected = expected;

@@ -24,6 +24,8 @@ export const RunEvents = {
   StepFailed: 'StepFailed',
   /** A journaled non-deterministic value: ctx.now / random / uuid / sleep (the wake-up time). */
   ValueRecorded: 'ValueRecorded',
+  /** ctx.changed(id) asked where the journal ended: this run takes the code's new path for that change (versioning.ts). */
+  ChangeRecorded: 'ChangeRecorded',
   /** A known-good point. Carries the reducer state and the checkpoint index, so restoring it reads this one event. */
   Checkpoint: 'Checkpoint',
   /** Stage 1-2 of the protocol: the target is chosen and forward progress halts. */
@@ -145,6 +147,11 @@ export interface ValueRecordedData {
   seq: number;
   kind: ValueKind;
   value: number | string;
+}
+export interface ChangeRecordedData {
+  seq: number;
+  /** The change's id, as the code passed it to ctx.changed(). */
+  change: string;
 }
 export interface CheckpointData {
   seq: number;
@@ -288,6 +295,7 @@ export interface RunEventDataMap {
   StepCompleted: StepCompletedData;
   StepFailed: StepFailedData;
   ValueRecorded: ValueRecordedData;
+  ChangeRecorded: ChangeRecordedData;
   Checkpoint: CheckpointData;
   RollbackRequested: RollbackRequestedData;
   CompensationStarted: CompensationStartedData;

@@ -56,6 +56,8 @@ export interface ForkSpec {
   version: number;
   runId: string;
   workflow: string;
+  /** The version of the code the fork goes on under; the original's when undefined. */
+  workflowVersion?: string;
   /** The fork's input; the original's when undefined. */
   input?: Json;
 }
@@ -115,7 +117,7 @@ export function planFork(original: readonly EventEnvelope[], spec: ForkSpec): Fo
         ? ({
             runId: spec.runId,
             workflow: spec.workflow,
-            workflowVersion: started.workflowVersion,
+            workflowVersion: spec.workflowVersion ?? started.workflowVersion,
             input: spec.input === undefined ? started.input : spec.input,
             forkedFrom,
           } satisfies RunStartedData)
@@ -150,14 +152,14 @@ export async function writeFork(
   store: EventStore,
   runId: string,
   options: ForkOptions,
-  workflowOf: (name: string) => Workflow,
+  workflowOf: (name: string, version?: string) => Workflow,
 ): Promise<string> {
   const events = await store.read(streamOf(runId));
   if (events.length === 0) throw new RunNotFoundError(runId);
   const started = startedOf(events);
   const workflow =
     options.workflow === undefined
-      ? workflowOf(started.workflow)
+      ? workflowOf(started.workflow, started.workflowVersion)
       : typeof options.workflow === 'string'
         ? workflowOf(options.workflow)
         : options.workflow;
@@ -187,7 +189,13 @@ export async function writeFork(
     throw new ValidationError(`invalid run id ${JSON.stringify(forkId)}`, [], 'use 1-200 letters, digits and _ . : @ -');
   }
   const version = options.at === undefined ? events.length : forkPointOf(runId, events, options.at);
-  const plan = planFork(events, { version, runId: forkId, workflow: workflow.name, ...(input === undefined ? {} : { input }) });
+  const plan = planFork(events, {
+    version,
+    runId: forkId,
+    workflow: workflow.name,
+    workflowVersion: workflow.version,
+    ...(input === undefined ? {} : { input }),
+  });
   try {
     await store.append(streamOf(forkId), plan.events, { expectedVersion: 'no_stream' });
   } catch (error) {

@@ -95,6 +95,15 @@ export {
   toolStepsProjection,
 } from './read-models.js';
 export {
+  checkRun,
+  type Divergence,
+  MAX_REPORTED,
+  type ReplayCheckOptions,
+  type ReplayReport,
+  type RunCheck,
+  type RunSelection,
+} from './replay-check.js';
+export {
   type DecideOptions,
   type Hooks,
   markerOf,
@@ -104,6 +113,7 @@ export {
   type Rest,
   type StepRef,
 } from './rollback/decide.js';
+export { type ExportedRun, exportRun, importRun, parseExportedRun, RUN_EXPORT_FORMAT, readExportedRun } from './run-export.js';
 export { streamOf as runStreamId } from './run-log.js';
 export {
   type ClaimedRun,
@@ -126,6 +136,7 @@ export {
   type StartOptions,
 } from './runtime.js';
 export { mailboxOf } from './signals.js';
+export { WorkflowVersionNotFoundError } from './versioning.js';
 export { createWorker, type Worker, type WorkerEvent, type WorkerOptions } from './worker.js';
 export {
   type Approval,

@@ -67,6 +67,8 @@ export type JournalEntry =
     }
   | { kind: 'emit'; seq: number; name: string; event: DomainEvent; version: number }
   | { kind: 'value'; seq: number; name: ValueKind; value: number | string }
+  /** ctx.changed(name) answered true here: the run took the new path (see Pass.changed). */
+  | { kind: 'change'; seq: number; name: string }
   | { kind: 'checkpoint'; seq: number; name: string; version: number; state: unknown; index: CheckpointIndex };
 
 /** The effective journal in call order: entry i answers the i-th ctx call. */
@@ -140,6 +142,9 @@ export function journalOf(effective: readonly EventEnvelope[]): JournalEntry[] {
       }
       case RunEvents.ValueRecorded:
         entries[e.data.seq] = { kind: 'value', seq: e.data.seq, name: e.data.kind, value: e.data.value };
+        break;
+      case RunEvents.ChangeRecorded:
+        entries[e.data.seq] = { kind: 'change', seq: e.data.seq, name: e.data.change };
         break;
       case RunEvents.Checkpoint:
         entries[e.data.seq] = {

@@ -16,6 +16,8 @@ const ms = (iso: string) => Date.parse(iso);
 export interface RunDoc extends Doc {
   runId: string;
   workflow: string;
+  /** The version of the workflow the run started under, and goes on under until it ends. */
+  workflowVersion: string;
   status: RunStatus;
   /** The step running now (started, not ended), if any. */
   currentStep: string | null;
@@ -35,7 +37,8 @@ export interface RunDoc extends Doc {
 
 export const runsProjection = defineProjection<RunDoc, 'runs'>({
   name: 'runs',
-  version: 1,
+  // 2: workflowVersion.
+  version: 2,
   streamPrefix: RUN_PREFIX,
   key: (e) => e.streamId,
   evolve(doc, event) {
@@ -45,6 +48,7 @@ export const runsProjection = defineProjection<RunDoc, 'runs'>({
       return {
         runId: d.runId ?? runIdOf(e.streamId),
         workflow: d.workflow,
+        workflowVersion: d.workflowVersion,
         status: 'running',
         currentStep: null,
         lastError: null,

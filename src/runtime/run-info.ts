@@ -16,7 +16,8 @@ export type { RunFilter, RunInfo, RunSummary } from './model/run.js';
 /** The largest page listPage() answers (and the most streams it reads from the store's list at once). */
 export const MAX_RUNS_PAGE = 1000;
 
-type Lookup = (name: string) => Workflow | undefined;
+/** The reducer to read a run's state with, by the workflow's name and the version the run started under. */
+type Lookup = (name: string, version: string) => Workflow | undefined;
 
 /**
  * Reads the run from its newest Checkpoint (or the target of its newest
@@ -54,7 +55,7 @@ export function infoOf(started: RunEventOf<'RunStarted'>, window: readonly Event
   }
   const last = window[window.length - 1] ?? started;
   const { runId, workflow: name, workflowVersion, input } = started.data;
-  const workflow = workflows(name);
+  const workflow = workflows(name, workflowVersion);
   const end = asRunEvent(last);
   const attention = lastAttention(window);
   const waiting = statusAfter(last) === 'waiting' ? waitOf(window) : undefined;
@@ -119,6 +120,7 @@ export async function* runSummaries(
       const summary: RunSummary = {
         runId: first.data.runId,
         workflow: first.data.workflow,
+        workflowVersion: first.data.workflowVersion,
         status: statusAfter(last),
         version: last.version,
         startedAt: first.recordedAt,

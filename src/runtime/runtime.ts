@@ -15,6 +15,7 @@ import type { At } from './model/point.js';
 import type { RunDiff } from './model/run-diff.js';
 import type { StateAt } from './model/state-at.js';
 import type { RetryOptions } from './policy.js';
+import { type ReplayCheckOptions, type ReplayReport, replayCheck } from './replay-check.js';
 import {
   appendChecked,
   blockedStep,
@@ -29,6 +30,7 @@ import type { RunQueue, RunRequest } from './run-queue.js';
 import { postSignal } from './signals.js';
 import { jsonOrThrow } from './step-attempt.js';
 import { diffStoredRuns, readStateAt } from './time-travel.js';
+import { WorkflowRegistry } from './versioning.js';
 import type { Workflow } from './workflow.js';
 
 export { MAX_RUNS_PAGE, type RollbackRequest, type RunFilter, type RunInfo, type RunSummary };
@@ -94,7 +96,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
  */
 export class Runtime {
   readonly store: EventStore;
-  readonly #workflows = new Map<string, Workflow>();
+  readonly #workflows = new WorkflowRegistry();
   readonly #active = new Map<string, Active>();
   readonly #queue: RunQueue | undefined;
   readonly #driver: DriverContext;
@@ -108,7 +110,7 @@ export class Runtime {
     for (const [name, o] of Object.entries(options.breakers ?? {})) breakers.configure(name, o);
     this.#driver = {
       store: this.store,
-      workflow: (name) => this.#workflow(name),
+      workflow: (name, version) => this.#workflows.get(name, version),
       clock,
       breakers,
       compensationRetry: options.compensationRetry ?? { attempts: 3, initialDelayMs: 100 },
@@ -117,9 +119,14 @@ export class Runtime {
     for (const workflow of options.workflows ?? []) this.register(workflow);
   }
 
+  /**
+   * Adds a workflow's code. Registering another version of a registered
+   * workflow keeps the ones before: a run goes on under the version it
+   * started under until it ends, and new runs start under the version
+   * registered last (versioning.ts).
+   */
   register(workflow: Workflow): this {
-    if (!workflow || typeof workflow.run !== 'function') throw new ValidationError('register() needs a workflow made by defineWorkflow()');
-    this.#workflows.set(workflow.name, workflow);
+    this.#workflows.register(workflow);
     return this;
   }
 
@@ -132,7 +139,7 @@ export class Runtime {
   }
 
   async start<I, S, O>(workflow: Workflow<I, S, any, O> | string, input: I, options: StartOptions = {}): Promise<RunInfo<S, O>> {
-    const wf = typeof workflow === 'string' ? this.#workflow(workflow) : workflow;
+    const wf = typeof workflow === 'string' ? this.#workflows.get(workflow) : workflow;
     if (typeof workflow !== 'string') this.register(wf);
     let value: unknown = input;
     if (wf.input) {
@@ -207,7 +214,7 @@ export class Runtime {
 
   /** The run as its newest checkpoint and the events after it tell (see run-info.ts). */
   async get<S = unknown, O = unknown>(runId: string): Promise<RunInfo<S, O>> {
-    return (await readRunInfo(this.store, runId, (name) => this.#workflows.get(name))) as RunInfo<S, O>;
+    return (await readRunInfo(this.store, runId, (name, version) => this.#workflows.reducer(name, version))) as RunInfo<S, O>;
   }
 
   // --- Time travel (the run model in model/; the reads in time-travel.ts, forks in fork.ts) ---
@@ -221,13 +228,13 @@ export class Runtime {
 
   /** The state as it was at a version, a time or a checkpoint label: a later rollback does not change it. */
   stateAt<S = unknown>(runId: string, at: At): Promise<StateAt<S>> {
-    return readStateAt<S>(this.store, runId, (name) => this.#workflow(name), at);
+    return readStateAt<S>(this.store, runId, (name, version) => this.#reducer(name, version), at);
   }
 
   /** A new run with this one's history up to `at` (default its end), continued under other input or code like a start. */
   async fork(runId: string, options: ForkOptions = {}): Promise<RunInfo> {
     if (options.workflow && typeof options.workflow !== 'string') this.register(options.workflow);
-    const forkId = await writeFork(this.store, runId, options, (name) => this.#workflow(name));
+    const forkId = await writeFork(this.store, runId, options, (name, version) => this.#workflows.get(name, version));
     if (options.detach && !this.#queue) {
       this.#drive(forkId, 'drive').catch(() => {});
       return this.get(forkId);
@@ -237,7 +244,7 @@ export class Runtime {
 
   /** The first divergent effective event of two runs, and a structural diff of their states (at the ends, or at `at`). */
   diff(a: string, b: string, options: { at?: At | [At, At] } = {}): Promise<RunDiff> {
-    return diffStoredRuns(this.store, a, b, options, (name) => this.#workflows.get(name));
+    return diffStoredRuns(this.store, a, b, options, (name, version) => this.#workflows.reducer(name, version));
   }
 
   /** @internal What coordinator.ts needs to carry out a participant's part of a coordinated rollback. */
@@ -407,8 +414,19 @@ export class Runtime {
     await Promise.allSettled(active.map((a) => a.promise));
   }
 
-  #workflow(name: string): Workflow {
-    const workflow = this.#workflows.get(name);
+  /**
+   * Replays stored runs against the code registered here without running any
+   * effect, and reports every run that would diverge, with the first call
+   * where the journal and the code part (replay-check.ts). What `rewind
+   * replay` runs before a deploy.
+   */
+  replayCheck(options: ReplayCheckOptions = {}): Promise<ReplayReport> {
+    const { clock, breakers } = this.#driver;
+    return replayCheck(this.store, { workflow: (name, version) => this.#workflows.get(name, version), clock, breakers }, options);
+  }
+
+  #reducer(name: string, version?: string): Workflow {
+    const workflow = this.#workflows.reducer(name, version);
     if (!workflow) throw new UnknownWorkflowError(name);
     return workflow;
   }
@@ -473,7 +491,8 @@ export class Runtime {
       });
       const log = 'log' in result ? result.log : undefined;
       if (result.stop === 'waiting' && result.until !== undefined && !this.#queue) this.#wakeAt(runId, result.until);
-      const whole = log && log.base === 1 ? infoOf(log.started, log.events, (name) => this.#workflows.get(name)) : undefined;
+      const whole =
+        log && log.base === 1 ? infoOf(log.started, log.events, (name, version) => this.#workflows.reducer(name, version)) : undefined;
       return whole ?? this.get(runId);
     })().finally(() => {
       if (this.#active.get(runId) === active) this.#active.delete(runId);

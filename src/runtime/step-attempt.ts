@@ -1,5 +1,6 @@
 import { canonicalJson } from '../events/canonical.js';
 import type { Breakers } from './breaker.js';
+import { type Clock, systemClock } from './clock.js';
 import { BreakerOpenError, GuardrailError, NotJsonError, OutputSchemaError, StepTimeoutError } from './errors.js';
 import type { StepCompletedData, TriggerKind, UndoHook } from './events.js';
 import type { RetryOptions } from './policy.js';
@@ -18,10 +19,12 @@ export interface Attempt<T> {
   /** The run's signal: aborted on cancel or shutdown. An attempt never starts once it is aborted. */
   signal: AbortSignal;
   breakers: Breakers;
+  /** What times the attempt out: a test's fake clock skips the wait. Default the system clock. */
+  clock?: Clock;
 }
 
 export async function runAttempt<T>(a: Attempt<T>): Promise<T> {
-  const { name, fn, options, key, attempt, signal, breakers } = a;
+  const { name, fn, options, key, attempt, signal, breakers, clock = systemClock } = a;
   // Checked before the breaker and the function: a run told to stop starts nothing new.
   signal.throwIfAborted();
   if (options.breaker) await breakers.acquire(options.breaker);
@@ -33,6 +36,7 @@ export async function runAttempt<T>(a: Attempt<T>): Promise<T> {
     let result = await withTimeout(
       Promise.resolve().then(() => fn({ idempotencyKey: key, signal: controller.signal, attempt })),
       options.timeoutMs,
+      clock,
       () => {
         const error = new StepTimeoutError(name, options.timeoutMs as number);
         controller.abort(error);
@@ -104,19 +108,10 @@ export function jsonOrThrow(value: unknown, what: string): void {
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number | undefined, onTimeout: () => Error): Promise<T> {
+function withTimeout<T>(promise: Promise<T>, ms: number | undefined, clock: Clock, onTimeout: () => Error): Promise<T> {
   if (!ms || ms <= 0) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(onTimeout()), ms);
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
+  const settled = new AbortController();
+  // Rejects with the abort's reason once the promise settles first: that rejection is handled by the race below.
+  const timeout = clock.sleep(ms, settled.signal).then(() => Promise.reject(onTimeout()));
+  return Promise.race([promise, timeout]).finally(() => settled.abort());
 }

@@ -15,7 +15,12 @@ import { streamOf } from './run-log.js';
  * Reads only from the point back to the newest checkpoint effective there,
  * so the cost follows the distance to that checkpoint, not the run's length.
  */
-export async function readStateAt<S>(store: EventStore, runId: string, workflowOf: (name: string) => Reducer, at: At): Promise<StateAt<S>> {
+export async function readStateAt<S>(
+  store: EventStore,
+  runId: string,
+  workflowOf: (name: string, version?: string) => Reducer,
+  at: At,
+): Promise<StateAt<S>> {
   const stream = streamOf(runId);
   const head = await store.streamVersion(stream);
   if (head === 0) throw new RunNotFoundError(runId);
@@ -23,7 +28,7 @@ export async function readStateAt<S>(store: EventStore, runId: string, workflowO
   const version = isVersion(at) ? checkVersion(runId, head, at) : resolveAt(runId, await store.read(stream), at);
   const [first] = await store.read(stream, { from: 1, to: 1 });
   if (!first || !isRunEvent(first, RunEvents.RunStarted)) throw new RunNotFoundError(runId);
-  const workflow = workflowOf(first.data.workflow);
+  const workflow = workflowOf(first.data.workflow, first.data.workflowVersion);
   const backward: EventEnvelope[] = [];
   const minTarget = { value: Number.POSITIVE_INFINITY };
   let found = -1;
@@ -55,7 +60,7 @@ export async function diffStoredRuns(
   a: string,
   b: string,
   options: { at?: At | [At, At] },
-  workflowOf: (name: string) => Reducer | undefined,
+  workflowOf: (name: string, version?: string) => Reducer | undefined,
 ): Promise<RunDiff> {
   const [ea, eb] = await Promise.all([store.read(streamOf(a)), store.read(streamOf(b))]);
   if (ea.length === 0) throw new RunNotFoundError(a);

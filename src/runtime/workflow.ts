@@ -113,6 +113,16 @@ export interface RunContext<S = unknown, E extends DomainEvent = DomainEvent> {
   waitFor<T = unknown>(name: string, options?: WaitOptions<T>): Promise<T>;
   /** Waits for a person's decision on `label` (`runtime.approve` / `runtime.reject`); a rejection is a trigger. */
   approve(label: string, options?: ApproveOptions): Promise<Approval>;
+  /**
+   * Whether this run takes the new path of a change to the code:
+   * `if (await ctx.changed('refund-first')) { new path } else { old path }`.
+   * Asked where the journal ends (a new run, or a run going past this point
+   * for the first time) it is true, and journaled; replayed, it is what the
+   * journal says: false for a run that went past this point under code that
+   * did not ask, so it keeps its old path. One answer per run and change id.
+   * See "Changing code safely" in the README.
+   */
+  changed(change: string): Promise<boolean>;
 }
 
 export interface WorkflowDefinition<I, S, E extends DomainEvent, O> {

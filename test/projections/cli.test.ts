@@ -57,7 +57,7 @@ it('status and rebuild, with the built-in projections plus a module of our own',
   expect(after[4]).toMatchObject({ position: 2, lagEvents: 0 });
 
   const human = await cli(['--db', db, 'projections', 'status']);
-  expect(human).toMatch(/runs\s+async\s+1\s+ok\s+0\s+2/);
+  expect(human).toMatch(/runs\s+async\s+2\s+ok\s+0\s+2/);
 
   await expect(cli(['--db', db, 'projections', 'rebuild', 'nope'])).rejects.toBeInstanceOf(NotFoundError);
 });

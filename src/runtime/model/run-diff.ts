@@ -123,15 +123,15 @@ export function alignRuns<E extends EventEnvelope>(
 export function diffRuns(
   aEvents: readonly EventEnvelope[],
   bEvents: readonly EventEnvelope[],
-  options: { aVersion?: number; bVersion?: number; workflowOf?: (name: string) => Reducer | undefined } = {},
+  options: { aVersion?: number; bVersion?: number; workflowOf?: (name: string, version?: string) => Reducer | undefined } = {},
 ): RunDiff {
   const aligned = alignRuns(aEvents, bEvents, options);
   const { shared, identical, relation } = aligned;
   const pick = (e: EventEnvelope | undefined) => (e ? { version: e.version, type: e.type, data: e.data } : undefined);
   const da = pick(aligned.a.effective[shared]);
   const db = pick(aligned.b.effective[shared]);
-  const wa = options.workflowOf?.(aligned.a.started.workflow);
-  const wb = options.workflowOf?.(aligned.b.started.workflow);
+  const wa = options.workflowOf?.(aligned.a.started.workflow, aligned.a.started.workflowVersion);
+  const wb = options.workflowOf?.(aligned.b.started.workflow, aligned.b.started.workflowVersion);
   let state: RunDiff['state'];
   if (wa && wb) {
     const sa = foldState(wa, effectiveEvents(aligned.a.prefix));

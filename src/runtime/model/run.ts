@@ -50,6 +50,8 @@ export interface RunInfo<S = unknown, O = unknown> {
 export interface RunSummary {
   runId: string;
   workflow: string;
+  /** The version of the workflow the run started under, and goes on under until it ends. */
+  workflowVersion: string;
   status: RunStatus;
   version: number;
   startedAt: string;

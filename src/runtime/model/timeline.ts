@@ -54,6 +54,8 @@ export function summaryOf(event: EventEnvelope, value: ValueFormat = json): stri
       const { name, payload, actor, invalid } = e.data;
       return `${name} ← ${value(payload)}${actor ? ` from ${actor}` : ''}${invalid ? ` (invalid, still waiting: ${invalid.join('; ')})` : ''}`;
     }
+    case RunEvents.ChangeRecorded:
+      return `takes change "${e.data.change}"`;
     case RunEvents.WaitTimedOut:
       return `no signal "${e.data.name}" in time`;
     case RunEvents.StepCompleted:

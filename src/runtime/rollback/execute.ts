@@ -74,7 +74,16 @@ async function settle(action: Extract<Executable, { kind: 'settle' }>, closures:
       data: { seq, name, idempotencyKey: key, attempt: action.attempt, undo, settling: true },
     });
   try {
-    const result = await runAttempt({ name, fn, options, key, attempt: action.attempt, signal: x.signal, breakers: x.breakers });
+    const result = await runAttempt({
+      name,
+      fn,
+      options,
+      key,
+      attempt: action.attempt,
+      signal: x.signal,
+      breakers: x.breakers,
+      clock: x.clock,
+    });
     if (result !== undefined) jsonOrThrow(result, `result of step "${name}"`);
     await x.log.record({
       type: RunEvents.StepCompleted,

@@ -153,7 +153,7 @@ export function registerRunCommands(program: Command): void {
         table(
           runs.map((r) => [
             safe(r.runId),
-            safe(r.workflow),
+            `${safe(r.workflow)}@${safe(r.workflowVersion)}`,
             paintStatus(r.status),
             `${r.stepsCompleted}/${r.stepsStarted}`,
             String(r.rollbacks),

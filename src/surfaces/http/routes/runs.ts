@@ -25,6 +25,9 @@ const RunSummarySchema = z
   .object({
     runId: z.string(),
     workflow: z.string(),
+    workflowVersion: z
+      .string()
+      .openapi({ description: 'the version of the workflow the run started under, and goes on under until it ends' }),
     status: z.enum(RUN_STATUSES),
     version: z.number().int(),
     startedAt: z.string(),
@@ -45,7 +48,6 @@ const RollbackInfoSchema = z
   .openapi('RollbackInfo');
 
 const RunInfoSchema = RunSummarySchema.extend({
-  workflowVersion: z.string(),
   state: z
     .any()
     .openapi({ description: "the reducer's state over the effective history; absent when this server does not know the workflow" }),

@@ -76,6 +76,7 @@ const KINDS: Record<RunEventType, Kind> = {
   WaitStarted: 'attention',
   SignalReceived: 'value',
   WaitTimedOut: 'fail',
+  ChangeRecorded: 'value',
 };
 
 function kindOf(event: EventEnvelope): Kind {

@@ -234,7 +234,10 @@ export function RunsList({ onError, onLive }: Props) {
                     {r.runId}
                   </a>
                 </td>
-                <td>{r.workflow}</td>
+                <td>
+                  {r.workflow}
+                  <span class="dim">@{r.workflowVersion}</span>
+                </td>
                 <td class="num mono">{r.version}</td>
                 <td title={r.startedAt}>{age(r.startedAt)}</td>
                 <td title={r.updatedAt}>{age(r.updatedAt)}</td>
