@@ -115,7 +115,7 @@ describe('the replay check', () => {
     await expect(bad).rejects.toBeInstanceOf(ValidationError);
     await expect(bad).rejects.toMatchObject({
       issues: [
-        "runs must be 'all', 'active' or a status (running, completed, failed, rolling_back, rolled_back, needs_attention, cancelled)",
+        "runs must be 'all', 'active' or a status (running, waiting, completed, failed, rolling_back, rolled_back, needs_attention, cancelled)",
         'sample must be a positive integer',
       ],
     });
