@@ -266,8 +266,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     } else {
       if (this.#o.mode !== 'run') throw this.#edge();
       this.#goLive();
-      const [appended] = await this.#append([{ type: event.type, data, metadata: { seq } }]);
-      version = (appended as EventEnvelope).version;
+      version = this.#defer({ type: event.type, data, metadata: { seq } });
     }
     this.#state = this.#o.workflow.apply(this.#state, recorded);
     for (const [invariant, holds] of Object.entries(this.#o.workflow.invariants ?? {})) {
@@ -316,12 +315,12 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     this.#goLive();
     const state = this.#state === undefined ? null : this.#state;
     jsonOrThrow(state, `state at checkpoint "${label}"`);
-    const index = { ...this.#index, [label]: this.#o.log.version + 1 };
+    const index = { ...this.#index, [label]: this.#o.log.next };
     // The rollbacks so far ride along, so a reader starting at this checkpoint never reads what came before it.
     const rollbacks = this.rollbacks.map((r) => ({ ...r }));
     const last = this.#irreversible.at(-1);
     const noReturn = last ? { pointOfNoReturn: { step: last.step, stepKey: last.key, version: last.startedAt } } : {};
-    await this.#record({ type: RunEvents.Checkpoint, data: { seq, label, state: state as Json, index, rollbacks, ...noReturn } });
+    this.#defer({ type: RunEvents.Checkpoint, data: { seq, label, state: state as Json, index, rollbacks, ...noReturn } });
     this.#index = index;
   }
 
@@ -424,7 +423,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     if (answer && !entry) {
       const seq = this.#seq++;
       this.#goLive();
-      await this.#record({ type: RunEvents.ChangeRecorded, data: { seq, change } });
+      this.#defer({ type: RunEvents.ChangeRecorded, data: { seq, change } });
     }
     return answer;
   }
@@ -495,13 +494,27 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     }
   }
 
+  /**
+   * Holds a fact for the run's next append (see RunLog): it is written with
+   * the next step's start, a wait, a failure or the run's end, whichever comes
+   * first, and before any sleep. Only facts a crash may lose safely are
+   * deferred: an event, a value, a checkpoint or a change lost with the
+   * process is produced again by the code that re-executes; a step's
+   * completion lost leaves the step open, and it runs again under the same
+   * key. Returns the version the fact will have.
+   */
+  #defer(...events: NewEvent[]): number {
+    if (this.halt && this.halt.reason !== 'paused') throw this.halt;
+    return this.#o.log.defer(...events);
+  }
+
   async #value(kind: ValueKind, produce: () => number | string): Promise<number | string> {
     const { seq, entry } = this.#call('value', kind);
     if (entry?.kind === 'value') return entry.value;
     if (this.#o.mode !== 'run') throw this.#edge();
     this.#goLive();
     const value = produce();
-    await this.#record({ type: RunEvents.ValueRecorded, data: { seq, kind, value } });
+    this.#defer({ type: RunEvents.ValueRecorded, data: { seq, kind, value } });
     return value;
   }
 
@@ -559,7 +572,10 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
         });
         if (result !== undefined) jsonOrThrow(result, `result of step "${name}"`);
         const data = { seq, name, idempotencyKey: key, ...(result === undefined ? {} : { result: result as Json }) };
-        await this.#record({ type: RunEvents.StepCompleted, data: { ...data, undo, ...compensationRetryOf(options) } });
+        const completed: NewRunEvent = { type: RunEvents.StepCompleted, data: { ...data, undo, ...compensationRetryOf(options) } };
+        // Alone, the completion rides with the next step's start; beside steps still running, which may run long, it is written now.
+        if (this.#inflight.size > 1) await this.#record(completed);
+        else this.#defer(completed);
         this.#register(key, name, result, options);
         return result;
       } catch (e) {
@@ -655,6 +671,8 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
   async #sleepUntil(at: number): Promise<void> {
     const ms = at - this.#o.clock.now();
     if (ms <= 0 || this.#o.mode !== 'run') return;
+    // Nothing is held back while the run sleeps: a crash during the sleep finds its wake-up time journaled.
+    if (this.#o.log.pending) await this.#append([]);
     await this.#o.clock.sleep(ms, this.#waits).catch((e) => {
       throw this.halt ?? this.#stopping ?? e;
     });

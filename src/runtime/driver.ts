@@ -4,11 +4,11 @@ import type { EventStore } from '../store/types.js';
 import type { Breakers } from './breaker.js';
 import type { Clock } from './clock.js';
 import { Halt, Pass } from './context.js';
-import { isRunEvent, type RolledBackData, RunEvents } from './events.js';
+import { isRunEvent, type RolledBackData, RunEvents, type RunStartedData } from './events.js';
 import { consumedSignals, statusAfter } from './journal.js';
 import type { RetryOptions } from './policy.js';
 import { Closures } from './rollback/closures.js';
-import { nextAction, type Rest } from './rollback/decide.js';
+import { nextAction, type ProtocolAction, type Rest } from './rollback/decide.js';
 import { carryOut, recordOutcome } from './rollback/execute.js';
 import { RunLog } from './run-log.js';
 import { readMailbox } from './signals.js';
@@ -39,14 +39,22 @@ export interface DriveControl {
    * continues such a run.
    */
   mode: 'drive' | 'resume';
+  /** A run this drive creates: its RunStarted is written with its first step, one commit (RunLog.fresh). */
+  create?: RunStartedData;
 }
 
-/** Where a drive ended: the log as this driver last saw it, and why it stopped ('lost': another writer took the run over). */
-export type DriveResult = { log: RunLog; stop: Rest | 'paused'; marker?: RolledBackData; until?: number } | { stop: 'lost' };
+/**
+ * Where a drive ended: the log as this driver last saw it, and why it stopped
+ * ('lost': another writer took the run over; 'exists': the run to create was
+ * there already, and this drive wrote nothing).
+ */
+export type DriveResult = { log: RunLog; stop: Rest | 'paused'; marker?: RolledBackData; until?: number } | { stop: 'lost' | 'exists' };
 
 /** Drives the run until it rests, is told to stop, or someone else writes to it. */
 export async function driveRun(c: DriverContext, runId: string, control: DriveControl): Promise<DriveResult> {
-  const log = await RunLog.readBack(c.store, runId, protocolFloor());
+  const log = control.create
+    ? RunLog.fresh(c.store, control.create, new Date(c.clock.now()))
+    : await RunLog.readBack(c.store, runId, protocolFloor());
   const workflow = c.workflow(log.started.data.workflow, log.started.data.workflowVersion);
   const stopped = () => control.shouldPause() || control.signal.aborted;
   let resume = control.mode === 'resume';
@@ -83,12 +91,16 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
   try {
     while (!stopped()) {
       const box = await waiting();
-      const action = nextAction(log.events, {
-        hooks: (s) => closures.hooks(s),
-        compensationRetry: c.compensationRetry,
-        resume,
-        ...(box ? { mailbox: box } : {}),
-      });
+      // A run being created has nothing to decide on yet: it goes forward.
+      const action: ProtocolAction =
+        log.version === 0
+          ? { kind: 'forward' }
+          : nextAction(log.events, {
+              hooks: (s) => closures.hooks(s),
+              compensationRetry: c.compensationRetry,
+              resume,
+              ...(box ? { mailbox: box } : {}),
+            });
       if (action.kind === 'rest')
         return {
           log,
@@ -111,6 +123,8 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
       const forward = pass('run');
       const outcome = await forward.execute(log.started.data.input);
       if (outcome.kind === 'halted') {
+        // What the pass held back is written before the run rests (a step that finished gets its end recorded).
+        await log.flush();
         if (outcome.halt.reason === 'paused') return { log, stop: 'paused' };
         // Parked on a wait: ask again (a signal may have come while it parked)...
         if (outcome.halt.reason === 'waiting') {
@@ -125,7 +139,7 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
     }
   } catch (error) {
     // Someone else wrote to the run (another worker, a cancel, an operator): it is theirs now.
-    if (error instanceof ConcurrencyError) return { stop: 'lost' };
+    if (error instanceof ConcurrencyError) return { stop: log.version === 0 ? 'exists' : 'lost' };
     if (error instanceof Halt && error.reason === 'paused') return { log, stop: 'paused' };
     throw error;
   }

@@ -1,7 +1,8 @@
 import type { EventEnvelope, NewEvent } from '../events/envelope.js';
+import { uuidv7 } from '../events/ids.js';
 import type { EventStore } from '../store/types.js';
 import { RunNotFoundError } from './errors.js';
-import { isRunEvent, type NewRunEvent, type RunEventOf, RunEvents } from './events.js';
+import { isRunEvent, type NewRunEvent, type RunEventOf, RunEvents, type RunStartedData } from './events.js';
 
 export function streamOf(runId: string): string {
   return `run-${runId}`;
@@ -14,24 +15,61 @@ export function streamOf(runId: string): string {
  * cancel, an operator's rollback) wrote in between, the append fails with
  * ConcurrencyError and this driver stops: two drivers can never both advance
  * a run.
+ *
+ * Some facts may wait for the next append (`defer`): they ride in the same
+ * commit as whatever is written next, so a step's completion and the next
+ * step's start are one commit. Only facts whose loss a crash cannot turn
+ * into a wrong effect are deferred (see Pass); a deferred fact has its
+ * version from the moment it is deferred, since this copy is the run's only
+ * writer and writes in the order facts were given.
  */
 export class RunLog {
   readonly store: EventStore;
   readonly runId: string;
   readonly streamId: string;
-  readonly started: RunEventOf<'RunStarted'>;
-  /** Versions base..head, in order. */
+  #started: RunEventOf<'RunStarted'>;
+  /** Versions base..head, in order: what is durable. */
   readonly events: EventEnvelope[];
   #queue: Promise<unknown> = Promise.resolve();
+  /** Events given to appends still in the queue. */
+  #queued = 0;
+  /** Events waiting for the next append. */
+  #deferred: NewEvent[] = [];
+  /** Set by the first append that fails: the appends queued behind it were built on it, so they fail too. */
+  #broken: { error: unknown } | undefined;
 
   constructor(store: EventStore, started: RunEventOf<'RunStarted'>, events: EventEnvelope[]) {
     this.store = store;
     this.runId = started.data.runId;
     this.streamId = streamOf(this.runId);
-    this.started = started;
+    this.#started = started;
     this.events = events;
   }
 
+  /**
+   * A run not written yet: its RunStarted is deferred, so it is written with
+   * the run's first step (one commit, not two). The first append expects no
+   * stream: if the run exists already it fails with ConcurrencyError, before
+   * any step of this copy ran.
+   */
+  static fresh(store: EventStore, data: RunStartedData, now: Date): RunLog {
+    const id = uuidv7();
+    const provisional = {
+      id,
+      streamId: streamOf(data.runId),
+      version: 1,
+      position: 0,
+      type: RunEvents.RunStarted,
+      schemaVersion: 1,
+      data,
+      metadata: {},
+      recordedAt: now.toISOString(),
+      hash: '',
+    } satisfies RunEventOf<'RunStarted'>;
+    const log = new RunLog(store, provisional, []);
+    log.#deferred.push({ id, type: RunEvents.RunStarted, data });
+    return log;
+  }
   /** Reads a run's whole stream. */
   static async read(store: EventStore, runId: string): Promise<RunLog> {
     const events = await store.read(streamOf(runId));
@@ -70,9 +108,24 @@ export class RunLog {
     return this.events[0]?.version ?? 1;
   }
 
-  /** The version the stream ends at, as far as this copy knows. */
+  /** The run's RunStarted: the stored one once written. */
+  get started(): RunEventOf<'RunStarted'> {
+    return this.#started;
+  }
+
+  /** The version the stream ends at, as far as this copy knows: what is durable. */
   get version(): number {
     return this.events[this.events.length - 1]?.version ?? 0;
+  }
+
+  /** The version the next fact given to this copy will have (deferred and queued ones before it). */
+  get next(): number {
+    return this.version + this.#queued + this.#deferred.length + 1;
+  }
+
+  /** Whether facts wait for an append. */
+  get pending(): boolean {
+    return this.#deferred.length > 0;
   }
 
   get last(): EventEnvelope {
@@ -93,21 +146,51 @@ export class RunLog {
     this.events.unshift(...older);
   }
 
-  /** Appends runtime events, their data checked against their type. */
+  /** Appends runtime events, their data checked against their type, with whatever was deferred before them. */
   record(...events: NewRunEvent[]): Promise<EventEnvelope[]> {
     return this.append(events);
   }
 
+  /** Holds facts for the next append; returns the version the first will have. */
+  defer(...events: NewEvent[]): number {
+    const version = this.next;
+    this.#deferred.push(...events);
+    return version;
+  }
+
+  /** Writes what was deferred, if anything. */
+  async flush(): Promise<void> {
+    if (this.pending) await this.append([]);
+  }
+
   /**
-   * Appends are queued so that steps running in parallel (Promise.all over
-   * ctx.step) each expect the version the previous append left, instead of
-   * all expecting the same one and tripping over each other.
+   * Appends `events` after whatever was deferred, in one commit; returns the
+   * envelopes of `events`. Appends are queued so that steps running in
+   * parallel (Promise.all over ctx.step) each expect the version the previous
+   * append left, instead of all expecting the same one and tripping over each
+   * other. The deferred facts are taken now, not when the append's turn
+   * comes, so facts are written in the order they were given.
    */
   append(events: NewEvent[]): Promise<EventEnvelope[]> {
+    const carried = this.#deferred.length;
+    const batch = carried > 0 ? [...this.#deferred, ...events] : events;
+    this.#deferred = [];
+    this.#queued += batch.length;
     const next = this.#queue.then(async () => {
-      const result = await this.store.append(this.streamId, events, { expectedVersion: this.version });
-      this.events.push(...result.events);
-      return result.events;
+      try {
+        if (this.#broken) throw this.#broken.error;
+        const expectedVersion = this.version === 0 ? 'no_stream' : this.version;
+        const result = await this.store.append(this.streamId, batch, { expectedVersion });
+        this.events.push(...result.events);
+        const [first] = result.events;
+        if (first && first.version === 1 && isRunEvent(first, RunEvents.RunStarted)) this.#started = first;
+        return result.events.slice(carried);
+      } catch (error) {
+        this.#broken ??= { error };
+        throw error;
+      } finally {
+        this.#queued -= batch.length;
+      }
     });
     this.#queue = next.catch(() => {});
     return next;

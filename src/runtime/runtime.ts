@@ -159,6 +159,10 @@ export class Runtime {
       throw new ValidationError(`invalid run id ${JSON.stringify(runId)}`, [], 'use 1-200 letters, digits and _ . : @ -');
     }
     const data: RunStartedData = { runId, workflow: wf.name, workflowVersion: wf.version, input: value as Json };
+    if (!options.detach) {
+      const created = await this.#create(runId, data);
+      if (created) return created as RunInfo<S, O>;
+    }
     const queue = options.detach ? this.#queue : undefined;
     // Queued before the append (due only after a grace), so a crash between the append and the enqueue below cannot leave a run no worker finds.
     await queue?.enqueue(runId, wf.name, 'start', { delayMs: HANDOFF_GRACE_MS });
@@ -166,10 +170,7 @@ export class Runtime {
       await this.store.append(streamOf(runId), [{ type: RunEvents.RunStarted, data }], { expectedVersion: 'no_stream' });
     } catch (error) {
       if (!(error instanceof ConcurrencyError)) throw error;
-      const [first] = await this.store.read(streamOf(runId), { from: 1, to: 1 });
-      const existing = first && isRunEvent(first, RunEvents.RunStarted) ? first.data : undefined;
-      if (existing?.workflow !== wf.name) throw new RunConflictError(runId, `as a run of workflow "${existing?.workflow}"`);
-      if (canonicalJson(existing.input) !== canonicalJson(value)) throw new RunConflictError(runId, 'with other input');
+      await this.#sameStart(data);
     }
     if (queue) {
       await queue.enqueue(runId, wf.name, 'start');
@@ -476,19 +477,49 @@ export class Runtime {
     this.#wakeups.set(runId, timer);
   }
 
+  /**
+   * Creates a run and drives it in one go: its RunStarted is written with its
+   * first step, one commit. Undefined when the run is being driven here
+   * already (then once that drive is done): the caller goes the usual way,
+   * appending RunStarted, which settles who started it and with what.
+   */
+  async #create(runId: string, data: RunStartedData): Promise<RunInfo | undefined> {
+    const driving = this.#active.get(runId);
+    if (!driving) return this.#drive(runId, 'drive', data);
+    await driving.promise.catch(() => {});
+    return undefined;
+  }
+
+  /** A start of a run that exists: the same workflow and input join it; anything else is a conflict. */
+  async #sameStart(data: RunStartedData): Promise<void> {
+    const { runId } = data;
+    const [first] = await this.store.read(streamOf(runId), { from: 1, to: 1 });
+    const existing = first && isRunEvent(first, RunEvents.RunStarted) ? first.data : undefined;
+    if (existing?.workflow !== data.workflow) throw new RunConflictError(runId, `as a run of workflow "${existing?.workflow}"`);
+    if (canonicalJson(existing.input) !== canonicalJson(data.input)) throw new RunConflictError(runId, 'with other input');
+  }
+
   /** One driver per run per runtime; a second caller joins the first. */
-  #drive(runId: string, mode: 'drive' | 'resume'): Promise<RunInfo> {
+  #drive(runId: string, mode: 'drive' | 'resume', create?: RunStartedData): Promise<RunInfo> {
     clearTimeout(this.#wakeups.get(runId));
     this.#wakeups.delete(runId);
     const existing = this.#active.get(runId);
     if (existing && !existing.pause) return existing.promise;
     const control = { controller: new AbortController(), pause: false };
     const promise = (async () => {
-      const result = await driveRun(this.#driver, runId, {
-        signal: control.controller.signal,
-        shouldPause: () => control.pause,
-        mode,
-      });
+      const drive = (created?: RunStartedData) =>
+        driveRun(this.#driver, runId, {
+          signal: control.controller.signal,
+          shouldPause: () => control.pause,
+          mode,
+          ...(created ? { create: created } : {}),
+        });
+      let result = await drive(create);
+      // The run to create was there already, written by another start: the same one is joined.
+      if (result.stop === 'exists' && create) {
+        await this.#sameStart(create);
+        result = await drive();
+      }
       const log = 'log' in result ? result.log : undefined;
       if (result.stop === 'waiting' && result.until !== undefined && !this.#queue) this.#wakeAt(runId, result.until);
       const whole =

@@ -1,7 +1,7 @@
 import { generateText, streamText, tool } from 'ai';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type { StepCompletedData } from '../../src/runtime/events.js';
+import type { StepCompletedData, StepStartedData } from '../../src/runtime/events.js';
 import { createRuntime, defineWorkflow, RunEvents } from '../../src/runtime/index.js';
 import type { EventStore } from '../../src/store/types.js';
 import { isModelCallRecord, journaledModel, type ModelCallRecord } from '../../src/surfaces/ai-sdk/index.js';
@@ -193,7 +193,8 @@ describe('journaledModel', () => {
         return result.finishReason;
       },
     });
-    const dying = crashAfter(store, (e) => e.type === RunEvents.StepCompleted && (e.data as StepCompletedData).name === 'after');
+    // The crash comes once the last step started: the resume replays the model call from the journal.
+    const dying = crashAfter(store, (e) => e.type === RunEvents.StepStarted && (e.data as StepStartedData).name === 'after');
     await expect(createRuntime({ store: dying }).start(wf, null, { runId: 'tools' })).rejects.toBeInstanceOf(SimulatedCrash);
     const resumed = await createRuntime({ store, workflows: [wf] }).resume('tools');
     expect(resumed.output).toBe('tool-calls');

@@ -23,11 +23,14 @@ const PAST_CHARGE = 50;
 const RUNS = COMPLETED + PAST_EMAIL + PAST_CHARGE;
 
 const completed = (name: string) => (e: EventEnvelope) => e.type === RunEvents.StepCompleted && (e.data as { name: string }).name === name;
+const started = (name: string) => (e: EventEnvelope) => e.type === RunEvents.StepStarted && (e.data as { name: string }).name === name;
 
 /**
  * A log as the first deployment left it: runs that completed, runs that
- * stopped (a crash) after their email, and runs that stopped after their
- * charge, before the point where later code changes.
+ * stopped (a crash) after their email, and runs that stopped in their
+ * charge (the crash came as it started), before the point where later code
+ * changes. (A step's completion is written with the next step's start, so a
+ * run that went past its charge has its email started.)
  */
 async function populate(store: EventStore): Promise<void> {
   const v1 = orderWorkflow('v1');
@@ -37,14 +40,12 @@ async function populate(store: EventStore): Promise<void> {
   };
   const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(3, '0')}`);
   await batch(ids('done', COMPLETED), (id, n) => runtime.start(v1, { n }, { runId: id }));
-  for (const [prefix, n, step] of [
-    ['past-email', PAST_EMAIL, 'email'],
-    ['past-charge', PAST_CHARGE, 'charge'],
+  for (const [prefix, n, crash] of [
+    ['past-email', PAST_EMAIL, completed('email')],
+    ['past-charge', PAST_CHARGE, started('charge')],
   ] as const) {
     await batch(ids(prefix, n), (id, i) =>
-      expect(createRuntime({ store: crashAfter(store, completed(step)) }).start(v1, { n: i }, { runId: id })).rejects.toBeInstanceOf(
-        SimulatedCrash,
-      ),
+      expect(createRuntime({ store: crashAfter(store, crash) }).start(v1, { n: i }, { runId: id })).rejects.toBeInstanceOf(SimulatedCrash),
     );
   }
 }

@@ -14,6 +14,9 @@ import { crashAfter, makeStore, SimulatedCrash, typesOf } from './helpers.js';
 
 const completedStep = (name: string) => (e: { type: string; data: unknown }) =>
   e.type === RunEvents.StepCompleted && (e.data as { name: string }).name === name;
+/** A crash once the step's start is written, before its function runs. */
+const startedStep = (name: string) => (e: { type: string; data: unknown }) =>
+  e.type === RunEvents.StepStarted && (e.data as { name: string }).name === name;
 
 /** An order workflow whose code is given per test; `ran` lists the steps whose functions ran. */
 function order(ran: string[], run: (ctx: RunContext, step: (name: string) => Promise<string>) => Promise<unknown>, version = '1') {
@@ -78,7 +81,7 @@ describe('ctx.changed: a change inside one version', () => {
   it('a run that had not reached the change yet takes the new path', async () => {
     const store = await makeStore();
     const ran: string[] = [];
-    const crashing = crashAfter(store, completedStep('charge'));
+    const crashing = crashAfter(store, startedStep('charge'));
     await expect(createRuntime({ store: crashing }).start(original(ran), null, { runId: 'r' })).rejects.toBeInstanceOf(SimulatedCrash);
     const info = await createRuntime({ store, workflows: [withFraudCheck(ran)] }).resume('r');
     expect(info.status).toBe('completed');
@@ -107,7 +110,7 @@ describe('ctx.changed: a change inside one version', () => {
   it('an old run keeps its old answer past the end of its journal, so it never switches path half-way', async () => {
     const store = await makeStore();
     const ran: string[] = [];
-    const crashing = crashAfter(store, completedStep('email'));
+    const crashing = crashAfter(store, startedStep('email'));
     await expect(createRuntime({ store: crashing }).start(original(ran), null, { runId: 'old' })).rejects.toBeInstanceOf(SimulatedCrash);
     // The new code asks the same change again after the journal's end: the answer stays false.
     const asking = order(ran, async (ctx, step) => {
@@ -231,7 +234,13 @@ describe('several versions of one workflow at once', () => {
     const error = await runtime.resume('old').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WorkflowVersionNotFoundError);
     expect(error).toMatchObject({ code: 'WORKFLOW_VERSION_NOT_FOUND', workflow: 'order', version: '1', registered: ['2'] });
-    expect(await typesOf(store, 'old')).toEqual([RunEvents.RunStarted, RunEvents.StepStarted, RunEvents.StepCompleted]);
+    // The crash came with the first step's completion, written with the second step's start.
+    expect(await typesOf(store, 'old')).toEqual([
+      RunEvents.RunStarted,
+      RunEvents.StepStarted,
+      RunEvents.StepCompleted,
+      RunEvents.StepStarted,
+    ]);
     expect(await runtime.get('old')).toMatchObject({ workflowVersion: '1', status: 'running' });
     expect(ran).toEqual(['v1:a']);
 
