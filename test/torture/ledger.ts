@@ -15,8 +15,10 @@ export interface LedgerEntry {
  * The external world of the crash tests: a payment provider's ledger in its
  * own SQLite file, outside the event log. Like a real provider it
  * deduplicates by idempotency key: a second `do` with a key returns the first
- * result and changes nothing; an `undo` of a key that was never done is
- * refused and written down as a violation. Every call is committed before it
+ * result and changes nothing, and one with the same key but other
+ * parameters (`body`) is refused, as a payment provider refuses it; an
+ * `undo` of a key that was never done is refused too. Refusals are written
+ * down as violations. Every call is committed before it
  * returns, so it survives a SIGKILL of the process that made it.
  */
 export class Ledger {
@@ -36,34 +38,39 @@ export class Ledger {
       key TEXT NOT NULL,
       step TEXT NOT NULL,
       calls INTEGER NOT NULL DEFAULT 1,
-      note TEXT
+      note TEXT,
+      body TEXT NOT NULL DEFAULT ''
     );
     CREATE UNIQUE INDEX IF NOT EXISTS entries_effect ON entries (kind, key) WHERE kind <> 'violation';`);
   }
 
-  /** Applies the effect of `step` under `key` once; a repeat returns the first result. */
-  do(key: string, step: string): { key: string; step: string } {
-    this.#write('do', key, step);
+  /** Applies the effect of `step` under `key` once; a repeat returns the first result; the same key with another body is refused. */
+  do(key: string, step: string, body = ''): { key: string; step: string } {
+    const done = this.#db.prepare(`SELECT body FROM entries WHERE kind = 'do' AND key = ?`).get(key) as { body: string } | undefined;
+    if (done && done.body !== body) this.#refuse(key, step, `key reused with other parameters: ${done.body} then ${body}`);
+    this.#write('do', key, step, undefined, body);
     return { key, step };
   }
 
   /** Undoes the effect done under `key`; refused (a violation) when nothing was done under it. */
   undo(key: string, step: string, note?: string): void {
     const done = this.#db.prepare(`SELECT 1 FROM entries WHERE kind = 'do' AND key = ?`).get(key);
-    if (!done) {
-      this.#db.prepare(`INSERT INTO entries (kind, key, step, note) VALUES ('violation', ?, ?, 'undo without a do')`).run(key, step);
-      this.writes++;
-      throw new Error(`provider: nothing was done under ${key}`);
-    }
+    if (!done) this.#refuse(key, step, 'undo without a do');
     this.#write('undo', key, step, note);
   }
 
-  #write(kind: 'do' | 'undo', key: string, step: string, note?: string): void {
+  #refuse(key: string, step: string, why: string): never {
+    this.#db.prepare(`INSERT INTO entries (kind, key, step, note) VALUES ('violation', ?, ?, ?)`).run(key, step, why);
+    this.writes++;
+    throw new Error(`provider: ${why} (${key})`);
+  }
+
+  #write(kind: 'do' | 'undo', key: string, step: string, note?: string, body = ''): void {
     this.#db
       .prepare(
-        `INSERT INTO entries (kind, key, step, note) VALUES (?, ?, ?, ?) ON CONFLICT (kind, key) WHERE kind <> 'violation' DO UPDATE SET calls = calls + 1`,
+        `INSERT INTO entries (kind, key, step, note, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, key) WHERE kind <> 'violation' DO UPDATE SET calls = calls + 1`,
       )
-      .run(kind, key, step, note ?? null);
+      .run(kind, key, step, note ?? null, body);
     this.writes++;
   }
 

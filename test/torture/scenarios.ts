@@ -71,7 +71,7 @@ interface Body {
   /** A step whose effect the ledger holds under its key; `undo` says whether it has a compensation. */
   act(
     name: string,
-    options?: { retry?: number; failUntil?: number; policy?: FailurePolicy; ms?: number; irreversible?: boolean },
+    options?: { retry?: number; failUntil?: number; policy?: FailurePolicy; ms?: number; irreversible?: boolean; body?: string },
   ): Promise<unknown>;
   /** A step with no effect that fails while `fails` holds. */
   check(name: string, fails: boolean, policy?: FailurePolicy): Promise<unknown>;
@@ -109,7 +109,7 @@ function flow(
         async (io: StepIO) => {
           if (a.ms) await pause(a.ms);
           if (io.attempt < (a.failUntil ?? 0)) throw new Error(`${step} failed (attempt ${io.attempt})`);
-          return world.ledger.do(io.idempotencyKey, step);
+          return world.ledger.do(io.idempotencyKey, step, a.body);
         },
         {
           ...(hooks === 'inline' && o.undoable.includes(step) && !a.irreversible ? { compensate: undoOf(step) } : {}),
@@ -180,6 +180,25 @@ const defs: Def[] = [
       }),
     next: operator(),
     expect: { status: 'completed', rollbacks: 0, net: ['s1', 's2', 's3'] },
+  },
+  {
+    // Values drawn between steps (written with the next step's start) and sent with the effects: the provider
+    // refuses a key reused with other parameters. A sleep between steps, then a rollback past the values.
+    name: 'values',
+    workflow: (h, w) =>
+      flow('values', h, w, { undoable: ['s1', 's2', 's3'] }, async (ctx, b) => {
+        const order = await ctx.uuid();
+        await b.act('s1', { body: order });
+        await ctx.emit({ type: 'Add', data: 2 });
+        const at = await ctx.now();
+        await ctx.checkpoint('cp');
+        await b.act('s2', { body: `${order}@${at}` });
+        await ctx.sleep(20);
+        await b.act('s3', { body: String(await ctx.random()) });
+        await b.check('fragile', ctx.rollbacks.length < 1, { rollbackTo: 'cp' });
+      }),
+    next: operator(),
+    expect: { status: 'completed', rollbacks: 1, net: ['s1', 's2', 's3'] },
   },
   {
     // One rollback, retried; the path after it fails too and is rolled back again.
