@@ -9,7 +9,6 @@ import {
   GroupEvents,
   type GroupRollbackRequestedData,
   type GroupStartedData,
-  type GroupStatus,
   groupStatusOf,
   groupStreamOf,
   isGroupEvent,

@@ -1,7 +1,7 @@
 import type { EventEnvelope } from '../events/envelope.js';
 import type { EventStore } from '../store/types.js';
 import { RunNotFoundError } from './errors.js';
-import { type ApprovalRequest, asRunEvent, isRunEvent, type PointOfNoReturn, type RunEventOf, RunEvents } from './events.js';
+import { asRunEvent, isRunEvent, type PointOfNoReturn, type RunEventOf, RunEvents } from './events.js';
 import { effectiveEvents, foldState, lastAttention, rollbacksOf, statusAfter } from './journal.js';
 import type { RunFilter, RunInfo, RunSummary } from './model/run.js';
 import { RunLog, streamOf } from './run-log.js';

@@ -31,8 +31,10 @@ export class RunLog {
   /** Versions base..head, in order: what is durable. */
   readonly events: EventEnvelope[];
   #queue: Promise<unknown> = Promise.resolve();
-  /** Events given to appends still in the queue. */
+  /** Events given to appends not written yet. */
   #queued = 0;
+  /** The next append, gathering the appends made until its turn comes. */
+  #gathering: Gathering | undefined;
   /** Events waiting for the next append. */
   #deferred: NewEvent[] = [];
   /** Set by the first append that fails: the appends queued behind it were built on it, so they fail too. */
@@ -165,36 +167,55 @@ export class RunLog {
 
   /**
    * Appends `events` after whatever was deferred, in one commit; returns the
-   * envelopes of `events`. Appends are queued so that steps running in
+   * envelopes of `events`. Appends wait their turn, so that steps running in
    * parallel (Promise.all over ctx.step) each expect the version the previous
    * append left, instead of all expecting the same one and tripping over each
-   * other. The deferred facts are taken now, not when the append's turn
-   * comes, so facts are written in the order they were given.
+   * other; appends made while one is being written go together in the next
+   * (the starts of ten parallel steps are one or two commits, not ten). The
+   * deferred facts are taken now, not when the append's turn comes, so facts
+   * are written in the order they were given.
    */
   append(events: NewEvent[]): Promise<EventEnvelope[]> {
-    const carried = this.#deferred.length;
-    const batch = carried > 0 ? [...this.#deferred, ...events] : events;
+    const batch = this.#deferred.length > 0 ? [...this.#deferred, ...events] : events;
+    if (batch.length === 0) return Promise.resolve([]);
+    const from = (this.#gathering?.events.length ?? 0) + batch.length - events.length;
     this.#deferred = [];
     this.#queued += batch.length;
-    const next = this.#queue.then(async () => {
-      try {
-        if (this.#broken) throw this.#broken.error;
-        const expectedVersion = this.version === 0 ? 'no_stream' : this.version;
-        const result = await this.store.append(this.streamId, batch, { expectedVersion });
-        this.events.push(...result.events);
-        const [first] = result.events;
-        if (first && first.version === 1 && isRunEvent(first, RunEvents.RunStarted)) this.#started = first;
-        return result.events.slice(carried);
-      } catch (error) {
-        this.#broken ??= { error };
-        throw error;
-      } finally {
-        this.#queued -= batch.length;
-      }
-    });
-    this.#queue = next.catch(() => {});
-    return next;
+    if (this.#gathering) this.#gathering.events.push(...batch);
+    else {
+      const group: Gathering = { events: [...batch], written: Promise.resolve([]) };
+      group.written = this.#queue.then(() => {
+        if (this.#gathering === group) this.#gathering = undefined;
+        return this.#write(group.events);
+      });
+      this.#gathering = group;
+      this.#queue = group.written.catch(() => {});
+    }
+    return this.#gathering.written.then((written) => written.slice(from, from + events.length));
   }
+
+  async #write(batch: NewEvent[]): Promise<EventEnvelope[]> {
+    try {
+      if (this.#broken) throw this.#broken.error;
+      const expectedVersion = this.version === 0 ? 'no_stream' : this.version;
+      const result = await this.store.append(this.streamId, batch, { expectedVersion });
+      this.events.push(...result.events);
+      const [first] = result.events;
+      if (first && first.version === 1 && isRunEvent(first, RunEvents.RunStarted)) this.#started = first;
+      return result.events;
+    } catch (error) {
+      this.#broken ??= { error };
+      throw error;
+    } finally {
+      this.#queued -= batch.length;
+    }
+  }
+}
+
+/** Appends made while another is being written: they go together, next. */
+interface Gathering {
+  events: NewEvent[];
+  written: Promise<EventEnvelope[]>;
 }
 
 function startedOf(runId: string, first: EventEnvelope | undefined): RunEventOf<'RunStarted'> {

@@ -126,10 +126,30 @@ describe('one commit per step', () => {
     const info = await createRuntime({ store }).start(wf, null, { runId: 'siblings' });
     expect(info.output).toEqual(['f', 's']);
     expect(appends).toEqual([
-      ['RunStarted', 'StepStarted:fast'],
-      ['StepStarted:slow'],
+      ['RunStarted', 'StepStarted:fast', 'StepStarted:slow'],
       ['StepCompleted:fast'],
       ['StepCompleted:slow', 'RunCompleted'],
+    ]);
+  });
+
+  it('the starts of steps called together are one append', async () => {
+    const { store, appends } = appendsOf(await makeStore());
+    const wf = defineWorkflow({
+      name: 'fan-out',
+      initialState: null,
+      apply: (s: null) => s,
+      run: async (ctx) => {
+        await ctx.step('plan', () => 3);
+        return Promise.all(['p0', 'p1', 'p2'].map((name) => ctx.step(name, () => name)));
+      },
+    });
+    const info = await createRuntime({ store }).start(wf, null, { runId: 'fan-out' });
+    expect(info.output).toEqual(['p0', 'p1', 'p2']);
+    expect(appends).toEqual([
+      ['RunStarted', 'StepStarted:plan'],
+      ['StepCompleted:plan', 'StepStarted:p0', 'StepStarted:p1', 'StepStarted:p2'],
+      ['StepCompleted:p0', 'StepCompleted:p1', 'StepCompleted:p2'],
+      ['RunCompleted'],
     ]);
   });
 
