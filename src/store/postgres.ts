@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { EventEnvelope } from '../events/envelope.js';
 import { ConcurrencyError, EventIdConflictError, RewindError, StoreConfigError, ValidationError } from '../events/errors.js';
 import { resultOf } from './append-result.js';
+import { AppendQueue, type CallOutcome } from './postgres/append-queue.js';
 import { PgListener } from './postgres/listener.js';
 import { PostgresRunQueue } from './postgres/run-queue.js';
 import { INLINE_LOCK, migrations, NOTIFY_CHANNEL, SQLSTATE } from './postgres/schema.js';
@@ -64,6 +65,8 @@ const POLL_MS = 750;
 const NOTIFY_EVERY_MS = 10;
 /** An id inserted concurrently into another stream surfaces as a unique violation: retry to report it properly. */
 const APPEND_ATTEMPTS = 3;
+/** Group commit (postgres/append-queue.ts): calls in one group, at most. */
+const CALLS_PER_GROUP = 64;
 
 interface EventRow {
   id: string;
@@ -82,7 +85,14 @@ interface EventRow {
 const TOP_VISIBLE_POSITION = `SELECT (SELECT e.position FROM $s.events e
   WHERE e.tx_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY e.tx_id DESC, e.position DESC LIMIT 1) AS top`;
 
-type AppendedRow = Pick<EventRow, 'id' | 'version' | 'position' | 'recorded_at' | 'hash'> & { r_ord: number };
+/** A row of append_calls(): an event written (r_call null), an event a repeated append finds stored, or a call's refusal (r_error). */
+type AppendedRow = Pick<EventRow, 'id' | 'version' | 'position' | 'recorded_at' | 'hash'> & {
+  r_call: number | null;
+  r_ord: number | null;
+  r_error: string | null;
+  r_message: string | null;
+  r_detail: string | null;
+};
 
 const EVENT_COLUMNS = 'id, stream_id, version, position, type, schema_version, data, metadata, recorded_at, hash';
 
@@ -124,6 +134,7 @@ export class PostgresBackend implements StorageBackend {
   #closed = false;
   readonly projectionHost: PostgresProjectionHost;
   readonly #appendHooks = new Set<PostgresAppendHook>();
+  readonly #queue = new AppendQueue<PreparedAppend[], AppendResult[]>((calls) => this.#appendGroup(calls), CALLS_PER_GROUP);
 
   private constructor(url: string, pool: pg.Pool, schema: string, connectTimeoutMs: number) {
     this.#listener = new PgListener({
@@ -254,65 +265,87 @@ export class PostgresBackend implements StorageBackend {
     this.#events.emit('append');
   }
 
-  async append(appends: PreparedAppend[]): Promise<AppendResult[]> {
-    const batch = JSON.stringify(
-      appends.map((a) => ({
-        streamId: a.streamId,
-        expectedVersion: a.expectedVersion,
-        idsGiven: a.events.some((e) => e.idGiven),
-        events: a.events.map((e) => ({
-          id: e.id,
-          type: e.type,
-          schemaVersion: e.schemaVersion,
-          data: e.dataJson,
-          metadata: e.metadataJson,
-          recordedAt: e.recordedAt,
-          digest: e.digest,
-        })),
-      })),
-    );
+  append(appends: PreparedAppend[]): Promise<AppendResult[]> {
+    // Inline projections write in the appending transaction: such appends go one by one.
+    if (this.#appendHooks.size > 0) return this.#appendWithHooks(appends);
+    return this.#queue.submit(appends, groupKeys(appends));
+  }
+
+  /**
+   * One group of the queue: every call in one append_calls(), one commit. A
+   * call the function refuses fails alone. An error that fails the statement
+   * (a unique violation of an id written at the same time by another stream's
+   * call, text PostgreSQL cannot store) rolls back the group: then its calls
+   * run again one by one, so each gets its own outcome. Any other error (the
+   * connection lost, say) fails every call of the group, as it would one.
+   */
+  async #appendGroup(calls: PreparedAppend[][]): Promise<CallOutcome<AppendResult[]>[]> {
+    if (calls.length === 1) return [await this.#appendAlone(calls[0] as PreparedAppend[])];
+    let rows: AppendedRow[];
+    try {
+      rows = await this.#appendRows(this.#pool, calls);
+    } catch (error) {
+      if (!failedStatement(error)) throw appendError(error);
+      // One by one, in the order they came: as if they had never been grouped.
+      const outcomes: CallOutcome<AppendResult[]>[] = [];
+      for (const call of calls) outcomes.push(await this.#appendAlone(call));
+      return outcomes;
+    }
+    this.#announce();
+    return outcomesOf(calls, rows);
+  }
+
+  async #appendAlone(call: PreparedAppend[]): Promise<CallOutcome<AppendResult[]>> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const rows = this.#appendHooks.size > 0 ? await this.#appendWithHooks(batch) : await this.#appendRows(this.#pool, batch);
-        const grouped: EventEnvelope[][] = appends.map(() => []);
-        const sent = new Map(appends.flatMap((a) => a.events.map((e) => [e.id, e] as const)));
-        for (const row of rows) {
-          // The content is what was sent (for a retry, what is stored has the same digest); the store adds the rest.
-          const { id, type, schemaVersion, data, metadata } = sent.get(row.id) as PreparedEvent;
-          const { version, recorded_at: recordedAt, hash } = row;
-          const streamId = (appends[row.r_ord] as PreparedAppend).streamId;
-          const position = Number(row.position);
-          grouped[row.r_ord]?.push({ id, streamId, version, position, type, schemaVersion, data, metadata, recordedAt, hash });
-        }
-        for (const events of grouped) events.sort((x, y) => x.version - y.version);
-        // Our own process hears it at once; others through NOTIFY.
-        queueMicrotask(() => this.#wake());
-        this.#notifyOthers();
-        return grouped.map(resultOf);
+        const rows = await this.#appendRows(this.#pool, [call]);
+        this.#announce();
+        return outcomesOf([call], rows)[0] as CallOutcome<AppendResult[]>;
       } catch (error) {
-        const mapped = this.#appendError(error, appends);
+        const mapped = appendError(error);
+        if (mapped === 'retry' && attempt < APPEND_ATTEMPTS) continue;
+        return { ok: false, error: mapped === 'retry' ? idConflictFromUniqueViolation(error) : mapped };
+      }
+    }
+  }
+
+  /** Wakes this process's subscribers at once, and others' through NOTIFY. */
+  #announce(): void {
+    queueMicrotask(() => this.#wake());
+    this.#notifyOthers();
+  }
+
+  /** Only what the store assigned comes back: the content is the caller's, and parsing it again would cost as much as the append. */
+  async #appendRows(db: pg.Pool | pg.PoolClient, calls: PreparedAppend[][]): Promise<AppendedRow[]> {
+    const { rows } = await db.query<AppendedRow>({
+      // Prepared once per connection: the statement is parsed and planned once, not per append.
+      name: `rewind.append_calls.${this.#schema}`,
+      text: `SELECT r_call, r_ord, r_id AS id, r_version AS version, r_position AS position, r_recorded_at AS recorded_at, r_hash AS hash,
+        r_error, r_message, r_detail FROM ${this.#s}.append_calls($1::jsonb)`,
+      values: [batchJson(calls)],
+    });
+    return rows;
+  }
+
+  async #appendWithHooks(appends: PreparedAppend[]): Promise<AppendResult[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#appendWithHooksOnce(appends);
+      } catch (error) {
+        const mapped = appendError(error);
         if (mapped === 'retry' && attempt < APPEND_ATTEMPTS) continue;
         throw mapped === 'retry' ? idConflictFromUniqueViolation(error) : mapped;
       }
     }
   }
 
-  /** Only what the store assigned comes back: the content is the caller's, and parsing it again would cost as much as the append. */
-  async #appendRows(db: pg.Pool | pg.PoolClient, batch: string): Promise<AppendedRow[]> {
-    const { rows } = await db.query<AppendedRow>(
-      `SELECT r_ord, r_id AS id, r_version AS version, r_position AS position, r_recorded_at AS recorded_at, r_hash AS hash
-       FROM ${this.#s}.append_events($1::jsonb)`,
-      [batch],
-    );
-    return rows;
-  }
-
   /** Inline projections: the append and their writes share one client-side transaction; a hook that throws rolls both back. */
-  async #appendWithHooks(batch: string): Promise<AppendedRow[]> {
+  async #appendWithHooksOnce(appends: PreparedAppend[]): Promise<AppendResult[]> {
     const client = await this.#pool.connect();
     try {
       await client.query('BEGIN');
-      const rows = await this.#appendRows(client, batch);
+      const outcome = outcomesOf([appends], await this.#appendRows(client, [appends]))[0];
+      if (!outcome?.ok) throw outcome?.error;
       const tx = {
         client,
         eventsAfter: async (position: number) => {
@@ -336,35 +369,13 @@ export class PostgresBackend implements StorageBackend {
       };
       for (const hook of this.#appendHooks) await hook(tx);
       await client.query('COMMIT');
-      return rows;
+      this.#announce();
+      return outcome.value;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
       throw error;
     } finally {
       client.release();
-    }
-  }
-
-  #appendError(error: unknown, appends: PreparedAppend[]): unknown {
-    const e = error as pg.DatabaseError;
-    switch (e?.code) {
-      case SQLSTATE.eventIdConflict:
-        return new EventIdConflictError(e.message, e.detail ?? '');
-      case SQLSTATE.concurrency: {
-        const streamId = e.detail ?? '';
-        const expected = appends.find((a) => a.streamId === streamId)?.expectedVersion ?? 'any';
-        return new ConcurrencyError(streamId, expected, Number(e.message));
-      }
-      case SQLSTATE.misuse:
-        return new StoreConfigError(e.message, 'Rewind appends need READ COMMITTED, each in a transaction of its own');
-      case '23505':
-        return e.constraint?.endsWith('_id_key') ? 'retry' : error;
-      // Text PostgreSQL cannot store (a NUL character, say) is bad input, not a failure.
-      case '22021':
-      case '22P05':
-        return new ValidationError('nothing was appended', [e.message]);
-      default:
-        return error;
     }
   }
 
@@ -550,4 +561,119 @@ function where(url: string): string {
 function idConflictFromUniqueViolation(error: unknown): EventIdConflictError {
   const id = /\(id\)=\((.*)\)/.exec((error as pg.DatabaseError).detail ?? '')?.[1] ?? '';
   return new EventIdConflictError(id, 'another writer stored it at the same time');
+}
+
+/**
+ * What a call shares with no other call of its group: its streams, and the
+ * ids its caller chose. So no call's checks depend on another's writes, and
+ * each gets the outcome it would get alone, after the calls that came before.
+ */
+function groupKeys(appends: PreparedAppend[]): string[] {
+  const keys: string[] = [];
+  for (const a of appends) {
+    keys.push(`s:${a.streamId}`);
+    for (const e of a.events) if (e.idGiven) keys.push(`i:${e.id}`);
+  }
+  return keys;
+}
+
+/** The calls of a group as append_calls() takes them: the data and metadata as their canonical text. */
+function batchJson(calls: PreparedAppend[][]): string {
+  return JSON.stringify(
+    calls.map((appends) =>
+      appends.map((a) => ({
+        streamId: a.streamId,
+        expectedVersion: a.expectedVersion,
+        idsGiven: a.events.some((e) => e.idGiven),
+        events: a.events.map((e) => ({
+          id: e.id,
+          type: e.type,
+          schemaVersion: e.schemaVersion,
+          data: e.dataJson,
+          metadata: e.metadataJson,
+          recordedAt: e.recordedAt,
+          digest: e.digest,
+        })),
+      })),
+    ),
+  );
+}
+
+/**
+ * Each call's outcome from append_calls()' rows: its refusal, or its events.
+ * The content is what was sent (for a repeated append, what is stored has the
+ * same digest); the store adds the rest.
+ */
+function outcomesOf(calls: PreparedAppend[][], rows: AppendedRow[]): CallOutcome<AppendResult[]>[] {
+  const grouped = calls.map((call) => call.map((): EventEnvelope[] => []));
+  const appendOf = (c: number, ord: number) => (calls[c] as PreparedAppend[])[ord] as PreparedAppend;
+  const refused = new Map<number, AppendedRow>();
+  for (const row of rows) if (row.r_error !== null) refused.set(row.r_call as number, row);
+  // The ids of the calls not refused are unique in the group (groupKeys): rows name their events by id.
+  const sent = new Map<string, { call: number; ord: number; event: PreparedEvent }>();
+  calls.forEach((call, c) => {
+    if (refused.has(c)) return;
+    call.forEach((a, ord) => {
+      for (const event of a.events) sent.set(event.id, { call: c, ord, event });
+    });
+  });
+  for (const row of rows) {
+    if (row.r_error !== null || (row.r_call !== null && refused.has(row.r_call))) continue;
+    const at = sent.get(row.id) as { call: number; ord: number; event: PreparedEvent };
+    const { id, type, schemaVersion, data, metadata } = at.event;
+    const { version, recorded_at: recordedAt, hash } = row;
+    const streamId = appendOf(at.call, at.ord).streamId;
+    const position = Number(row.position);
+    (grouped[at.call] as EventEnvelope[][])[at.ord]?.push({
+      id,
+      streamId,
+      version,
+      position,
+      type,
+      schemaVersion,
+      data,
+      metadata,
+      recordedAt,
+      hash,
+    });
+  }
+  return calls.map((call, c) => {
+    const no = refused.get(c);
+    if (no) return { ok: false, error: refusalOf(no, call) };
+    const results = (grouped[c] as EventEnvelope[][]).map((events) => resultOf(events.sort((x, y) => x.version - y.version)));
+    return { ok: true, value: results };
+  });
+}
+
+/** The error a call refused by append_calls() gets: r_message and r_detail as append_events raised them. */
+function refusalOf(row: AppendedRow, call: PreparedAppend[]): RewindError {
+  if (row.r_error === SQLSTATE.concurrency) {
+    const streamId = row.r_detail ?? '';
+    const expected = call.find((a) => a.streamId === streamId)?.expectedVersion ?? 'any';
+    return new ConcurrencyError(streamId, expected, Number(row.r_message));
+  }
+  return new EventIdConflictError(row.r_message ?? '', row.r_detail ?? '');
+}
+
+/** What a failed append statement means to the caller; 'retry' for an id another stream's append stored at the same moment. */
+function appendError(error: unknown): unknown {
+  const e = error as pg.DatabaseError;
+  switch (e?.code) {
+    case SQLSTATE.misuse:
+      return new StoreConfigError(e.message, 'Rewind appends need READ COMMITTED, each in a transaction of its own');
+    case '23505':
+      return e.constraint?.endsWith('_id_key') ? 'retry' : error;
+    // Text PostgreSQL cannot store (a NUL character, say) is bad input, not a failure.
+    case '22021':
+    case '22P05':
+      return new ValidationError('nothing was appended', [e.message]);
+    default:
+      return error;
+  }
+}
+
+/** An error of the statement itself (bad data, an integrity violation): its transaction rolled back, nothing else is wrong. */
+function failedStatement(error: unknown): boolean {
+  const code = error instanceof pg.DatabaseError ? error.code : undefined;
+  return code !== undefined && (code.startsWith('22') || code.startsWith('23'));
 }

@@ -99,14 +99,16 @@ describe('PostgreSQL: the global-order gap', () => {
           now: () => new Date().toISOString(),
         });
         const batch = JSON.stringify([
-          {
-            streamId: prepared?.streamId,
-            expectedVersion: 'any',
-            events: prepared?.events.map((e) => ({ ...e, data: e.dataJson, metadata: e.metadataJson })),
-          },
+          [
+            {
+              streamId: prepared?.streamId,
+              expectedVersion: 'any',
+              events: prepared?.events.map((e) => ({ ...e, data: e.dataJson, metadata: e.metadataJson })),
+            },
+          ],
         ]);
         await client.query('BEGIN');
-        const { rows } = await client.query(`SELECT r_id, r_position FROM "${schema}".append_events($1::jsonb)`, [batch]);
+        const { rows } = await client.query(`SELECT r_id, r_position FROM "${schema}".append_calls($1::jsonb)`, [batch]);
         await sleep(200 + 150 * h);
         const before = ackedUpTo;
         await client.query('COMMIT');
@@ -155,14 +157,16 @@ describe('PostgreSQL: the global-order gap', () => {
       now: () => new Date().toISOString(),
     });
     const batch = JSON.stringify([
-      {
-        streamId: 'slow',
-        expectedVersion: 'any',
-        events: prepared?.events.map((e) => ({ ...e, data: e.dataJson, metadata: e.metadataJson })),
-      },
+      [
+        {
+          streamId: 'slow',
+          expectedVersion: 'any',
+          events: prepared?.events.map((e) => ({ ...e, data: e.dataJson, metadata: e.metadataJson })),
+        },
+      ],
     ]);
     await client.query('BEGIN');
-    await client.query(`SELECT * FROM "${schema}".append_events($1::jsonb)`, [batch]);
+    await client.query(`SELECT * FROM "${schema}".append_calls($1::jsonb)`, [batch]);
     const later = await store.append('fast', [{ type: 't', data: 3 }]);
 
     // Committed, but behind the open transaction: not yet readable.
@@ -175,14 +179,14 @@ describe('PostgreSQL: the global-order gap', () => {
     expect(await store.headPosition()).toBe(later.position);
   });
 
-  it('refuses to run append_events where it could not keep the order', async () => {
+  it('refuses to run append_calls where it could not keep the order', async () => {
     const schema = uniqueSchema();
     const store = await open(schema);
     await store.checkpoint('c', 1);
     const client = await rawClient();
     await client.query('BEGIN');
     await client.query(`UPDATE "${schema}".checkpoints SET position = 2`);
-    await expect(client.query(`SELECT * FROM "${schema}".append_events('[]'::jsonb)`)).rejects.toMatchObject({ code: 'RW003' });
+    await expect(client.query(`SELECT * FROM "${schema}".append_calls('[]'::jsonb)`)).rejects.toMatchObject({ code: 'RW003' });
     await client.query('ROLLBACK');
   });
 });
@@ -192,7 +196,7 @@ describe('PostgreSQL: the cost of an append', () => {
   async function scansOfEvents(client: pg.Client, schema: string, batch: string): Promise<{ seq: number; idx: number }> {
     await client.query('BEGIN');
     try {
-      await client.query(`SELECT * FROM "${schema}".append_events($1::jsonb)`, [batch]);
+      await client.query(`SELECT * FROM "${schema}".append_calls($1::jsonb)`, [batch]);
       const { rows } = await client.query<{ seq: string; idx: string }>(
         `SELECT seq_scan AS seq, coalesce(idx_scan, 0) AS idx FROM pg_stat_xact_user_tables WHERE relid = $1::regclass`,
         [`"${schema}".events`],
@@ -216,12 +220,14 @@ describe('PostgreSQL: the cost of an append', () => {
     const batchOf = (streamId: string, ids: boolean, events: { id?: string; type: string; data: unknown }[]) => {
       const [prepared] = prepareAppends([{ streamId, events }], { registry: new EventRegistry(), now: () => new Date().toISOString() });
       return JSON.stringify([
-        {
-          streamId,
-          expectedVersion: 'any',
-          idsGiven: ids,
-          events: prepared?.events.map((e) => ({ ...e, data: e.dataJson, metadata: e.metadataJson })),
-        },
+        [
+          {
+            streamId,
+            expectedVersion: 'any',
+            idsGiven: ids,
+            events: prepared?.events.map((e) => ({ ...e, data: e.dataJson, metadata: e.metadataJson })),
+          },
+        ],
       ]);
     };
     expect((await scansOfEvents(client, schema, batchOf('fresh', false, [{ type: 't', data: 1 }]))).seq).toBe(0);

@@ -111,6 +111,10 @@ CREATE INDEX projection_docs_by_stream ON ${s}.projection_docs (projection, gene
     `ALTER TABLE ${s}.streams DROP COLUMN version, DROP COLUMN head, DROP COLUMN position;
 DROP FUNCTION IF EXISTS ${s}.append_events(jsonb);
 ${appendEventsFunction(s, lit)}`,
+    // Group commit: append_calls() takes the calls of several callers at once and answers each
+    // apart (a refused call writes nothing and fails no other). append_events stays for processes
+    // of the previous build still running against this schema.
+    appendCallsFunction(s, lit),
   ];
 }
 
@@ -327,6 +331,239 @@ ${INLINE_TURNS(s, lit)}  -- Stream locks without taking an xid; a fixed order, s
   END IF;
 
   RETURN QUERY SELECT * FROM unnest(n_ord, n_id, n_version, n_position, n_at, n_hash);
+END
+$fn$;
+`;
+}
+
+/**
+ * The append function of migration 8: the calls of several callers in one
+ * transaction (group commit, postgres/append-queue.ts), with what
+ * append_events guarantees for each. `batch` is an array of calls, each an
+ * array of stream appends as append_events takes them; no stream appears in
+ * two calls of a batch (the client's queue sees to it). A call is refused
+ * whole, and writes nothing, when one of its appends fails its expected
+ * version or reuses an id wrongly: that call gets one row with the SQLSTATE
+ * append_events would have raised (r_error, r_message, r_detail) and the other
+ * calls go on. Every other error fails the whole batch.
+ *
+ * Rows: for each call refused, its error; for an append repeated whole (every
+ * id stored, same content), its stored events with r_call and r_ord; for the
+ * events written, id, version, position, recordedAt and hash (r_call and
+ * r_ord null: the ids name them). Rows of a refused call's repeated appends
+ * may come too; the refusal is what counts.
+ *
+ * Less work per event than append_events: the per-event loop only links the
+ * chain; the insert reads the events from the JSON as a set.
+ */
+function appendCallsFunction(s: string, lit: string): string {
+  return `
+CREATE FUNCTION ${s}.append_calls(batch jsonb)
+RETURNS TABLE (r_call integer, r_ord integer, r_id text, r_version integer, r_position bigint, r_recorded_at text, r_hash text,
+  r_error text, r_message text, r_detail text)
+-- Its statements' plans are made once per connection: left to choose, the planner made a custom plan of the insert on every call.
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+DECLARE
+  calls integer := jsonb_array_length(batch);
+  c jsonb;
+  ci integer;
+  a jsonb;
+  ai integer;
+  sid text;
+  r record;
+  evs jsonb;
+  lock_key bigint;
+  found_count integer;
+  total integer;
+  first_id text;
+  unordered_id text;
+  prev_version integer;
+  actual integer;
+  head bytea;
+  expected jsonb;
+  holds boolean;
+  err text;
+  err_message text;
+  err_detail text;
+  -- What the call being checked would write; added to the batch's when the whole call holds.
+  c_sid text[];
+  c_base integer[];
+  c_evs jsonb[];
+  c_first integer[];
+  c_hash text[];
+  c_new text[];
+  -- What the batch writes: per append its stream, version before it, events and first hash's index; per event its hash.
+  g_sid text[] := '{}';
+  g_base integer[] := '{}';
+  g_evs jsonb[] := '{}';
+  g_first integer[] := '{}';
+  g_hash text[] := '{}';
+  g_new text[] := '{}';
+BEGIN
+  -- The xid must be taken under the mutex below, or xid order and position order can disagree.
+  IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+    RAISE EXCEPTION 'append_calls must be the first write of its transaction, and called once'
+      USING ERRCODE = '${SQLSTATE.misuse}';
+  END IF;
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    RAISE EXCEPTION 'append_calls needs READ COMMITTED, not %', current_setting('transaction_isolation')
+      USING ERRCODE = '${SQLSTATE.misuse}';
+  END IF;
+
+${INLINE_TURNS(s, lit)}  -- Stream locks without taking an xid; a fixed order, so no deadlock between batches.
+  IF calls = 1 AND jsonb_array_length(batch -> 0) = 1 THEN
+    PERFORM pg_advisory_xact_lock(hashtextextended(batch -> 0 -> 0 ->> 'streamId', hashtext(${lit})));
+  ELSE
+    FOR lock_key IN
+      SELECT DISTINCT hashtextextended(x ->> 'streamId', hashtext(${lit}))
+      FROM jsonb_array_elements(batch) cl, jsonb_array_elements(cl) x ORDER BY 1
+    LOOP
+      PERFORM pg_advisory_xact_lock(lock_key);
+    END LOOP;
+  END IF;
+
+  FOR ci IN 0 .. calls - 1 LOOP
+    c := batch -> ci;
+    err := NULL;
+    c_sid := '{}'; c_base := '{}'; c_evs := '{}'; c_first := '{}'; c_hash := '{}'; c_new := '{}';
+    FOR ai IN 0 .. jsonb_array_length(c) - 1 LOOP
+      a := c -> ai;
+      sid := a ->> 'streamId';
+      evs := a -> 'events';
+      total := jsonb_array_length(evs);
+
+      -- Idempotency, as findStoredBatch() in idempotency.ts; only ids the caller chose can be stored already.
+      IF coalesce((a ->> 'idsGiven')::boolean, true) THEN
+        found_count := 0;
+        first_id := NULL;
+        unordered_id := NULL;
+        prev_version := NULL;
+        FOR r IN
+          SELECT x.ev ->> 'id' AS id, x.ev ->> 'digest' AS digest, e.stream_id, e.digest AS stored_digest, e.version
+          FROM jsonb_array_elements(evs) WITH ORDINALITY x(ev, o)
+          LEFT JOIN LATERAL (${BY_ID(s, 'e.stream_id, e.digest, e.version')}) e ON true
+          ORDER BY x.o
+        LOOP
+          CONTINUE WHEN r.stream_id IS NULL;
+          IF r.stream_id <> sid THEN
+            err := '${SQLSTATE.eventIdConflict}';
+            err_message := r.id;
+            err_detail := format('it belongs to stream "%s", not "%s"', r.stream_id, sid);
+            EXIT;
+          END IF;
+          IF r.stored_digest <> r.digest THEN
+            err := '${SQLSTATE.eventIdConflict}';
+            err_message := r.id;
+            err_detail := 'its type, data, metadata or schema version differ';
+            EXIT;
+          END IF;
+          found_count := found_count + 1;
+          first_id := coalesce(first_id, r.id);
+          IF unordered_id IS NULL AND prev_version IS NOT NULL AND r.version <> prev_version + 1 THEN
+            unordered_id := r.id;
+          END IF;
+          prev_version := r.version;
+        END LOOP;
+        EXIT WHEN err IS NOT NULL;
+        IF found_count > 0 THEN
+          err := '${SQLSTATE.eventIdConflict}';
+          IF found_count <> total THEN
+            err_message := first_id;
+            err_detail := format('%s of the %s events in this append are already stored; retry the original append unchanged, or give new events new ids', found_count, total);
+            EXIT;
+          END IF;
+          IF unordered_id IS NOT NULL THEN
+            err_message := unordered_id;
+            err_detail := 'the stored events are not in this order';
+            EXIT;
+          END IF;
+          err := NULL;
+          RETURN QUERY
+            SELECT ci, ai, e.id::text, e.version, e.position, e.recorded_at, e.hash, NULL::text, NULL::text, NULL::text
+            FROM jsonb_array_elements(evs) WITH ORDINALITY x(ev, o)
+            JOIN LATERAL (${BY_ID(s, 'e.*')}) e ON true
+            ORDER BY x.o;
+          CONTINUE;
+        END IF;
+      END IF;
+
+      -- The head is the newest event: under the stream lock, each statement sees every earlier append to it.
+      SELECT e.version, decode(e.hash, 'hex') INTO actual, head FROM ${s}.events e WHERE e.stream_id = sid ORDER BY e.version DESC LIMIT 1;
+      IF NOT FOUND THEN
+        actual := 0;
+        head := decode('${GENESIS_HASH}', 'hex');
+        c_new := c_new || sid;
+      END IF;
+      expected := a -> 'expectedVersion';
+      holds := CASE
+        WHEN jsonb_typeof(expected) = 'number' THEN expected::text::bigint = actual
+        WHEN expected #>> '{}' = 'any' THEN true
+        WHEN expected #>> '{}' = 'no_stream' THEN actual = 0
+        WHEN expected #>> '{}' = 'exists' THEN actual > 0
+        ELSE false
+      END;
+      IF NOT holds THEN
+        err := '${SQLSTATE.concurrency}';
+        err_message := actual::text;
+        err_detail := sid;
+        EXIT;
+      END IF;
+
+      c_sid := c_sid || sid;
+      c_base := c_base || actual;
+      c_evs := c_evs || evs;
+      c_first := c_first || (cardinality(g_hash) + cardinality(c_hash) + 1);
+      FOR i IN 0 .. total - 1 LOOP
+        -- chainLink() of events/hash.ts, byte for byte.
+        head := sha256(head
+          || convert_to((actual + i + 1)::text || E'\\n' || (evs -> i ->> 'recordedAt') || E'\\n', 'UTF8')
+          || decode(evs -> i ->> 'digest', 'hex'));
+        c_hash := c_hash || encode(head, 'hex');
+      END LOOP;
+    END LOOP;
+
+    IF err IS NULL THEN
+      g_sid := g_sid || c_sid;
+      g_base := g_base || c_base;
+      g_evs := g_evs || c_evs;
+      g_first := g_first || c_first;
+      g_hash := g_hash || c_hash;
+      g_new := g_new || c_new;
+    ELSE
+      RETURN QUERY SELECT ci, NULL::integer, NULL::text, NULL::integer, NULL::bigint, NULL::text, NULL::text, err, err_message, err_detail;
+    END IF;
+  END LOOP;
+
+  IF cardinality(g_hash) = 0 THEN
+    RETURN;
+  END IF;
+
+  -- The mutex, as in append_events: the xid and the positions are drawn together, and released
+  -- right after the insert (a session lock, hence the handler). Rows go in in batch order.
+  BEGIN
+    PERFORM pg_advisory_lock(hashtext('rewind.append'), hashtext(${lit}));
+    RETURN QUERY
+      WITH inserted AS (
+        INSERT INTO ${s}.events (id, stream_id, version, type, schema_version, data, metadata, recorded_at, digest, hash, tx_id)
+        SELECT x.ev ->> 'id', g.sid, g.base + x.o::integer, x.ev ->> 'type', (x.ev ->> 'schemaVersion')::integer,
+          (x.ev ->> 'data')::json, (x.ev ->> 'metadata')::json, x.ev ->> 'recordedAt', x.ev ->> 'digest',
+          g_hash[g.first + x.o::integer - 1], pg_current_xact_id()
+        FROM unnest(g_sid, g_base, g_evs, g_first) g(sid, base, evs, first)
+        CROSS JOIN LATERAL jsonb_array_elements(g.evs) WITH ORDINALITY x(ev, o)
+        ORDER BY g.first, x.o
+        RETURNING id, version, position, recorded_at, hash
+      )
+      SELECT NULL::integer, NULL::integer, i.id::text, i.version, i.position, i.recorded_at, i.hash, NULL::text, NULL::text, NULL::text
+      FROM inserted i;
+    PERFORM pg_advisory_unlock(hashtext('rewind.append'), hashtext(${lit}));
+  EXCEPTION WHEN OTHERS OR query_canceled THEN
+    PERFORM pg_advisory_unlock(hashtext('rewind.append'), hashtext(${lit}));
+    RAISE;
+  END;
+
+  IF cardinality(g_new) > 0 THEN
+    INSERT INTO ${s}.streams (stream_id) SELECT unnest(g_new) ON CONFLICT DO NOTHING;
+  END IF;
 END
 $fn$;
 `;
