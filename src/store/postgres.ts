@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { EventEnvelope } from '../events/envelope.js';
 import { ConcurrencyError, EventIdConflictError, RewindError, StoreConfigError, ValidationError } from '../events/errors.js';
 import { resultOf } from './append-result.js';
+import { Announcer } from './postgres/announcer.js';
 import { AppendQueue, type CallOutcome } from './postgres/append-queue.js';
 import { PgListener } from './postgres/listener.js';
 import { PostgresRunQueue } from './postgres/run-queue.js';
@@ -61,7 +62,7 @@ export interface PostgresOptions {
 const DEFAULT_SCHEMA = 'rewind';
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const POLL_MS = 750;
-/** At most one NOTIFY per this long, after the first (see #notifyOthers). */
+/** At most one NOTIFY per this long, after the first (see postgres/announcer.ts). */
 const NOTIFY_EVERY_MS = 10;
 /** An id inserted concurrently into another stream surfaces as a unique violation: retry to report it properly. */
 const APPEND_ATTEMPTS = 3;
@@ -129,12 +130,15 @@ export class PostgresBackend implements StorageBackend {
   readonly #s: string;
   readonly #events = new EventEmitter().setMaxListeners(0);
   readonly #listener: PgListener;
-  #notifying = false;
-  #notifyAgain = false;
   #closed = false;
   readonly projectionHost: PostgresProjectionHost;
   readonly #appendHooks = new Set<PostgresAppendHook>();
   readonly #queue = new AppendQueue<PreparedAppend[], AppendResult[]>((calls) => this.#appendGroup(calls), CALLS_PER_GROUP);
+  readonly #announcer = new Announcer({
+    sendAlone: () => this.#notifyAlone(),
+    busy: () => !this.#queue.idle,
+    everyMs: NOTIFY_EVERY_MS,
+  });
 
   private constructor(url: string, pool: pg.Pool, schema: string, connectTimeoutMs: number) {
     this.#listener = new PgListener({
@@ -230,35 +234,13 @@ export class PostgresBackend implements StorageBackend {
     }
   }
 
-  /**
-   * Wakes other processes' subscribers after a commit. Coalesced: a NOTIFY is
-   * a transaction of its own, costing the server and this process about what
-   * a small append does, so after one is sent the appends of the next
-   * NOTIFY_EVERY_MS share a single further one. The first append after a
-   * quiet spell is announced at once. Its transaction skips the WAL flush: it
-   * announces events that are already durable, and a lost one is covered by
-   * the subscribers' poll.
-   */
-  #notifyOthers(): void {
-    if (this.#notifying) {
-      this.#notifyAgain = true;
-      return;
-    }
-    this.#notifying = true;
+  /** A NOTIFY of its own, for appends no later append announced (see postgres/announcer.ts). */
+  #notifyAlone(): void {
     // One statement, so a failure cannot leave the connection in an aborted transaction. On the
-    // LISTEN connection when it is up: appends keep every pooled connection.
+    // LISTEN connection when it is up: appends keep every pooled connection. It skips the WAL flush:
+    // it announces events that are already durable, and a lost one is covered by the subscribers' poll.
     const sql = `SELECT set_config('synchronous_commit', 'off', true), pg_notify('${NOTIFY_CHANNEL}', '${this.#schema}')`;
-    (this.#listener.query(sql) ?? this.#pool.query(sql))
-      .catch(() => {})
-      .finally(() => {
-        setTimeout(() => {
-          this.#notifying = false;
-          if (this.#notifyAgain && !this.#closed) {
-            this.#notifyAgain = false;
-            this.#notifyOthers();
-          }
-        }, NOTIFY_EVERY_MS).unref();
-      });
+    (this.#listener.query(sql) ?? this.#pool.query(sql)).catch(() => {});
   }
 
   #wake(): void {
@@ -282,26 +264,30 @@ export class PostgresBackend implements StorageBackend {
   async #appendGroup(calls: PreparedAppend[][]): Promise<CallOutcome<AppendResult[]>[]> {
     if (calls.length === 1) return [await this.#appendAlone(calls[0] as PreparedAppend[])];
     let rows: AppendedRow[];
+    const announce = this.#announcer.carry();
     try {
-      rows = await this.#appendRows(this.#pool, calls);
+      rows = await this.#appendRows(this.#pool, calls, announce);
     } catch (error) {
+      this.#announcer.settled(announce, false);
       if (!failedStatement(error)) throw appendError(error);
       // One by one, in the order they came: as if they had never been grouped.
       const outcomes: CallOutcome<AppendResult[]>[] = [];
       for (const call of calls) outcomes.push(await this.#appendAlone(call));
       return outcomes;
     }
-    this.#announce();
+    this.#committed(announce);
     return outcomesOf(calls, rows);
   }
 
   async #appendAlone(call: PreparedAppend[]): Promise<CallOutcome<AppendResult[]>> {
     for (let attempt = 1; ; attempt++) {
+      const announce = this.#announcer.carry();
       try {
-        const rows = await this.#appendRows(this.#pool, [call]);
-        this.#announce();
+        const rows = await this.#appendRows(this.#pool, [call], announce);
+        this.#committed(announce);
         return outcomesOf([call], rows)[0] as CallOutcome<AppendResult[]>;
       } catch (error) {
+        this.#announcer.settled(announce, false);
         const mapped = appendError(error);
         if (mapped === 'retry' && attempt < APPEND_ATTEMPTS) continue;
         return { ok: false, error: mapped === 'retry' ? idConflictFromUniqueViolation(error) : mapped };
@@ -309,20 +295,20 @@ export class PostgresBackend implements StorageBackend {
     }
   }
 
-  /** Wakes this process's subscribers at once, and others' through NOTIFY. */
-  #announce(): void {
+  /** After an append's commit: wakes this process's subscribers at once, and others' through NOTIFY, in it or soon after. */
+  #committed(announced: boolean): void {
     queueMicrotask(() => this.#wake());
-    this.#notifyOthers();
+    this.#announcer.settled(announced, true);
   }
 
   /** Only what the store assigned comes back: the content is the caller's, and parsing it again would cost as much as the append. */
-  async #appendRows(db: pg.Pool | pg.PoolClient, calls: PreparedAppend[][]): Promise<AppendedRow[]> {
+  async #appendRows(db: pg.Pool | pg.PoolClient, calls: PreparedAppend[][], announce: boolean): Promise<AppendedRow[]> {
     const { rows } = await db.query<AppendedRow>({
       // Prepared once per connection: the statement is parsed and planned once, not per append.
       name: `rewind.append_calls.${this.#schema}`,
       text: `SELECT r_call, r_ord, r_id AS id, r_version AS version, r_position AS position, r_recorded_at AS recorded_at, r_hash AS hash,
-        r_error, r_message, r_detail FROM ${this.#s}.append_calls($1::jsonb)`,
-      values: [batchJson(calls)],
+        r_error, r_message, r_detail FROM ${this.#s}.append_calls($1::jsonb, $2)`,
+      values: [batchJson(calls), announce],
     });
     return rows;
   }
@@ -342,9 +328,10 @@ export class PostgresBackend implements StorageBackend {
   /** Inline projections: the append and their writes share one client-side transaction; a hook that throws rolls both back. */
   async #appendWithHooksOnce(appends: PreparedAppend[]): Promise<AppendResult[]> {
     const client = await this.#pool.connect();
+    const announce = this.#announcer.carry();
     try {
       await client.query('BEGIN');
-      const outcome = outcomesOf([appends], await this.#appendRows(client, [appends]))[0];
+      const outcome = outcomesOf([appends], await this.#appendRows(client, [appends], announce))[0];
       if (!outcome?.ok) throw outcome?.error;
       const tx = {
         client,
@@ -369,9 +356,10 @@ export class PostgresBackend implements StorageBackend {
       };
       for (const hook of this.#appendHooks) await hook(tx);
       await client.query('COMMIT');
-      this.#announce();
+      this.#committed(announce);
       return outcome.value;
     } catch (error) {
+      this.#announcer.settled(announce, false);
       await client.query('ROLLBACK').catch(() => {});
       throw error;
     } finally {
@@ -517,6 +505,7 @@ export class PostgresBackend implements StorageBackend {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#announcer.close();
     this.#events.removeAllListeners();
     await Promise.all([this.#listener.close(), this.#pool.end().catch(() => {})]);
   }

@@ -351,14 +351,15 @@ $fn$;
  * id stored, same content), its stored events with r_call and r_ord; for the
  * events written, id, version, position, recordedAt and hash (r_call and
  * r_ord null: the ids name them). Rows of a refused call's repeated appends
- * may come too; the refusal is what counts.
+ * may come too; the refusal is what counts. With `announce`, the transaction
+ * also notifies other processes' listeners.
  *
  * Less work per event than append_events: the per-event loop only links the
  * chain; the insert reads the events from the JSON as a set.
  */
 function appendCallsFunction(s: string, lit: string): string {
   return `
-CREATE FUNCTION ${s}.append_calls(batch jsonb)
+CREATE FUNCTION ${s}.append_calls(batch jsonb, announce boolean DEFAULT false)
 RETURNS TABLE (r_call integer, r_ord integer, r_id text, r_version integer, r_position bigint, r_recorded_at text, r_hash text,
   r_error text, r_message text, r_detail text)
 -- Its statements' plans are made once per connection: left to choose, the planner made a custom plan of the insert on every call.
@@ -534,6 +535,10 @@ ${INLINE_TURNS(s, lit)}  -- Stream locks without taking an xid; a fixed order, s
     END IF;
   END LOOP;
 
+  -- Sent at commit, in this transaction (postgres/announcer.ts decides which appends carry one).
+  IF announce THEN
+    PERFORM pg_notify('${NOTIFY_CHANNEL}', ${lit});
+  END IF;
   IF cardinality(g_hash) = 0 THEN
     RETURN;
   END IF;
