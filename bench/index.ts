@@ -19,5 +19,6 @@ await runBench({
       await (await import('./langgraph.js')).benchLangGraph(s);
     },
     workers: async (s, url) => (await import('./workers.js')).benchWorkers(await url(), s),
+    dbos: async (s, url) => (await import('./dbos.js')).benchDbos(await url(), s),
   },
 });
