@@ -2,7 +2,9 @@ import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConcurrencyError, EventIdConflictError } from '../../src/events/errors.js';
+import { EventRegistry } from '../../src/events/registry.js';
 import { openStore } from '../../src/store/open.js';
+import { prepareAppends } from '../../src/store/prepare.js';
 import type { AppendResult, EventStore, ExpectedVersion, StreamAppend } from '../../src/store/types.js';
 import { databaseUrl, openTestPostgresStore, uniqueSchema } from '../support/postgres.js';
 
@@ -34,6 +36,16 @@ async function transactionsOf(streamIds: string[]): Promise<number> {
     [streamIds],
   );
   return Number(rows[0]?.n);
+}
+
+/** append_calls()' argument for one call of one event with a chosen id, as the store sends it. */
+function rawBatch(streamId: string, id: string): string {
+  const [prepared] = prepareAppends([{ streamId, events: [{ id, type: 't', data: 'raw' }] }], {
+    registry: new EventRegistry(),
+    now: () => new Date().toISOString(),
+  });
+  const events = prepared?.events.map((e) => ({ ...e, data: e.dataJson, metadata: e.metadataJson }));
+  return JSON.stringify([[{ streamId, expectedVersion: 'any', idsGiven: true, events }]]);
 }
 
 const ev = (data: unknown, id?: string) => ({ type: 't', data, ...(id ? { id } : {}) });
@@ -91,6 +103,39 @@ describe('PostgreSQL: group commit', () => {
     expect((await store.read('g2-z')).map((x) => x.data)).toEqual(['z']);
   });
 
+  it('runs a group again one by one when another writer stores one of its ids at the same time', async () => {
+    // Given another connection's append holding id "g4-raced" in stream g4-other, not yet committed.
+    const raw = new pg.Client({ connectionString: databaseUrl() });
+    await raw.connect();
+    try {
+      await raw.query('BEGIN');
+      await raw.query(`SELECT * FROM "${schema}".append_calls($1::jsonb)`, [rawBatch('g4-other', 'g4-raced')]);
+
+      // When one group of three calls, one of them with that id, waits on it at the unique index, and it commits.
+      const outcomes = Promise.allSettled([
+        store.append('g4-a', [ev('a')]),
+        store.append('g4-b', [ev('b', 'g4-raced')]),
+        store.append('g4-c', [ev('c')]),
+      ]);
+      await new Promise((r) => setTimeout(r, 300));
+      await raw.query('COMMIT');
+
+      // Then the statement failed whole, and the calls, run again one by one, each got their own outcome.
+      const [a, b, c] = await outcomes;
+      expect(a).toMatchObject({ status: 'fulfilled', value: { streamId: 'g4-a', version: 1 } });
+      expect(b).toMatchObject({
+        status: 'rejected',
+        reason: { eventId: 'g4-raced', message: expect.stringContaining('belongs to stream "g4-other"') },
+      });
+      expect(c).toMatchObject({ status: 'fulfilled', value: { streamId: 'g4-c', version: 1 } });
+      expect(await store.streamVersion('g4-b')).toBe(0);
+      expect((await store.read('g4-a')).map((x) => x.data)).toEqual(['a']);
+      expect((await store.read('g4-c')).map((x) => x.data)).toEqual(['c']);
+    } finally {
+      await raw.end();
+    }
+  });
+
   it('keeps the order of calls to one stream made at once: each sees the one before it', async () => {
     const expected: ExpectedVersion[] = ['any', 'any', 'any', 3, 3, 'any'];
     const outcomes = await Promise.allSettled(expected.map((v, i) => store.append('g3', [ev(i)], { expectedVersion: v })));
@@ -126,11 +171,18 @@ describe('PostgreSQL: group commit', () => {
         const alone: unknown[] = [];
         for (const a of appends)
           alone.push(await memory.append(a.streamId, a.events, { expectedVersion: a.expectedVersion }).then(shape, shape));
-        await memory.close();
+        const memoryRead = (id: string) => memory.read(id);
         const together = await Promise.all(
           appends.map((a) => store.append(a.streamId, a.events, { expectedVersion: a.expectedVersion }).then(shape, shape)),
         );
         expect(together).toEqual(alone);
+        // And nothing was lost or leaked: every stream holds what the memory store holds.
+        for (const streamId of new Set(appends.map((a) => a.streamId))) {
+          expect((await store.read(streamId)).map((e) => [e.version, e.data])).toEqual(
+            (await memoryRead(streamId)).map((e) => [e.version, e.data]),
+          );
+        }
+        await memory.close();
       }),
       { numRuns: 40 },
     );
