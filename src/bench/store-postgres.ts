@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { openStore } from '../store/open.js';
 import type { EventStore } from '../store/types.js';
-import { measure, note, ratio, record, target } from './lib.js';
+import { type Figure, find, measure, measureInTurns, note, ratio, target } from './lib.js';
 import { versionOf } from './versions.js';
 import {
   APPENDS_PER_STREAM,
@@ -22,6 +22,8 @@ import {
 
 const SECTION = 'postgres';
 const WRITERS = 8;
+/** Rounds of the append workloads, after a warm-up one. */
+const ROUNDS = 5;
 type EmmettPostgres = typeof import('@event-driven-io/emmett-postgresql');
 type Event = { type: string; data: unknown };
 
@@ -63,74 +65,60 @@ export async function benchPostgresStore(url: string, scale: number): Promise<vo
     );
   }
   try {
-    // (1) Sequential appends, each awaited.
-    const RAW_SEQ = 'raw pg: appends one by one';
+    // (1) Sequential appends, each awaited, and (2) WRITERS concurrent writers, each on its own streams:
+    // the stores take turns, ROUNDS rounds after a warm-up one, each round on fresh streams; medians.
+    type Append = (streamId: string, expected: number, events: ReturnType<typeof batch>) => Promise<unknown>;
+    const appenders: [string, Append][] = [
+      ['raw pg', (id, v, events) => raw.append(id, v, events)],
+      ['rewind', (id, v, events) => store.append(id, events, { expectedVersion: v })],
+    ];
+    if (es) {
+      const e = es;
+      appenders.push(['emmett', (id, v, events) => e.appendToStream(id, events, { expectedStreamVersion: BigInt(v) })]);
+    }
     const seqStreams = Math.max(1, Math.round(streams / 2));
-    await measure(
-      SECTION,
-      RAW_SEQ,
-      seqStreams * APPENDS_PER_STREAM,
-      () => sequentialOf(seqStreams, (s, a) => raw.append(`agent-${s}`, a * EVENTS_PER_APPEND, batch(s, a))),
-      { unit: 'appends/s' },
-    );
-    const oursOneByOne = await measure(
-      SECTION,
-      'rewind: appends one by one',
-      seqStreams * APPENDS_PER_STREAM,
-      () => sequentialOf(seqStreams, (s, a) => store.append(`agent-${s}`, batch(s, a), { expectedVersion: a * EVENTS_PER_APPEND })),
-      { unit: 'appends/s', baseline: RAW_SEQ },
-    );
-    if (es) {
-      const e = es;
-      const theirs = await timedConcurrent('emmett: appends one by one', seqStreams, 1, RAW_SEQ, (s, a) =>
-        e.appendToStream(`agent-${s}`, batch(s, a), { expectedStreamVersion: BigInt(a * EVENTS_PER_APPEND) }),
+    const failures = new Map<string, number>();
+    const widths = [1, WRITERS] as const;
+    for (const width of widths) {
+      const what = width === 1 ? 'appends one by one' : `${WRITERS} concurrent writers`;
+      const count = width === 1 ? seqStreams : streams;
+      await measureInTurns(
+        SECTION,
+        'appends/s',
+        ROUNDS,
+        appenders.map(([name, append]) => ({
+          name: `${name}: ${what}`,
+          ops: count * APPENDS_PER_STREAM,
+          baseline: name === 'raw pg' ? undefined : `raw pg: ${what}`,
+          run: async (round) => {
+            const result = await concurrent(count, width, async (s, a) => {
+              await append(`${width === 1 ? 'agent' : 'w'}${round}-${s}`, a * EVENTS_PER_APPEND, batch(s, a));
+            });
+            if (result.failed > 0) failures.set(`${name}: ${what}: ${describeErrors(result.errors)}`, result.failed);
+          },
+        })),
       );
-      const r = ratio(oursOneByOne, theirs) as number;
-      target({
-        section: SECTION,
-        what: 'appends one by one ≥ 2× Emmett',
-        met: r >= 2,
-        got: `${r.toFixed(2)}× Emmett`,
-        why:
-          r >= 2
-            ? undefined
-            : `an append awaited alone is one commit whatever the store: its WAL flush and the server's work on its ${EVENTS_PER_APPEND} rows ` +
-              `bound it (rewind at ${(ratio(oursOneByOne) as number).toFixed(2)}× raw pg, which does the same insert with no checks); ` +
-              'Emmett takes three round trips (BEGIN, its function, COMMIT) where Rewind takes one',
-      });
-    }
-
-    // (2) 8 concurrent writers, each on its own streams.
-    const RAW_W = `raw pg: ${WRITERS} concurrent writers`;
-    await timedConcurrent(RAW_W, streams, WRITERS, undefined, (s, a) => raw.append(`w-${s}`, a * EVENTS_PER_APPEND, batch(s, a)));
-    const ours = await timedConcurrent(`rewind: ${WRITERS} concurrent writers`, streams, WRITERS, RAW_W, (s, a) =>
-      store.append(`w-${s}`, batch(s, a), { expectedVersion: a * EVENTS_PER_APPEND }),
-    );
-    if (es) {
-      const e = es;
-      const theirs = await timedConcurrent(`emmett: ${WRITERS} concurrent writers`, streams, WRITERS, RAW_W, (s, a) =>
-        e.appendToStream(`w-${s}`, batch(s, a), { expectedStreamVersion: BigInt(a * EVENTS_PER_APPEND) }),
-      );
+      const ours = find(SECTION, `rewind: ${what}`) as Figure;
+      const theirs = find(SECTION, `emmett: ${what}`);
+      if (!theirs) continue;
       const r = ratio(ours, theirs) as number;
-      target({
-        section: SECTION,
-        what: `${WRITERS} concurrent writers ≥ 2× Emmett`,
-        met: r >= 2,
-        got: `${r.toFixed(2)}× Emmett`,
-        why:
-          r >= 2
-            ? undefined
-            : `rewind is at ${(ratio(ours) as number).toFixed(2)}× raw pg, Emmett at ${(ratio(theirs) as number).toFixed(2)}× raw; the ${WRITERS} writers' ` +
-              'appends share one commit (group commit), so what is left is the server inserting the rows (four indexes, a hash chain) ' +
-              'and this process preparing them, one group after the other',
-      });
+      const why =
+        width === 1
+          ? `an append awaited alone is one commit whatever the store: its WAL flush and the server's work on its ${EVENTS_PER_APPEND} rows ` +
+            `bound it (rewind at ${(ratio(ours) as number).toFixed(2)}× raw pg, which does the same insert with no checks); ` +
+            'Emmett takes three round trips (BEGIN, its function, COMMIT) where Rewind takes one'
+          : `rewind is at ${(ratio(ours) as number).toFixed(2)}× raw pg, Emmett at ${(ratio(theirs) as number).toFixed(2)}× raw; the ${WRITERS} writers' ` +
+            'appends share one commit (group commit), so what is left is the server inserting the rows (four indexes, a hash chain) ' +
+            'and this process preparing them, one group after the other';
+      target({ section: SECTION, what: `${what} ≥ 2× Emmett`, met: r >= 2, got: `${r.toFixed(2)}× Emmett`, why: r >= 2 ? undefined : why });
     }
+    for (const [what, failed] of failures) note(SECTION, `FINDING: ${what}: ${failed} appends failed or never ran`);
 
     // (3) Reading every stream back.
     const RAW_READ = 'raw pg: read every stream (pg parses JSON)';
     const events = appends * EVENTS_PER_APPEND;
     const readAll = async (read: (id: string) => Promise<unknown>) => {
-      for (let s = 0; s < streams; s++) await read(`w-${s}`);
+      for (let s = 0; s < streams; s++) await read(`w0-${s}`);
     };
     await readAll(raw.read);
     await measure(SECTION, RAW_READ, events, () => readAll(raw.read), { unit: 'events/s' });
@@ -157,27 +145,6 @@ export async function benchPostgresStore(url: string, scale: number): Promise<vo
     if (es) await admin.query(`DROP DATABASE IF EXISTS ${emmettDb} WITH (FORCE)`).catch(() => {});
     await admin.end();
   }
-}
-
-async function sequentialOf(streams: number, append: (s: number, a: number) => Promise<unknown>): Promise<void> {
-  for (let s = 0; s < streams; s++) for (let a = 0; a < APPENDS_PER_STREAM; a++) await append(s, a);
-}
-
-/** Appends with `width` in flight; failures are counted, reported, and left out of the rate. */
-async function timedConcurrent(
-  name: string,
-  streams: number,
-  width: number,
-  baseline: string | undefined,
-  append: (s: number, a: number) => Promise<unknown>,
-) {
-  const start = process.hrtime.bigint();
-  const result = await concurrent(streams, width, async (s, a) => {
-    await append(s, a);
-  });
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  if (result.failed > 0) note(SECTION, `FINDING: ${name}: ${result.failed} appends failed or never ran: ${describeErrors(result.errors)}`);
-  return record({ section: SECTION, name, ops: result.ok, seconds, unit: 'appends/s', baseline });
 }
 
 async function foldSection(
