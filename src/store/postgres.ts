@@ -46,7 +46,7 @@ export interface PostgresOptions {
  * not enough: xids are handed out at a transaction's first write and positions
  * at its insert, so a transaction with a smaller xid could draw larger
  * positions than a later one, and returning its events would skip the other's.
- * append_events() therefore takes the xid and draws all its positions inside
+ * append_calls() therefore takes the xid and draws all its positions inside
  * one short per-schema mutex, and takes no xid before it (stream locks are
  * advisory, so they need none). Hence xid order equals position order: every
  * event not yet visible under the xmin rule (in flight, or future) has a
@@ -634,7 +634,7 @@ function outcomesOf(calls: PreparedAppend[][], rows: AppendedRow[]): CallOutcome
   });
 }
 
-/** The error a call refused by append_calls() gets: r_message and r_detail as append_events raised them. */
+/** The error a call refused by append_calls() gets, from its SQLSTATE, r_message and r_detail (see SQLSTATE in postgres/schema.ts). */
 function refusalOf(row: AppendedRow, call: PreparedAppend[]): RewindError {
   if (row.r_error === SQLSTATE.concurrency) {
     const streamId = row.r_detail ?? '';

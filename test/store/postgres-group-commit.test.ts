@@ -38,14 +38,14 @@ async function transactionsOf(streamIds: string[]): Promise<number> {
   return Number(rows[0]?.n);
 }
 
-/** append_calls()' argument for one call of one event with a chosen id, as the store sends it. */
-function rawBatch(streamId: string, id: string): string {
+/** One stream append of one event with a chosen id, as the store sends it to append_calls() (and builds before it to append_events()). */
+function rawAppend(streamId: string, id: string, expectedVersion: ExpectedVersion = 'any') {
   const [prepared] = prepareAppends([{ streamId, events: [{ id, type: 't', data: 'raw' }] }], {
     registry: new EventRegistry(),
     now: () => new Date().toISOString(),
   });
   const events = prepared?.events.map((e) => ({ ...e, data: e.dataJson, metadata: e.metadataJson }));
-  return JSON.stringify([[{ streamId, expectedVersion: 'any', idsGiven: true, events }]]);
+  return { streamId, expectedVersion, idsGiven: true, events };
 }
 
 const ev = (data: unknown, id?: string) => ({ type: 't', data, ...(id ? { id } : {}) });
@@ -109,7 +109,7 @@ describe('PostgreSQL: group commit', () => {
     await raw.connect();
     try {
       await raw.query('BEGIN');
-      await raw.query(`SELECT * FROM "${schema}".append_calls($1::jsonb)`, [rawBatch('g4-other', 'g4-raced')]);
+      await raw.query(`SELECT * FROM "${schema}".append_calls($1::jsonb)`, [JSON.stringify([[rawAppend('g4-other', 'g4-raced')]])]);
 
       // When one group of three calls, one of them with that id, waits on it at the unique index, and it commits.
       const outcomes = Promise.allSettled([
@@ -134,6 +134,23 @@ describe('PostgreSQL: group commit', () => {
     } finally {
       await raw.end();
     }
+  });
+
+  it('keeps append_events for processes of the previous build: same rows, refusals raised as they were', async () => {
+    const call = (appends: unknown[]) => client.query(`SELECT * FROM "${schema}".append_events($1::jsonb)`, [JSON.stringify(appends)]);
+    const batch = [rawAppend('g6-a', 'g6-1'), rawAppend('g6-b', 'g6-2')];
+    const { rows: written } = await call(batch);
+    expect(written.map((r) => [r.r_ord, r.r_id, r.r_version])).toEqual([
+      [0, 'g6-1', 1],
+      [1, 'g6-2', 1],
+    ]);
+    // Repeated unchanged: the stored events, each named by its append.
+    const { rows: again } = await call(batch);
+    expect(again).toEqual(written);
+    // A wrong expected version: the stream's version as the message, its id as the detail.
+    await expect(call([rawAppend('g6-a', 'g6-3', 0)])).rejects.toMatchObject({ code: 'RW002', message: '1', detail: 'g6-a' });
+    await expect(call([rawAppend('g6-c', 'g6-1')])).rejects.toMatchObject({ code: 'RW001', message: 'g6-1' });
+    expect(await store.streamVersion('g6-c')).toBe(0);
   });
 
   it('keeps the order of calls to one stream made at once: each sees the one before it', async () => {

@@ -1,6 +1,6 @@
 import { GENESIS_HASH } from '../../events/hash.js';
 
-/** SQLSTATEs raised by append_events(); class RW is ours. */
+/** SQLSTATEs of append_calls()' refusals and misuse errors (append_events raises them); class RW is ours. */
 export const SQLSTATE = {
   /** MESSAGE: the event id, DETAIL: why. */
   eventIdConflict: 'RW001',
@@ -106,15 +106,17 @@ CREATE INDEX projection_docs_by_stream ON ${s}.projection_docs (projection, gene
     SUPERSEDED,
     // As SQLite's schema 2: a stream's head is its newest event, found through the (stream_id, version)
     // index, so an append no longer rewrites a streams row; streams only names the streams. The function
-    // returns only what the store assigned, walks the events without a query each, and checks the
-    // JSON before the mutex. Its result type changes, hence DROP and CREATE.
+    // returned only what the store assigned; its result type changed, hence DROP and CREATE. Migration 8
+    // redefines it (in the same transaction when both are pending), so only schemas migrated by the
+    // builds before it ran that definition (git history keeps it) and this one creates nothing.
     `ALTER TABLE ${s}.streams DROP COLUMN version, DROP COLUMN head, DROP COLUMN position;
-DROP FUNCTION IF EXISTS ${s}.append_events(jsonb);
-${appendEventsFunction(s, lit)}`,
+DROP FUNCTION IF EXISTS ${s}.append_events(jsonb);`,
     // Group commit: append_calls() takes the calls of several callers at once and answers each
-    // apart (a refused call writes nothing and fails no other). append_events stays for processes
-    // of the previous build still running against this schema.
-    appendCallsFunction(s, lit),
+    // apart (a refused call writes nothing and fails no other). append_events stays, as a wrapper
+    // with the same result and errors, for processes of the previous build still running against
+    // this schema.
+    `${appendCallsFunction(s, lit)}
+${appendEventsWrapper(s)}`,
   ];
 }
 
@@ -141,211 +143,49 @@ const INLINE_TURNS = (s: string, lit: string) => `  IF EXISTS (SELECT 1 FROM ${s
 `;
 
 /**
- * The append function (migration 7): one round trip per append (see
- * postgres.ts for why the mutex exists). In order: misuse checks, turns,
- * stream locks, idempotency, version check, chain, the mutex around the
- * insert. A one-stream append (nearly all of them) takes its lock without a
- * query, events are walked by index, the JSON is parsed before the mutex,
- * streams gets a row only when a stream begins, and only what the store
- * assigned comes back.
+ * append_events(), as the builds before group commit call it: one call of
+ * append_calls(); a refusal raised with the SQLSTATE, MESSAGE and DETAIL it
+ * had; each row names its append by its index (r_ord).
  */
-function appendEventsFunction(s: string, lit: string): string {
+function appendEventsWrapper(s: string): string {
   return `
-CREATE FUNCTION ${s}.append_events(batch jsonb)
+CREATE OR REPLACE FUNCTION ${s}.append_events(batch jsonb)
 RETURNS TABLE (r_ord integer, r_id text, r_version integer, r_position bigint, r_recorded_at text, r_hash text)
 LANGUAGE plpgsql AS $fn$
 DECLARE
-  a jsonb;
-  ai integer;
-  sid text;
   r record;
-  ev jsonb;
-  evs jsonb;
-  lock_key bigint;
-  found_count integer;
-  total integer;
-  first_id text;
-  unordered_id text;
-  prev_version integer;
-  actual integer;
-  head text;
-  expected jsonb;
-  holds boolean;
-  n_ord integer[] := '{}';
-  n_id text[] := '{}';
-  n_stream text[] := '{}';
-  n_version integer[] := '{}';
-  n_type text[] := '{}';
-  n_sv integer[] := '{}';
-  n_data json[] := '{}';
-  n_meta json[] := '{}';
-  n_at text[] := '{}';
-  n_digest text[] := '{}';
-  n_hash text[] := '{}';
-  n_new text[] := '{}';
-  n_position bigint[];
 BEGIN
-  -- The xid must be taken under the mutex below, or xid order and position order can disagree.
-  IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
-    RAISE EXCEPTION 'append_events must be the first write of its transaction, and called once'
-      USING ERRCODE = '${SQLSTATE.misuse}';
-  END IF;
-  IF current_setting('transaction_isolation') <> 'read committed' THEN
-    RAISE EXCEPTION 'append_events needs READ COMMITTED, not %', current_setting('transaction_isolation')
-      USING ERRCODE = '${SQLSTATE.misuse}';
-  END IF;
-
-${INLINE_TURNS(s, lit)}  -- Stream locks without taking an xid; a fixed order, so no deadlock between batches.
-  IF jsonb_array_length(batch) = 1 THEN
-    PERFORM pg_advisory_xact_lock(hashtextextended(batch -> 0 ->> 'streamId', hashtext(${lit})));
-  ELSE
-    FOR lock_key IN
-      SELECT DISTINCT hashtextextended(x ->> 'streamId', hashtext(${lit})) FROM jsonb_array_elements(batch) x ORDER BY 1
-    LOOP
-      PERFORM pg_advisory_xact_lock(lock_key);
-    END LOOP;
-  END IF;
-
-  FOR ai IN 0 .. jsonb_array_length(batch) - 1 LOOP
-    a := batch -> ai;
-    sid := a ->> 'streamId';
-    evs := a -> 'events';
-    total := jsonb_array_length(evs);
-
-    -- Idempotency, as findStoredBatch() in idempotency.ts; only ids the caller chose can be stored already.
-    IF coalesce((a ->> 'idsGiven')::boolean, true) THEN
-      found_count := 0;
-      first_id := NULL;
-      unordered_id := NULL;
-      prev_version := NULL;
-      FOR r IN
-        SELECT x.ev ->> 'id' AS id, x.ev ->> 'digest' AS digest, e.stream_id, e.digest AS stored_digest, e.version
-        FROM jsonb_array_elements(a -> 'events') WITH ORDINALITY x(ev, o)
-        LEFT JOIN LATERAL (${BY_ID(s, 'e.stream_id, e.digest, e.version')}) e ON true
-        ORDER BY x.o
-      LOOP
-        CONTINUE WHEN r.stream_id IS NULL;
-        IF r.stream_id <> sid THEN
-          RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = r.id,
-            DETAIL = format('it belongs to stream "%s", not "%s"', r.stream_id, sid);
-        END IF;
-        IF r.stored_digest <> r.digest THEN
-          RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = r.id,
-            DETAIL = 'its type, data, metadata or schema version differ';
-        END IF;
-        found_count := found_count + 1;
-        first_id := coalesce(first_id, r.id);
-        IF unordered_id IS NULL AND prev_version IS NOT NULL AND r.version <> prev_version + 1 THEN
-          unordered_id := r.id;
-        END IF;
-        prev_version := r.version;
-      END LOOP;
-      IF found_count > 0 THEN
-        IF found_count <> total THEN
-          RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = first_id,
-            DETAIL = format('%s of the %s events in this append are already stored; retry the original append unchanged, or give new events new ids', found_count, total);
-        END IF;
-        IF unordered_id IS NOT NULL THEN
-          RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.eventIdConflict}', MESSAGE = unordered_id,
-            DETAIL = 'the stored events are not in this order';
-        END IF;
-        RETURN QUERY
-          SELECT ai, e.id::text, e.version, e.position, e.recorded_at, e.hash
-          FROM jsonb_array_elements(a -> 'events') WITH ORDINALITY x(ev, o)
-          JOIN LATERAL (${BY_ID(s, 'e.*')}) e ON true
-          ORDER BY x.o;
-        CONTINUE;
-      END IF;
+  FOR r IN SELECT * FROM ${s}.append_calls(jsonb_build_array(batch)) LOOP
+    IF r.r_error IS NOT NULL THEN
+      RAISE EXCEPTION USING ERRCODE = r.r_error, MESSAGE = r.r_message, DETAIL = r.r_detail;
     END IF;
-
-    -- The head is the newest event: under the stream lock, each statement sees every earlier append to it.
-    SELECT e.version, e.hash INTO actual, head FROM ${s}.events e WHERE e.stream_id = sid ORDER BY e.version DESC LIMIT 1;
-    IF NOT FOUND THEN
-      actual := 0;
-      head := '${GENESIS_HASH}';
-      n_new := n_new || sid;
-    END IF;
-    expected := a -> 'expectedVersion';
-    -- (A CASE inside IF would end the condition at its first THEN.)
-    holds := CASE
-      WHEN jsonb_typeof(expected) = 'number' THEN expected::text::bigint = actual
-      WHEN expected #>> '{}' = 'any' THEN true
-      WHEN expected #>> '{}' = 'no_stream' THEN actual = 0
-      WHEN expected #>> '{}' = 'exists' THEN actual > 0
-      ELSE false
-    END;
-    IF NOT holds THEN
-      RAISE EXCEPTION USING ERRCODE = '${SQLSTATE.concurrency}', MESSAGE = actual::text, DETAIL = sid;
-    END IF;
-
-    FOR i IN 0 .. total - 1 LOOP
-      ev := evs -> i;
-      actual := actual + 1;
-      -- chainLink() of events/hash.ts, byte for byte.
-      head := encode(sha256(
-        decode(head, 'hex')
-        || convert_to(actual::text || E'\\n' || (ev ->> 'recordedAt') || E'\\n', 'UTF8')
-        || decode(ev ->> 'digest', 'hex')), 'hex');
-      n_ord := n_ord || ai;
-      n_id := n_id || (ev ->> 'id');
-      n_stream := n_stream || sid;
-      n_version := n_version || actual;
-      n_type := n_type || (ev ->> 'type');
-      n_sv := n_sv || (ev ->> 'schemaVersion')::integer;
-      n_data := n_data || (ev ->> 'data')::json;
-      n_meta := n_meta || (ev ->> 'metadata')::json;
-      n_at := n_at || (ev ->> 'recordedAt');
-      n_digest := n_digest || (ev ->> 'digest');
-      n_hash := n_hash || head;
-    END LOOP;
+    r_ord := coalesce(r.r_ord, (
+      SELECT (x.o - 1)::integer FROM jsonb_array_elements(batch) WITH ORDINALITY x(a, o)
+      WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(x.a -> 'events') ev WHERE ev ->> 'id' = r.r_id)));
+    r_id := r.r_id;
+    r_version := r.r_version;
+    r_position := r.r_position;
+    r_recorded_at := r.r_recorded_at;
+    r_hash := r.r_hash;
+    RETURN NEXT;
   END LOOP;
-
-  IF cardinality(n_id) = 0 THEN
-    RETURN;
-  END IF;
-
-  -- The mutex: taking the xid and drawing the positions happen together, so a
-  -- transaction with a smaller xid always holds smaller positions. It is a
-  -- session lock, released right after the insert, not at commit: commits stay
-  -- concurrent. A session lock survives an error, hence the handler. Rows are
-  -- inserted in array order, so the positions, sorted, are in that order too.
-  BEGIN
-    PERFORM pg_advisory_lock(hashtext('rewind.append'), hashtext(${lit}));
-    WITH inserted AS (
-      INSERT INTO ${s}.events (id, stream_id, version, type, schema_version, data, metadata, recorded_at, digest, hash, tx_id)
-      SELECT u.id, u.stream_id, u.version, u.type, u.sv, u.data, u.meta, u.at, u.digest, u.hash, pg_current_xact_id()
-      FROM unnest(n_id, n_stream, n_version, n_type, n_sv, n_data, n_meta, n_at, n_digest, n_hash)
-        WITH ORDINALITY u(id, stream_id, version, type, sv, data, meta, at, digest, hash, o)
-      ORDER BY u.o
-      RETURNING position
-    )
-    SELECT array_agg(i.position ORDER BY i.position) INTO n_position FROM inserted i;
-    PERFORM pg_advisory_unlock(hashtext('rewind.append'), hashtext(${lit}));
-  EXCEPTION WHEN OTHERS OR query_canceled THEN
-    PERFORM pg_advisory_unlock(hashtext('rewind.append'), hashtext(${lit}));
-    RAISE;
-  END;
-
-  IF cardinality(n_new) > 0 THEN
-    INSERT INTO ${s}.streams (stream_id) SELECT unnest(n_new) ON CONFLICT DO NOTHING;
-  END IF;
-
-  RETURN QUERY SELECT * FROM unnest(n_ord, n_id, n_version, n_position, n_at, n_hash);
 END
 $fn$;
 `;
 }
 
 /**
- * The append function of migration 8: the calls of several callers in one
- * transaction (group commit, postgres/append-queue.ts), with what
- * append_events guarantees for each. `batch` is an array of calls, each an
- * array of stream appends as append_events takes them; no stream appears in
+ * The append function (migration 8): the calls of several callers in one
+ * transaction and one round trip (group commit, postgres/append-queue.ts; see
+ * postgres.ts for why the mutex exists). In order: misuse checks, turns,
+ * stream locks, then per call idempotency, version checks and the chain, then
+ * the mutex around one insert of every call that holds. `batch` is an array
+ * of calls, each an array of stream appends; no stream appears in
  * two calls of a batch (the client's queue sees to it). A call is refused
  * whole, and writes nothing, when one of its appends fails its expected
- * version or reuses an id wrongly: that call gets one row with the SQLSTATE
- * append_events would have raised (r_error, r_message, r_detail) and the other
- * calls go on. Every other error fails the whole batch.
+ * version or reuses an id wrongly: that call gets one row with its SQLSTATE,
+ * message and detail (r_error, r_message, r_detail; see SQLSTATE) and the
+ * other calls go on. Every other error fails the whole batch.
  *
  * Rows: for each call refused, its error; for an append repeated whole (every
  * id stored, same content), its stored events with r_call and r_ord; for the
@@ -354,8 +194,8 @@ $fn$;
  * may come too; the refusal is what counts. With `announce`, the transaction
  * also notifies other processes' listeners.
  *
- * Less work per event than append_events: the per-event loop only links the
- * chain; the insert reads the events from the JSON as a set.
+ * Per event, the loop only links the chain; the insert reads the events from
+ * the JSON as a set.
  */
 function appendCallsFunction(s: string, lit: string): string {
   return `
@@ -543,7 +383,7 @@ ${INLINE_TURNS(s, lit)}  -- Stream locks without taking an xid; a fixed order, s
     RETURN;
   END IF;
 
-  -- The mutex, as in append_events: the xid and the positions are drawn together, and released
+  -- The mutex (see postgres.ts): the xid and the positions are drawn together, and released
   -- right after the insert (a session lock, hence the handler). Rows go in in batch order.
   BEGIN
     PERFORM pg_advisory_lock(hashtext('rewind.append'), hashtext(${lit}));
