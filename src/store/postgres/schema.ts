@@ -95,11 +95,12 @@ CREATE TABLE ${s}.projection_docs (
 -- A rollback deletes one stream's documents.
 CREATE INDEX projection_docs_by_stream ON ${s}.projection_docs (projection, generation, stream_id);
 `,
-    // Migrations 3-6 redefined append_events, which migration 7 replaces whole; pending migrations run
-    // in one transaction (postgres.ts), so none of those definitions is ever called. What they brought
-    // stands in the one function below: appends take turns while an inline projection exists (3); the
-    // client notifies after the commit, since NOTIFY serialises commits (4); the idempotency probe only
-    // for ids the caller chose (5); no read-backs of the events table, which the planner could scan (6).
+    // Migrations 3-6 redefined append_events, which migration 7 drops; pending migrations run in one
+    // transaction (postgres.ts), so none of those definitions is ever called. What they brought stands
+    // in append_calls (migration 8): appends take turns while an inline projection exists (3); NOTIFY
+    // serialises notifying commits (4: hence at most one append per 10 ms carries one, postgres/announcer.ts);
+    // the idempotency probe only for ids the caller chose (5); no read-backs of the events table, which
+    // the planner could scan (6).
     SUPERSEDED,
     SUPERSEDED,
     SUPERSEDED,
