@@ -111,11 +111,7 @@ export async function benchDbos(url: string, scale: number): Promise<void> {
           what: `10-step workflow on PostgreSQL ≥ 2× DBOS, ${mode}`,
           met: r >= 2,
           got: `${r.toFixed(2)}× DBOS`,
-          why:
-            r >= 2
-              ? undefined
-              : 'a run alone cannot share its commits, and each step is two (StepStarted, StepCompleted) against one for DBOS: ' +
-                'see the commits per workflow below',
+          why: r >= 2 ? undefined : 'a run alone cannot share its commits with other runs: see the commits per workflow below',
         });
     }
 
