@@ -13,9 +13,10 @@ interface Waiting<C, R> {
  * Group commit for one process's appends: calls that arrive while a group is
  * in flight wait and go together in the next, in one transaction (one round
  * trip, one commit). One group at a time: a call sharing a key with a call of
- * the group in flight could otherwise overtake it on another connection. A call arriving when nothing waits is sent in the next
- * turn of the event loop, which also gathers the callers of that turn; so a
- * lone writer waits for no one. `run` answers each call of a group apart:
+ * the group in flight could otherwise overtake it on another connection. A
+ * call arriving when nothing waits is sent in the next turn of the event
+ * loop, which also gathers the callers of that turn; so a lone writer waits
+ * for no one. `run` answers each call of a group apart:
  * one call's refusal fails no other. Calls sharing a key (a stream, an
  * event id) never go in one group: the later one (and any later call sharing
  * a key with it) waits for the next, so such calls keep their order and each
