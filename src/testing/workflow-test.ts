@@ -208,7 +208,12 @@ export function nextActionOf(
   });
 }
 
-/** A predicate for `crashAfter`: the step's end is recorded. */
+/**
+ * A predicate for `crashAfter`: the step's end is recorded. It is written with
+ * what comes next (the next step's start, or the run's end for the last
+ * step), so the crash comes after that too; `stepStarted` of the next step
+ * crashes at the same append.
+ */
 export const stepCompleted = (name: string) => (e: EventEnvelope) => isRunEvent(e, RunEvents.StepCompleted) && e.data.name === name;
 
 /** A predicate for `crashAfter`: the step's start is recorded, its function not run yet. */
