@@ -31,6 +31,7 @@ import { consumedSignals, effectiveEvents, type JournalEntry, journalOf, rollbac
 import { backoffDelay, decide, type FailurePolicy, type RetryOptions } from './policy.js';
 import type { RunLog } from './run-log.js';
 import { compensationRetryOf, jsonOrThrow, runAttempt, triggerOf, undoOf } from './step-attempt.js';
+import { checkStepOptions } from './step-options.js';
 import type {
   Approval,
   ApproveOptions,
@@ -218,12 +219,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
   async step<T>(name: string, fn: (io: StepIO) => T | Promise<T>, options: StepOptions<T> = {}): Promise<T> {
     if (typeof name !== 'string' || name.length === 0) throw new ValidationError('ctx.step needs a non-empty name');
     if (typeof fn !== 'function') throw new ValidationError(`ctx.step("${name}") needs a function`);
-    if (options.irreversible && (options.compensate || options.verify))
-      throw new ValidationError(
-        `step "${name}" is irreversible and has an undo hook`,
-        [],
-        'an irreversible step has no compensate or verify',
-      );
+    checkStepOptions(name, options);
     if (options.approval !== undefined) {
       const a = typeof options.approval === 'string' ? { label: options.approval } : options.approval;
       await this.approve(a.label ?? name, a.details === undefined ? {} : { details: a.details });

@@ -1,9 +1,10 @@
 import type { EventEnvelope } from '../events/envelope.js';
+import { ValidationError } from '../events/errors.js';
 import type { EventStore } from '../store/types.js';
 import { RunNotFoundError } from './errors.js';
 import { asRunEvent, isRunEvent, type PointOfNoReturn, type RunEventOf, RunEvents } from './events.js';
 import { effectiveEvents, foldState, lastAttention, rollbacksOf, statusAfter } from './journal.js';
-import type { RunFilter, RunInfo, RunSummary } from './model/run.js';
+import { isRunStatus, RUN_STATUSES, type RunFilter, type RunInfo, type RunSummary } from './model/run.js';
 import { RunLog, streamOf } from './run-log.js';
 import type { RollbackInfo, Workflow } from './workflow.js';
 
@@ -110,6 +111,9 @@ export async function* runSummaries(
   after: string | undefined,
   batch: number,
 ): AsyncGenerator<RunSummary> {
+  if (filter.status !== undefined && !isRunStatus(filter.status))
+    throw new ValidationError(`unknown status ${JSON.stringify(filter.status)}`, [], `use one of ${RUN_STATUSES.join(', ')}`);
+  if (filter.workflow !== undefined && typeof filter.workflow !== 'string') throw new ValidationError('the workflow filter must be a name');
   let from = after === undefined ? undefined : streamOf(after);
   for (;;) {
     const page = await store.listStreams({ prefix: 'run-', limit: batch, ...(from ? { after: from } : {}) });

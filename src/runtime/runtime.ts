@@ -104,6 +104,12 @@ export class Runtime {
   readonly #wakeups = new Map<string, NodeJS.Timeout>();
 
   constructor(options: RuntimeOptions) {
+    if (typeof options?.store?.append !== 'function')
+      throw new ValidationError(
+        'createRuntime needs a store',
+        [],
+        "open one first: createRuntime({ store: await openStore('sqlite:./rewind.db') })",
+      );
     this.store = options.store;
     const clock = options.clock ?? systemClock;
     const breakers = new Breakers(this.store, () => clock.now(), options.breakerDefaults);

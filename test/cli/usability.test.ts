@@ -1,7 +1,7 @@
 // The `rewind` command as a user meets it: the compiled CLI (bin/rewind.js, as
 // installed), its version, its errors (as text and as JSON), its hints, the
 // TypeScript modules it loads, and what it prints about runs and read models.
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime, openStore } from '../../src/index.js';
@@ -102,6 +102,18 @@ describe('rewind events and verify on a stream that does not exist', () => {
     expect(unknown.code).toBe(3);
     expect(unknown.stderr).toContain('list streams with `rewind streams`');
     expect((await rewind(['events', 'run-travel-1', '--limit', '1', '--db', db])).stdout).toContain('run-travel-1@1');
+  });
+});
+
+describe('rewind runs on a file that does not exist', () => {
+  it('says so (exit 5) and creates nothing: a typo in --db is not an empty log', async () => {
+    const missing = join(dir, 'typo.db');
+    const out = await rewind(['runs', '--db', missing]);
+    expect(out.code).toBe(5);
+    expect(out.stderr).toBe(
+      `error ${missing} does not exist\n  name the file your runs were written to (--db or REWIND_DB); \`rewind demo\` writes one\n`,
+    );
+    expect(existsSync(missing)).toBe(false);
   });
 });
 

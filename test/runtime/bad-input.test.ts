@@ -109,4 +109,53 @@ describe('bad input gets a typed error and writes nothing', () => {
     expect(info.output).toEqual(['VALIDATION', 'NOT_JSON', 'VALIDATION', 'VALIDATION', 'VALIDATION', 'VALIDATION']);
     expect((await store.read('run-m')).map((e) => e.type)).toEqual(['RunStarted', 'RunCompleted']);
   });
+
+  it('step options of the wrong type are refused before the step starts, each named', async () => {
+    const store = await makeStore();
+    let calls = 0;
+    const count = () => {
+      calls++;
+      throw new Error('down');
+    };
+    const misuse = defineWorkflow({
+      name: 'bad-options',
+      initialState: null,
+      apply: (s) => s,
+      run: async (ctx) => {
+        const messages: string[] = [];
+        for (const options of [
+          { retry: { attempts: 'three' } },
+          { retry: { attempts: 0, initialDelayMs: -1, factor: 0.5 } },
+          { timeoutMs: '5s' },
+          { compensate: 'refund' },
+          { breaker: '' },
+        ]) {
+          messages.push(await ctx.step('s', count, options as never).then(String, (e: ValidationError) => `${e.code}: ${e.message}`));
+        }
+        return messages;
+      },
+    });
+    const info = await createRuntime({ store }).start(misuse, null, { runId: 'o' });
+    const hint = ' (see the ctx.step options in the README: numbers are milliseconds or counts, hooks are functions)';
+    expect(info.output).toEqual([
+      'VALIDATION: invalid options of step "s": retry.attempts must be a whole number of attempts, 1 or more, got "three"' + hint,
+      'VALIDATION: invalid options of step "s": retry.attempts must be a whole number of attempts, 1 or more, got 0; ' +
+        'retry.initialDelayMs must be a number of ms, 0 or more, got -1; retry.factor must be a number, 1 or more, got 0.5' +
+        hint,
+      'VALIDATION: invalid options of step "s": timeoutMs must be a positive number of ms, got "5s"' + hint,
+      'VALIDATION: invalid options of step "s": compensate must be a function' + hint,
+      'VALIDATION: invalid options of step "s": breaker must be a non-empty name' + hint,
+    ]);
+    expect(calls).toBe(0);
+    expect((await store.read('run-o')).map((e) => e.type)).toEqual(['RunStarted', 'RunCompleted']);
+  });
+
+  it('a runtime without a store, and a list filter that cannot match, are refused', async () => {
+    expect(() => createRuntime({} as never)).toThrow(ValidationError);
+    const runtime = createRuntime({ store: await makeStore() });
+    const bogus = await runtime.list({ status: 'bogus' as never }).catch((e: unknown) => e);
+    expect(bogus).toBeInstanceOf(ValidationError);
+    expect((bogus as ValidationError).hint).toContain('completed');
+    await expect(runtime.listPage({ status: 'bogus' as never })).rejects.toBeInstanceOf(ValidationError);
+  });
 });

@@ -1,4 +1,5 @@
 import { accessSync, constants, existsSync } from 'node:fs';
+import { StoreConfigError } from '../../events/errors.js';
 import { openStore } from '../../store/open.js';
 import type { EventStore } from '../../store/types.js';
 
@@ -33,12 +34,32 @@ export async function withStore<T>(options: GlobalOptions, fn: (store: EventStor
   }
 }
 
+/** The file a sqlite: URL names, or undefined for other stores and private in-memory databases. */
+function sqliteFile(options: GlobalOptions): string | undefined {
+  const url = storeUrl(options);
+  if (!url.startsWith('sqlite:')) return undefined;
+  const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+  return path === ':memory:' ? undefined : path;
+}
+
+/**
+ * For a command that inspects a log but keeps read models beside it (so opens
+ * it writable): a SQLite file that does not exist is a typo, not an empty
+ * log, and is not created.
+ */
+export function requireExistingLog(options: GlobalOptions): void {
+  const path = sqliteFile(options);
+  if (path !== undefined && !existsSync(path))
+    throw new StoreConfigError(
+      `${path} does not exist`,
+      'name the file your runs were written to (--db or REWIND_DB); `rewind demo` writes one',
+    );
+}
+
 /** A SQLite file that exists and that this process may not write; other stores count as writable. */
 export function isReadOnlyFile(options: GlobalOptions): boolean {
-  const url = storeUrl(options);
-  if (!url.startsWith('sqlite:')) return false;
-  const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-  if (path === ':memory:' || !existsSync(path)) return false;
+  const path = sqliteFile(options);
+  if (path === undefined || !existsSync(path)) return false;
   try {
     accessSync(path, constants.W_OK);
     return false;

@@ -14,7 +14,7 @@ import {
 } from '../../../runtime/index.js';
 import { type RunDoc, runsProjection } from '../../../runtime/read-models.js';
 import type { EventStore } from '../../../store/types.js';
-import { type Access, type GlobalOptions, isReadOnlyFile, storeUrl, withStore } from '../context.js';
+import { type Access, type GlobalOptions, isReadOnlyFile, requireExistingLog, storeUrl, withStore } from '../context.js';
 import { loadExamples } from '../examples.js';
 import { EXIT } from '../exit-codes.js';
 import { age, colour, plural, printJson, safe, table } from '../output.js';
@@ -126,6 +126,7 @@ export function registerRunCommands(program: Command): void {
       const where: Record<string, string> = {};
       if (opts.status) where.status = opts.status;
       if (opts.workflow) where.workflow = opts.workflow;
+      requireExistingLog(options);
       const readOnly = isReadOnlyFile(options);
       const query = { where, orderBy: { field: 'startedAt', direction: 'desc' }, limit: opts.limit } as const;
       const runs = await withStore(
