@@ -163,6 +163,17 @@ describe('--workflows with a TypeScript module', () => {
     });
   });
 
+  it('refuses a run whose workflow the module does not hold as bad arguments (exit 2)', async () => {
+    const file = join(dir, 'other.db');
+    const store = await openStore(`sqlite:${file}`);
+    await createRuntime({ store, workflows: [refund] }).start(refund, null, { runId: 'order-2' });
+    await store.close();
+    const args = ['--to', 'ready', '--reason', 'refund', '--workflows', 'test/cli/fixtures/approval-workflow.ts', '--db', `sqlite:${file}`];
+    const refused = await rewind(['rollback', 'order-2', ...args]);
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain('no workflow named "cli-refund" is registered');
+  });
+
   it('says how when the project has no tsx', async () => {
     const elsewhere = tempDir('rewind-no-tsx-');
     copyFileSync(join(ROOT, 'test/cli/fixtures/refund-workflow.ts'), join(elsewhere, 'workflows.ts'));

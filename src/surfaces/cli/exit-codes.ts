@@ -19,7 +19,7 @@ export const EXIT = {
 export function exitCodeFor(error: unknown): number {
   if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
   if (!(error instanceof RewindError)) return EXIT.failed;
-  if (error.code === 'VALIDATION' || error.code === 'HTTP_CONFIG' || error.code === 'SIGNING_KEY') return EXIT.usage;
+  if (['VALIDATION', 'HTTP_CONFIG', 'SIGNING_KEY', 'UNKNOWN_WORKFLOW'].includes(error.code)) return EXIT.usage;
   if (error.code === 'CONCURRENCY' || error.code === 'EVENT_ID_CONFLICT') return EXIT.conflict;
   if (['STORE_CONFIG', 'STORE_CLOSED', 'STORE_READ_ONLY', 'PROJECTIONS_UNSUPPORTED'].includes(error.code)) return EXIT.store;
   if (error.code.endsWith('NOT_FOUND') || error.code === 'TIME_TRAVEL') return EXIT.notFound;
