@@ -7,7 +7,13 @@ export const CHANGING_CODE_GUIDE = 'https://github.com/rewind-runtime/rewind#cha
 export class RunNotFoundError extends RewindError {
   readonly runId: string;
   constructor(runId: string) {
-    super('RUN_NOT_FOUND', `no run with id "${runId}"`, 'list the runs with runtime.list() and use one of their ids');
+    super(
+      'RUN_NOT_FOUND',
+      `no run with id "${runId}"`,
+      runId.startsWith('run-')
+        ? `a run id has no "run-" prefix (that is its stream's name): try "${runId.slice(4)}"`
+        : 'list the runs with runtime.list() and use one of their ids',
+    );
     this.runId = runId;
   }
 }

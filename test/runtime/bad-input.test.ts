@@ -33,6 +33,10 @@ describe('bad input gets a typed error and writes nothing', () => {
     expect(invalid.message).toContain('city');
     await expect(runtime.start(wf, { city: 'Oslo' }, { runId: 'has space' })).rejects.toBeInstanceOf(ValidationError);
     await expect(runtime.resume('ghost')).rejects.toBeInstanceOf(RunNotFoundError);
+    await expect(runtime.get('run-ghost')).rejects.toMatchObject({
+      code: 'RUN_NOT_FOUND',
+      hint: 'a run id has no "run-" prefix (that is its stream\'s name): try "ghost"',
+    });
     await expect(runtime.get('ghost')).rejects.toBeInstanceOf(RunNotFoundError);
     await expect(runtime.cancel('ghost')).rejects.toBeInstanceOf(RunNotFoundError);
     await expect(runtime.retryCompensation('ghost')).rejects.toBeInstanceOf(RunNotFoundError);
