@@ -22,8 +22,7 @@ export function RollbackDialog({
   const [to, setTo] = useState(selectedLabel ?? labels.at(-1) ?? 'start');
   const [reason, setReason] = useState('');
   const [after, setAfter] = useState<'stop' | 'retry' | 'fail'>('stop');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | undefined>();
+  const { busy, error, submit } = useConfirm(onClose, onDone);
   return (
     <Dialog
       title={`Roll back ${runId}?`}
@@ -33,19 +32,12 @@ export function RollbackDialog({
       error={error}
       disabled={reason.trim() === ''}
       onCancel={onClose}
-      onConfirm={async () => {
-        setBusy(true);
-        setError(undefined);
-        onBegin();
-        try {
-          const info = await api.rollback(runId, { to, reason: reason.trim(), after });
-          onClose();
-          onDone(info);
-        } catch (e) {
-          setError(e instanceof api.ApiError ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e));
-          setBusy(false);
-        }
-      }}
+      onConfirm={() =>
+        submit(() => {
+          onBegin();
+          return api.rollback(runId, { to, reason: reason.trim(), after });
+        })
+      }
     >
       <p>
         The steps after the checkpoint are compensated, newest first, then a RolledBack marker is written. Nothing is deleted: the undone
@@ -99,27 +91,9 @@ export function SimpleAction({
   onClose(): void;
   onDone(info: api.ActionResult): void;
 }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | undefined>();
+  const { busy, error, submit } = useConfirm(onClose, onDone);
   return (
-    <Dialog
-      title={title}
-      confirmLabel={confirm}
-      busy={busy}
-      error={error}
-      onCancel={onClose}
-      onConfirm={async () => {
-        setBusy(true);
-        try {
-          const info = await run();
-          onClose();
-          onDone(info);
-        } catch (e) {
-          setError(e instanceof api.ApiError ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e));
-          setBusy(false);
-        }
-      }}
-    >
+    <Dialog title={title} confirmLabel={confirm} busy={busy} error={error} onCancel={onClose} onConfirm={() => submit(run)}>
       <p>{text}</p>
     </Dialog>
   );
@@ -143,8 +117,7 @@ export function DecisionDialog({
 }) {
   const [reason, setReason] = useState('');
   const [actor, setActor] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | undefined>();
+  const { busy, error, submit } = useConfirm(onClose, onDone);
   return (
     <Dialog
       title={`${approve ? 'Approve' : 'Reject'} “${label}” for ${runId}?`}
@@ -154,19 +127,12 @@ export function DecisionDialog({
       error={error}
       disabled={!approve && reason.trim() === ''}
       onCancel={onClose}
-      onConfirm={async () => {
-        setBusy(true);
-        setError(undefined);
-        try {
+      onConfirm={() =>
+        submit(() => {
           const who = actor.trim() ? { actor: actor.trim() } : {};
-          const info = await api.decide(runId, label, { approved: approve, ...(reason.trim() ? { reason: reason.trim() } : {}), ...who });
-          onClose();
-          onDone(info);
-        } catch (e) {
-          setError(e instanceof api.ApiError ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e));
-          setBusy(false);
-        }
-      }}
+          return api.decide(runId, label, { approved: approve, ...(reason.trim() ? { reason: reason.trim() } : {}), ...who });
+        })
+      }
     >
       <p>
         {approve
@@ -196,4 +162,27 @@ export function DecisionDialog({
       </label>
     </Dialog>
   );
+}
+
+/**
+ * A dialog's confirm: busy while its request runs; on success the dialog
+ * closes and reports the result, on failure it shows the API's message and
+ * hint and can be tried again.
+ */
+function useConfirm(onClose: () => void, onDone: (info: api.ActionResult) => void) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | undefined>();
+  const submit = async (request: () => Promise<api.ActionResult>) => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      const info = await request();
+      onClose();
+      onDone(info);
+    } catch (e) {
+      setError(e instanceof api.ApiError ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e));
+      setBusy(false);
+    }
+  };
+  return { busy, error, submit };
 }
