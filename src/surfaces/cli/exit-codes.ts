@@ -26,3 +26,8 @@ export function exitCodeFor(error: unknown): number {
   if (error.code === 'FORK_POINT') return EXIT.usage;
   return EXIT.failed;
 }
+
+/** A command that acted on a run: 1 when the run ended failed or needs attention, as the README's exit codes say. */
+export function exitCodeForRun(status: string): number {
+  return status === 'needs_attention' || status === 'failed' ? EXIT.failed : EXIT.ok;
+}

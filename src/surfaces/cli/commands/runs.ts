@@ -16,7 +16,7 @@ import { type RunDoc, runsProjection } from '../../../runtime/read-models.js';
 import type { EventStore } from '../../../store/types.js';
 import { type Access, type GlobalOptions, isReadOnlyFile, requireExistingLog, storeUrl, withStore } from '../context.js';
 import { loadExamples } from '../examples.js';
-import { EXIT } from '../exit-codes.js';
+import { exitCodeForRun } from '../exit-codes.js';
 import { age, colour, plural, printJson, safe, table } from '../output.js';
 import { runsFromLog } from '../runs-from-log.js';
 import { renderTimeline, STATUS_COLOUR, timelineOf } from '../timeline.js';
@@ -240,7 +240,7 @@ export function registerRunCommands(program: Command): void {
           console.log(`  ${paint('⟲')} ${safe(c.step)}: ${c.outcome}${c.error ? ` (${safe(c.error)})` : ''}`);
         }
       }
-      process.exitCode = info.status === 'needs_attention' || info.status === 'failed' ? EXIT.failed : EXIT.ok;
+      process.exitCode = exitCodeForRun(info.status);
     });
 
   runAction(
@@ -317,7 +317,7 @@ export function registerRunCommands(program: Command): void {
       console.log(
         `${colour.bold(safe(runId))} is now ${paintStatus(info.status)}${info.waiting ? ` for ${waitingFor(info.waiting)}` : ''}`,
       );
-      process.exitCode = info.status === 'needs_attention' || info.status === 'failed' ? EXIT.failed : EXIT.ok;
+      process.exitCode = exitCodeForRun(info.status);
     });
   signalAction(
     'signal',
