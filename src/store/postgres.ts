@@ -280,18 +280,20 @@ export class PostgresBackend implements StorageBackend {
   }
 
   async #appendAlone(call: PreparedAppend[]): Promise<CallOutcome<AppendResult[]>> {
-    for (let attempt = 1; ; attempt++) {
-      const announce = this.#announcer.carry();
-      try {
-        const rows = await this.#appendRows(this.#pool, [call], announce);
-        this.#committed(announce);
-        return outcomesOf([call], rows)[0] as CallOutcome<AppendResult[]>;
-      } catch (error) {
-        this.#announcer.settled(announce, false);
-        const mapped = appendError(error);
-        if (mapped === 'retry' && attempt < APPEND_ATTEMPTS) continue;
-        return { ok: false, error: mapped === 'retry' ? idConflictFromUniqueViolation(error) : mapped };
-      }
+    try {
+      return await retryingIdRaces(async () => {
+        const announce = this.#announcer.carry();
+        try {
+          const rows = await this.#appendRows(this.#pool, [call], announce);
+          this.#committed(announce);
+          return outcomesOf([call], rows)[0] as CallOutcome<AppendResult[]>;
+        } catch (error) {
+          this.#announcer.settled(announce, false);
+          throw error;
+        }
+      });
+    } catch (error) {
+      return { ok: false, error };
     }
   }
 
@@ -313,16 +315,8 @@ export class PostgresBackend implements StorageBackend {
     return rows;
   }
 
-  async #appendWithHooks(appends: PreparedAppend[]): Promise<AppendResult[]> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.#appendWithHooksOnce(appends);
-      } catch (error) {
-        const mapped = appendError(error);
-        if (mapped === 'retry' && attempt < APPEND_ATTEMPTS) continue;
-        throw mapped === 'retry' ? idConflictFromUniqueViolation(error) : mapped;
-      }
-    }
+  #appendWithHooks(appends: PreparedAppend[]): Promise<AppendResult[]> {
+    return retryingIdRaces(() => this.#appendWithHooksOnce(appends));
   }
 
   /** Inline projections: the append and their writes share one client-side transaction; a hook that throws rolls both back. */
@@ -642,6 +636,23 @@ function refusalOf(row: AppendedRow, call: PreparedAppend[]): RewindError {
     return new ConcurrencyError(streamId, expected, Number(row.r_message));
   }
   return new EventIdConflictError(row.r_message ?? '', row.r_detail ?? '');
+}
+
+/**
+ * Runs an append, again when it met an id another stream's append stored at
+ * the same moment (up to APPEND_ATTEMPTS, then an EventIdConflictError);
+ * other failures are thrown as appendError maps them.
+ */
+async function retryingIdRaces<T>(append: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await append();
+    } catch (error) {
+      const mapped = appendError(error);
+      if (mapped === 'retry' && attempt < APPEND_ATTEMPTS) continue;
+      throw mapped === 'retry' ? idConflictFromUniqueViolation(error) : mapped;
+    }
+  }
 }
 
 /** What a failed append statement means to the caller; 'retry' for an id another stream's append stored at the same moment. */
