@@ -3,6 +3,7 @@ import pg from 'pg';
 import { openStore } from '../store/open.js';
 import type { EventStore } from '../store/types.js';
 import { type Figure, find, fmt, measure, measureInTurns, note, rateOf, ratio, target } from './lib.js';
+import type { EmmettPostgres } from './peers.js';
 import { versionOf } from './versions.js';
 import {
   APPENDS_PER_STREAM,
@@ -24,7 +25,6 @@ const SECTION = 'postgres';
 const WRITERS = 8;
 /** Rounds of the append workloads, after a warm-up one. */
 const ROUNDS = 5;
-type EmmettPostgres = typeof import('@event-driven-io/emmett-postgresql');
 type Event = { type: string; data: unknown };
 
 /**

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openStore } from '../store/open.js';
 import { type find, measure, note, ratio, record, target } from './lib.js';
+import type { EmmettSqlite } from './peers.js';
 import { versionOf } from './versions.js';
 import {
   APPENDS_PER_STREAM,
@@ -24,7 +25,6 @@ import {
 } from './workload.js';
 
 const SECTION = 'sqlite';
-type EmmettSqlite = typeof import('@event-driven-io/emmett-sqlite');
 
 /**
  * Issue 2's workloads on SQLite: Rewind against raw better-sqlite3 doing the

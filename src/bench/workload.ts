@@ -101,7 +101,7 @@ export async function optional<T>(specifier: string): Promise<T | Error> {
     return (await import(specifier)) as T;
   } catch (error) {
     return new Error(
-      `${specifier} is not installed here (${(error as Error).message.split('\n')[0]}); it is a devDependency of a source checkout`,
+      `${specifier} is not installed here (${(error as Error).message.split('\n')[0]}); npm run bench in a source checkout installs it (bench/package.json)`,
     );
   }
 }
