@@ -45,6 +45,28 @@ export class ConcurrencyError extends RewindError {
   }
 }
 
+/**
+ * The append was fenced with a lease its writer no longer holds: the stream's
+ * lease lapsed and another writer took it (a run's driver paused past its
+ * lease, say). Nothing was written; this writer must stop.
+ */
+export class LeaseLostError extends RewindError {
+  readonly streamId: string;
+  readonly owner: string;
+  readonly epoch: number;
+
+  constructor(streamId: string, owner: string, epoch: number) {
+    super(
+      'LEASE_LOST',
+      `stream "${streamId}" is no longer leased to ${owner} (epoch ${epoch}): another writer took it over`,
+      'stop writing to it; whoever holds its lease now goes on',
+    );
+    this.streamId = streamId;
+    this.owner = owner;
+    this.epoch = epoch;
+  }
+}
+
 function describeExpected(expected: ExpectedVersion): string {
   if (expected === 'no_stream') return 'no stream';
   if (expected === 'exists') return 'an existing stream';

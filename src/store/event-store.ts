@@ -7,12 +7,14 @@ import { digestLog } from './audit/digest.js';
 import { proveEvent } from './audit/prove.js';
 import { sealLog } from './audit/seal.js';
 import { verifyLog } from './audit/verify.js';
+import { checkLeaseArgs } from './leases.js';
 import { prepareAppends } from './prepare.js';
 import type {
   AppendOptions,
   AppendResult,
   DigestOptions,
   EventStore,
+  LeaseAttempt,
   ListStreamsOptions,
   ProveOptions,
   ReadAllOptions,
@@ -23,6 +25,7 @@ import type {
   StorageBackend,
   StreamAppend,
   StreamInfo,
+  StreamLease,
   SubscribeOptions,
   VerifyOptions,
   VerifyReport,
@@ -91,7 +94,7 @@ export class Store implements EventStore {
   }
 
   async append(streamId: string, events: NewEvent[], options: AppendOptions = {}): Promise<AppendResult> {
-    const [result] = await this.appendMany([{ streamId, events, expectedVersion: options.expectedVersion }]);
+    const [result] = await this.appendMany([{ streamId, events, expectedVersion: options.expectedVersion, fence: options.fence }]);
     return result as AppendResult;
   }
 
@@ -100,6 +103,37 @@ export class Store implements EventStore {
     const prepared = prepareAppends(appends, { registry: this.registry, now: this.#now, maxEventBytes: this.#maxEventBytes });
     const results = await this.#backend.append(prepared);
     return results.map((r) => ({ ...r, events: r.events.map((e) => this.registry.upcastEvent(e)) }));
+  }
+
+  // --- Stream leases (leases.ts): who may write a stream, with a fencing epoch ---
+
+  async acquireLease(streamId: string, owner: string, leaseMs: number): Promise<LeaseAttempt> {
+    this.#open();
+    checkLeaseArgs('acquire a lease', { streamId, owner, leaseMs });
+    return this.#backend.acquireLease(streamId, owner, leaseMs);
+  }
+
+  async renewLeases(owner: string, streamIds: readonly string[], leaseMs: number): Promise<string[]> {
+    this.#open();
+    checkLeaseArgs('renew leases', { streamIds, owner, leaseMs });
+    return streamIds.length === 0 ? [] : this.#backend.renewLeases(owner, streamIds, leaseMs);
+  }
+
+  async releaseLease(streamId: string, owner: string, epoch: number): Promise<void> {
+    this.#open();
+    checkLeaseArgs('release a lease', { streamId, owner, epoch });
+    return this.#backend.releaseLease(streamId, owner, epoch);
+  }
+
+  async leaseOf(streamId: string): Promise<StreamLease | undefined> {
+    this.#open();
+    checkLeaseArgs('read a lease', { streamId });
+    return this.#backend.leaseOf(streamId);
+  }
+
+  async changeCounter(): Promise<number> {
+    this.#open();
+    return this.#backend.changeCounter();
   }
 
   async read(streamId: string, options: ReadOptions = {}): Promise<EventEnvelope[]> {

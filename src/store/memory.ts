@@ -4,6 +4,7 @@ import { ConcurrencyError } from '../events/errors.js';
 import { chainLink, GENESIS_HASH } from '../events/hash.js';
 import { resultOf } from './append-result.js';
 import { findStoredBatch } from './idempotency.js';
+import { checkFence, leaseFree } from './leases.js';
 import { MemoryRunQueue } from './memory/run-queue.js';
 import { expectedVersionHolds } from './prepare.js';
 import type { RunQueue } from './run-queue.js';
@@ -12,6 +13,7 @@ import type {
   AppendResult,
   AppendTransactionHook,
   EventFilter,
+  LeaseAttempt,
   ListStreamsOptions,
   PreparedAppend,
   RawRow,
@@ -20,6 +22,7 @@ import type {
   Snapshot,
   StorageBackend,
   StreamInfo,
+  StreamLease,
   SyncProjectionHost,
 } from './types.js';
 
@@ -50,6 +53,7 @@ export class MemoryBackend implements StorageBackend {
   readonly #snapshots = new Map<string, Snapshot<string>[]>();
   readonly #events = new EventEmitter().setMaxListeners(0);
   readonly #appendHooks = new Set<AppendTransactionHook>();
+  readonly #leases = new Map<string, StreamLease>();
   readonly projectionHost: SyncProjectionHost = {
     kind: 'memory',
     readAllSync: (from, limit, filter) => this.#readAll(from, limit, filter),
@@ -65,6 +69,7 @@ export class MemoryBackend implements StorageBackend {
     const plan = appends.map((append) => {
       const stored = findStoredBatch(append, (id) => this.#byId.get(id));
       if (stored) return { stored };
+      checkFence(append.streamId, append.fence, this.#leases.get(append.streamId));
       const rows = this.#streams.get(append.streamId);
       const actual = rows?.length ?? 0;
       if (!expectedVersionHolds(append.expectedVersion, actual)) {
@@ -126,6 +131,39 @@ export class MemoryBackend implements StorageBackend {
     }
     queueMicrotask(() => this.#events.emit('append'));
     return results;
+  }
+
+  async acquireLease(streamId: string, owner: string, leaseMs: number): Promise<LeaseAttempt> {
+    const current = this.#leases.get(streamId);
+    const now = Date.now();
+    if (current && !leaseFree(current, owner, now)) return { acquired: false, holder: { ...current } };
+    const lease: StreamLease = { streamId, owner, epoch: (current?.epoch ?? 0) + 1, until: now + leaseMs };
+    this.#leases.set(streamId, lease);
+    return { acquired: true, lease: { ...lease } };
+  }
+
+  async renewLeases(owner: string, streamIds: readonly string[], leaseMs: number): Promise<string[]> {
+    const until = Date.now() + leaseMs;
+    return streamIds.filter((id) => {
+      const lease = this.#leases.get(id);
+      if (lease?.owner !== owner || lease.until === 0) return false;
+      lease.until = until;
+      return true;
+    });
+  }
+
+  async releaseLease(streamId: string, owner: string, epoch: number): Promise<void> {
+    const lease = this.#leases.get(streamId);
+    if (lease?.owner === owner && lease.epoch === epoch) lease.until = 0;
+  }
+
+  async leaseOf(streamId: string): Promise<StreamLease | undefined> {
+    const lease = this.#leases.get(streamId);
+    return lease && { ...lease };
+  }
+
+  async changeCounter(): Promise<number> {
+    return this.#log.length;
   }
 
   /** Takes back everything appended after the log had `length` events: a hook refused the append. */

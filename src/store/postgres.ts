@@ -1,7 +1,14 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { EventEnvelope } from '../events/envelope.js';
-import { ConcurrencyError, EventIdConflictError, RewindError, StoreConfigError, ValidationError } from '../events/errors.js';
+import {
+  ConcurrencyError,
+  EventIdConflictError,
+  LeaseLostError,
+  RewindError,
+  StoreConfigError,
+  ValidationError,
+} from '../events/errors.js';
 import { resultOf } from './append-result.js';
 import { Announcer } from './postgres/announcer.js';
 import { AppendQueue, type CallOutcome } from './postgres/append-queue.js';
@@ -13,6 +20,7 @@ import { readsSystemStreams } from './system-streams.js';
 import type {
   AppendResult,
   EventFilter,
+  LeaseAttempt,
   ListStreamsOptions,
   PostgresAppendHook,
   PostgresProjectionHost,
@@ -24,6 +32,7 @@ import type {
   Snapshot,
   StorageBackend,
   StreamInfo,
+  StreamLease,
 } from './types.js';
 
 export interface PostgresOptions {
@@ -131,6 +140,8 @@ export class PostgresBackend implements StorageBackend {
   readonly #events = new EventEmitter().setMaxListeners(0);
   readonly #listener: PgListener;
   #closed = false;
+  /** Wake-ups so far: this process's appends and other processes' notifications (changeCounter). */
+  #changes = 0;
   readonly projectionHost: PostgresProjectionHost;
   readonly #appendHooks = new Set<PostgresAppendHook>();
   readonly #queue = new AppendQueue<PreparedAppend[], AppendResult[]>((calls) => this.#appendGroup(calls), CALLS_PER_GROUP);
@@ -244,7 +255,51 @@ export class PostgresBackend implements StorageBackend {
   }
 
   #wake(): void {
+    this.#changes++;
     this.#events.emit('append');
+  }
+
+  async acquireLease(streamId: string, owner: string, leaseMs: number): Promise<LeaseAttempt> {
+    const { rows } = await this.#pool.query<{ acquired: boolean; owner: string; epoch: string; until_ms: number }>({
+      name: `rewind.acquire_lease.${this.#schema}`,
+      text: `SELECT acquired, owner, epoch, until_ms FROM ${this.#s}.acquire_lease($1, $2, $3, $4)`,
+      values: [streamId, owner, leaseMs, this.#listener.sessionPid() ?? null],
+    });
+    const row = rows[0] as (typeof rows)[number];
+    const lease: StreamLease = { streamId, owner: row.owner, epoch: Number(row.epoch), until: Math.round(row.until_ms) };
+    return row.acquired ? { acquired: true, lease } : { acquired: false, holder: lease };
+  }
+
+  async renewLeases(owner: string, streamIds: readonly string[], leaseMs: number): Promise<string[]> {
+    const pid = this.#listener.sessionPid() ?? null;
+    const { rows } = await this.#pool.query<{ stream_id: string }>(
+      `UPDATE ${this.#s}.stream_leases SET until = clock_timestamp() + $3 * interval '1 millisecond', session_pid = $4,
+         session_start = (SELECT a.backend_start FROM pg_stat_activity a WHERE a.pid = $4)
+       WHERE owner = $1 AND stream_id = ANY($2) AND until <> 'epoch'::timestamptz RETURNING stream_id`,
+      [owner, streamIds, leaseMs, pid],
+    );
+    return rows.map((r) => r.stream_id);
+  }
+
+  async releaseLease(streamId: string, owner: string, epoch: number): Promise<void> {
+    await this.#pool.query(
+      `UPDATE ${this.#s}.stream_leases SET until = 'epoch'::timestamptz WHERE stream_id = $1 AND owner = $2 AND epoch = $3`,
+      [streamId, owner, epoch],
+    );
+  }
+
+  async leaseOf(streamId: string): Promise<StreamLease | undefined> {
+    const { rows } = await this.#pool.query<{ owner: string; epoch: string; until_ms: number }>(
+      `SELECT owner, epoch, extract(epoch FROM until)::double precision * 1000 AS until_ms FROM ${this.#s}.stream_leases WHERE stream_id = $1`,
+      [streamId],
+    );
+    const row = rows[0];
+    return row && { streamId, owner: row.owner, epoch: Number(row.epoch), until: Math.round(row.until_ms) };
+  }
+
+  /** Appends this process made and notifications of others' (each wakes the subscribers too). */
+  async changeCounter(): Promise<number> {
+    return this.#changes;
   }
 
   append(appends: PreparedAppend[]): Promise<AppendResult[]> {
@@ -567,6 +622,7 @@ function batchJson(calls: PreparedAppend[][]): string {
       appends.map((a) => ({
         streamId: a.streamId,
         expectedVersion: a.expectedVersion,
+        ...(a.fence ? { fence: a.fence } : {}),
         idsGiven: a.events.some((e) => e.idGiven),
         events: a.events.map((e) => ({
           id: e.id,
@@ -634,6 +690,10 @@ function refusalOf(row: AppendedRow, call: PreparedAppend[]): RewindError {
     const streamId = row.r_detail ?? '';
     const expected = call.find((a) => a.streamId === streamId)?.expectedVersion ?? 'any';
     return new ConcurrencyError(streamId, expected, Number(row.r_message));
+  }
+  if (row.r_error === SQLSTATE.leaseLost) {
+    const streamId = row.r_detail ?? '';
+    return new LeaseLostError(streamId, call.find((a) => a.streamId === streamId)?.fence?.owner ?? '', Number(row.r_message));
   }
   return new EventIdConflictError(row.r_message ?? '', row.r_detail ?? '');
 }

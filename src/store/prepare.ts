@@ -4,6 +4,7 @@ import { type ExpectedVersion, ValidationError } from '../events/errors.js';
 import { contentDigestOfJson } from '../events/hash.js';
 import { uuidv7 } from '../events/ids.js';
 import type { EventRegistry } from '../events/registry.js';
+import { checkFenceArg } from './leases.js';
 import { isSystemStream, SYSTEM_PREFIX } from './system-streams.js';
 import type { PreparedAppend, PreparedEvent, StreamAppend } from './types.js';
 
@@ -67,6 +68,7 @@ export function prepareAppends(
         `${prefix(where, 'expectedVersion')} must be a non-negative integer, 'any', 'no_stream' or 'exists', got ${JSON.stringify(expectedVersion)}`,
       );
     }
+    checkFenceArg(where ? `${where}.` : '', append.fence, issues);
     if (!Array.isArray(events) || events.length === 0) {
       issues.push(`${prefix(where, 'events')} must be a non-empty array`);
       return;
@@ -125,7 +127,12 @@ export function prepareAppends(
       seenIds.add(id);
       out.push(prepareEvent(streamId, id, event, schemaVersion, data, metadata, event.recordedAt ?? recordedAt));
     });
-    prepared.push({ streamId, expectedVersion, events: out });
+    prepared.push({
+      streamId,
+      expectedVersion,
+      events: out,
+      ...(append.fence ? { fence: { owner: append.fence.owner, epoch: append.fence.epoch } } : {}),
+    });
   });
 
   if (issues.length > 0) {

@@ -7,14 +7,17 @@ import { ConcurrencyError, StoreClosedError, StoreConfigError, StoreReadOnlyErro
 import { chainLink, GENESIS_HASH } from '../events/hash.js';
 import { resultOf } from './append-result.js';
 import { findStoredBatch } from './idempotency.js';
+import { checkFence, leaseFree } from './leases.js';
 import { expectedVersionHolds } from './prepare.js';
 import type { RunQueue } from './run-queue.js';
+import { LEASES_TABLE, type LeaseStatements, leaseStatements } from './sqlite/leases.js';
 import { SqliteRunQueue } from './sqlite/run-queue.js';
 import { isSystemStream, readsSystemStreams } from './system-streams.js';
 import type {
   AppendResult,
   AppendTransactionHook,
   EventFilter,
+  LeaseAttempt,
   ListStreamsOptions,
   PreparedAppend,
   RawRow,
@@ -23,6 +26,7 @@ import type {
   Snapshot,
   StorageBackend,
   StreamInfo,
+  StreamLease,
   SyncProjectionHost,
 } from './types.js';
 
@@ -143,6 +147,9 @@ export class SqliteBackend implements StorageBackend {
   >;
   #queue: PendingAppend[] = [];
   #closed = false;
+  /** Transactions this connection committed (changeCounter). */
+  #commits = 0;
+  #leaseSql: LeaseStatements | undefined;
   readonly #appendHooks = new Set<AppendTransactionHook>();
   readonly projectionHost: SyncProjectionHost;
 
@@ -163,6 +170,7 @@ export class SqliteBackend implements StorageBackend {
       // never corrupts the file, but a power cut can lose the last commits.
       db.pragma(`synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
       migrate(db);
+      db.exec(LEASES_TABLE);
       return new SqliteBackend(db, inMemory);
     } catch (error) {
       db?.close();
@@ -348,6 +356,7 @@ export class SqliteBackend implements StorageBackend {
       if (outcome.ok) call.resolve(outcome.results);
       else call.reject(readOnlyFailure(outcome.error, 'append') ?? outcome.error);
     });
+    this.#commits++;
     queueMicrotask(() => this.#events.emit('append'));
   }
 
@@ -377,6 +386,7 @@ export class SqliteBackend implements StorageBackend {
     const stored = findStoredBatch(append, (id) => this.#sql.eventById.get(id));
     if (stored) return resultOf(stored.map(toEnvelope));
     const { streamId, events } = append;
+    if (append.fence) checkFence(streamId, append.fence, this.#leases.get.get(streamId));
     const stream = this.#sql.stream.get(streamId);
     const actual = stream?.version ?? 0;
     if (!expectedVersionHolds(append.expectedVersion, actual)) {
@@ -492,6 +502,50 @@ export class SqliteBackend implements StorageBackend {
   async loadSnapshot(streamId: string, reducerVersion: string, atOrBefore: number | undefined): Promise<Snapshot<string> | undefined> {
     this.#open();
     return this.#sql.loadSnapshot.get(streamId, reducerVersion, atOrBefore ?? Number.MAX_SAFE_INTEGER);
+  }
+
+  async acquireLease(streamId: string, owner: string, leaseMs: number): Promise<LeaseAttempt> {
+    this.#writable('acquire a lease');
+    const leases = this.#leases;
+    return this.#db
+      .transaction((): LeaseAttempt => {
+        const current = leases.get.get(streamId);
+        const now = Date.now();
+        if (current && !leaseFree(current, owner, now)) return { acquired: false, holder: current };
+        const lease: StreamLease = { streamId, owner, epoch: (current?.epoch ?? 0) + 1, until: now + leaseMs };
+        leases.put.run(lease);
+        return { acquired: true, lease };
+      })
+      .immediate();
+  }
+
+  async renewLeases(owner: string, streamIds: readonly string[], leaseMs: number): Promise<string[]> {
+    this.#writable('renew leases');
+    const until = Date.now() + leaseMs;
+    const leases = this.#leases;
+    return this.#db.transaction(() => streamIds.filter((id) => leases.renew.run(until, id, owner).changes > 0)).immediate();
+  }
+
+  async releaseLease(streamId: string, owner: string, epoch: number): Promise<void> {
+    this.#writable('release a lease');
+    this.#leases.release.run(streamId, owner, epoch);
+  }
+
+  async leaseOf(streamId: string): Promise<StreamLease | undefined> {
+    this.#open();
+    return this.#leases.get.get(streamId);
+  }
+
+  async changeCounter(): Promise<number> {
+    this.#open();
+    // data_version moves when another connection commits; this connection's own commits are counted here.
+    return (this.#db.pragma('data_version', { simple: true }) as number) + this.#commits;
+  }
+
+  /** The lease statements, prepared on first use: a file opened read-only may predate the table. */
+  get #leases(): LeaseStatements {
+    this.#leaseSql ??= leaseStatements(this.#db);
+    return this.#leaseSql;
   }
 
   onAppend(listener: () => void): () => void {

@@ -13,6 +13,48 @@ export type { DigestOptions, ExpectedVersion, ProveOptions, Seal, SealOptions, V
 export interface AppendOptions {
   /** Defaults to 'any'. */
   expectedVersion?: ExpectedVersion;
+  /** Written only while the stream's lease is still this owner's at this epoch; otherwise LeaseLostError, and nothing is written. */
+  fence?: Fence;
+}
+
+/** Who may write a leased stream: checked in the append's own transaction (see StreamLease). */
+export interface Fence {
+  owner: string;
+  epoch: number;
+}
+
+/**
+ * An exclusive, expiring right to write one stream: a run's driver holds its
+ * run's. Every acquire raises the epoch, so an append fenced by a holder that
+ * lost the lease (paused past its expiry while another took it) is refused.
+ */
+export interface StreamLease {
+  streamId: string;
+  owner: string;
+  epoch: number;
+  /** Epoch ms at which it lapses unless renewed; 0 once released. */
+  until: number;
+}
+
+/** What an acquire got: the lease, or who holds it. */
+export type LeaseAttempt = { acquired: true; lease: StreamLease } | { acquired: false; holder: StreamLease };
+
+/** Stream leases, as every backend keeps them beside the log (store/leases.ts has the rules). */
+export interface StreamLeases {
+  /** Takes the lease when it is free, lapsed, released, or its holder is known to be gone. Never waits. */
+  acquireLease(streamId: string, owner: string, leaseMs: number): Promise<LeaseAttempt>;
+  /** Extends the owner's leases; returns the stream ids it still holds (a missing one was taken over). */
+  renewLeases(owner: string, streamIds: readonly string[], leaseMs: number): Promise<string[]>;
+  /** Lets go of a lease still held at this epoch (a lease taken over since stays with its new holder). */
+  releaseLease(streamId: string, owner: string, epoch: number): Promise<void>;
+  /** The lease as stored, live or not; undefined for a stream never leased. */
+  leaseOf(streamId: string): Promise<StreamLease | undefined>;
+  /**
+   * A number that changes whenever any process may have appended: cheap enough
+   * to ask every few milliseconds (SQLite's data_version, a counter of
+   * PostgreSQL notifications, the memory log's length).
+   */
+  changeCounter(): Promise<number>;
 }
 
 export interface AppendResult {
@@ -28,6 +70,7 @@ export interface StreamAppend {
   streamId: string;
   events: NewEvent[];
   expectedVersion?: ExpectedVersion;
+  fence?: Fence;
 }
 
 export interface ReadOptions {
@@ -94,7 +137,7 @@ export interface Snapshot<S = unknown> {
 }
 
 /** The log. Every backend (memory, SQLite, PostgreSQL) behaves the same; `rewind/testing` proves it. */
-export interface EventStore {
+export interface EventStore extends StreamLeases {
   readonly backend: string;
   readonly registry: EventRegistry;
 
@@ -182,6 +225,7 @@ export interface PreparedAppend {
   streamId: string;
   expectedVersion: ExpectedVersion;
   events: PreparedEvent[];
+  fence?: Fence;
 }
 
 export interface ReadAllPage {
@@ -215,7 +259,7 @@ export interface RawRow {
   digest: unknown;
 }
 
-export interface StorageBackend {
+export interface StorageBackend extends StreamLeases {
   readonly name: string;
   /** How often a live subscription re-reads without a wake-up; Infinity when wake-ups are complete. */
   readonly pollIntervalMs: number;
@@ -227,8 +271,9 @@ export interface StorageBackend {
    * that stream with the same digest, the original result (nothing written,
    * expected version not checked); when some ids are stored and not others, or
    * with another digest or stream, EventIdConflictError; otherwise check the
-   * expected version (ConcurrencyError with the actual version) and write,
-   * linking each event with chainLink(). All or nothing.
+   * expected version (ConcurrencyError with the actual version) and, for a
+   * fenced append, the stream's lease (LeaseLostError, see leases.ts), and
+   * write, linking each event with chainLink(). All or nothing.
    */
   append(appends: PreparedAppend[]): Promise<AppendResult[]>;
   /** Stored events (not upcast), by version. */

@@ -62,6 +62,11 @@ export class PgListener {
     return this.#client?.query(text);
   }
 
+  /** The backend process id of the LISTEN connection while it is up: this process's session, which ends when the process dies. */
+  sessionPid(): number | undefined {
+    return (this.#client as (pg.Client & { processID?: number }) | undefined)?.processID;
+  }
+
   /** Keeps trying in the background; for callers that can run on polling until then. */
   retryInBackground(): void {
     this.#scheduleReconnect();

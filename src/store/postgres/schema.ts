@@ -8,6 +8,8 @@ export const SQLSTATE = {
   concurrency: 'RW002',
   /** The function was called somewhere it cannot keep the global order. */
   misuse: 'RW003',
+  /** A fenced append whose writer no longer holds the stream's lease. MESSAGE: the fence's epoch, DETAIL: the stream id. */
+  leaseLost: 'RW004',
 } as const;
 
 /** A migration whose work a later one replaced; it keeps its number, so schemas that ran it stay in step. */
@@ -118,7 +120,66 @@ DROP FUNCTION IF EXISTS ${s}.append_events(jsonb);`,
     // this schema.
     `${appendCallsFunction(s, lit)}
 ${appendEventsWrapper(s)}`,
+    // Stream leases (store/leases.ts): the table, the acquire, and append_calls checking a call's fence.
+    `${LEASES_TABLE(s)}
+${acquireLeaseFunction(s, lit)}
+${appendCallsFunction(s, lit, { fenced: true })}`,
   ];
+}
+
+/**
+ * A stream's lease. `until` is the database's clock; 'epoch' (1970) marks a
+ * released lease. `session_pid` and `session_start` name the holder's LISTEN
+ * session: once it has ended (its process died) the lease is free at once.
+ */
+const LEASES_TABLE = (s: string) => `
+CREATE TABLE ${s}.stream_leases (
+  stream_id text COLLATE "C" PRIMARY KEY,
+  owner text NOT NULL,
+  epoch bigint NOT NULL,
+  until timestamptz NOT NULL,
+  session_pid integer,
+  session_start timestamptz
+);`;
+
+/** The lock an append holds on its stream until commit: an acquire takes it too, so no append is in flight past the epoch it checked. */
+const STREAM_LOCK = (stream: string, lit: string) => `hashtextextended(${stream}, hashtext(${lit}))`;
+
+/**
+ * acquire_lease(): the rules of store/leases.ts in one round trip. The
+ * holder's session is looked up in pg_stat_activity: gone (or another process
+ * under the same pid), the lease is free whatever its expiry.
+ */
+function acquireLeaseFunction(s: string, lit: string): string {
+  return `
+CREATE FUNCTION ${s}.acquire_lease(p_stream text, p_owner text, p_ms integer, p_pid integer)
+RETURNS TABLE (acquired boolean, owner text, epoch bigint, until_ms double precision)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  cur record;
+  alive boolean;
+BEGIN
+  PERFORM pg_advisory_xact_lock(${STREAM_LOCK('p_stream', lit)});
+  SELECT * INTO cur FROM ${s}.stream_leases l WHERE l.stream_id = p_stream;
+  IF FOUND AND cur.owner <> p_owner AND cur.until > clock_timestamp() THEN
+    alive := cur.session_pid IS NULL OR EXISTS (
+      SELECT 1 FROM pg_stat_activity a
+      WHERE a.pid = cur.session_pid AND (a.backend_start IS NULL OR cur.session_start IS NULL OR a.backend_start = cur.session_start));
+    IF alive THEN
+      RETURN QUERY SELECT false, cur.owner, cur.epoch, extract(epoch FROM cur.until)::double precision * 1000;
+      RETURN;
+    END IF;
+  END IF;
+  RETURN QUERY
+    INSERT INTO ${s}.stream_leases AS l (stream_id, owner, epoch, until, session_pid, session_start)
+    VALUES (p_stream, p_owner, 1, clock_timestamp() + p_ms * interval '1 millisecond', p_pid,
+      (SELECT a.backend_start FROM pg_stat_activity a WHERE a.pid = p_pid))
+    ON CONFLICT (stream_id) DO UPDATE SET owner = excluded.owner, epoch = l.epoch + 1, until = excluded.until,
+      session_pid = excluded.session_pid, session_start = excluded.session_start
+    RETURNING true, l.owner, l.epoch, extract(epoch FROM l.until)::double precision * 1000;
+END
+$fn$;
+`;
 }
 
 /** One event by id, as a subquery the planner cannot pull up into a join (OFFSET 0): an index probe per id, never a scan. */
@@ -198,9 +259,24 @@ $fn$;
  * Per event, the loop only links the chain; the insert reads the events from
  * the JSON as a set.
  */
-function appendCallsFunction(s: string, lit: string): string {
+function appendCallsFunction(s: string, lit: string, o: { fenced?: boolean } = {}): string {
+  // Migration 9 adds the fence check; migration 8's text stays as it ran.
+  const fenceCheck = o.fenced
+    ? `      -- A fenced call goes through only while its writer holds the stream's lease (store/leases.ts).
+      IF a ? 'fence' AND NOT EXISTS (
+        SELECT 1 FROM ${s}.stream_leases l
+        WHERE l.stream_id = sid AND l.owner = a -> 'fence' ->> 'owner' AND l.epoch = (a -> 'fence' ->> 'epoch')::bigint
+          AND l.until <> 'epoch'::timestamptz) THEN
+        err := '${SQLSTATE.leaseLost}';
+        err_message := a -> 'fence' ->> 'epoch';
+        err_detail := sid;
+        EXIT;
+      END IF;
+
+`
+    : '';
   return `
-CREATE FUNCTION ${s}.append_calls(batch jsonb, announce boolean DEFAULT false)
+CREATE ${o.fenced ? 'OR REPLACE ' : ''}FUNCTION ${s}.append_calls(batch jsonb, announce boolean DEFAULT false)
 RETURNS TABLE (r_call integer, r_ord integer, r_id text, r_version integer, r_position bigint, r_recorded_at text, r_hash text,
   r_error text, r_message text, r_detail text)
 -- Its statements' plans are made once per connection: left to choose, the planner made a custom plan of the insert on every call.
@@ -329,7 +405,7 @@ ${INLINE_TURNS(s, lit)}  -- Stream locks without taking an xid; a fixed order, s
         END IF;
       END IF;
 
-      -- The head is the newest event: under the stream lock, each statement sees every earlier append to it.
+${fenceCheck}      -- The head is the newest event: under the stream lock, each statement sees every earlier append to it.
       SELECT e.version, decode(e.hash, 'hex') INTO actual, head FROM ${s}.events e WHERE e.stream_id = sid ORDER BY e.version DESC LIMIT 1;
       IF NOT FOUND THEN
         actual := 0;
