@@ -670,7 +670,8 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     // Nothing is held back while the run sleeps: a crash during the sleep finds its wake-up time journaled.
     if (this.#o.log.pending) await this.#append([]);
     await this.#o.clock.sleep(ms, this.#waits).catch((e) => {
-      throw this.halt ?? this.#stopping ?? e;
+      // Told to stop (a cancel, a shutdown) while asleep: not the code's failure; whoever drives next sleeps the rest.
+      throw this.halt ?? this.#stopping ?? (this.#o.signal.aborted ? this.#halt(new Halt('paused', e)) : e);
     });
   }
 }

@@ -1,17 +1,17 @@
-import type { EventEnvelope } from '../events/envelope.js';
-import { ConcurrencyError } from '../events/errors.js';
-import type { EventStore } from '../store/types.js';
+import type { EventEnvelope, Json } from '../events/envelope.js';
+import { ConcurrencyError, LeaseLostError } from '../events/errors.js';
+import type { EventStore, Fence } from '../store/types.js';
 import type { Breakers } from './breaker.js';
 import type { Clock } from './clock.js';
 import { Halt, Pass } from './context.js';
-import { isRunEvent, type RolledBackData, RunEvents, type RunStartedData } from './events.js';
+import { isRunEvent, type NewRunEvent, type RolledBackData, RunEvents, type RunStartedData } from './events.js';
 import { consumedSignals, statusAfter } from './journal.js';
 import type { RetryOptions } from './policy.js';
+import { effectOf, inboxOf, REQUEST_HANDLED, type RequestHandledData, readInbox, refusalOf } from './requests.js';
 import { Closures } from './rollback/closures.js';
 import { nextAction, type ProtocolAction, type Rest } from './rollback/decide.js';
 import { carryOut, recordOutcome } from './rollback/execute.js';
 import { RunLog } from './run-log.js';
-import { readMailbox } from './signals.js';
 import type { Workflow } from './workflow.js';
 
 // The driving loop of one run: read the events, ask the decider, carry the
@@ -41,6 +41,14 @@ export interface DriveControl {
   mode: 'drive' | 'resume';
   /** A run this drive creates: its RunStarted is written with its first step, one commit (RunLog.fresh). */
   create?: RunStartedData;
+  /** The run's lease, carried by every append of this drive (ownership.ts). */
+  fence?: Fence;
+  /** What the steps see: aborted on shutdown, and by a cancel request (the step stays open, the run is cancelled). Default `signal`. */
+  stepSignal?: AbortSignal;
+  /** Requests may wait in the inbox: the pass stops at its next ctx call and the driver carries them out (requests.ts). */
+  requested?: () => boolean;
+  /** Called as the driver reads the inbox for requests: whatever arrived before is seen. */
+  readingRequests?: () => void;
 }
 
 /**
@@ -48,20 +56,34 @@ export interface DriveControl {
  * ('lost': another writer took the run over; 'exists': the run to create was
  * there already, and this drive wrote nothing).
  */
-export type DriveResult = { log: RunLog; stop: Rest | 'paused'; marker?: RolledBackData; until?: number } | { stop: 'lost' | 'exists' };
+export type DriveResult = (
+  | { log: RunLog; stop: Rest | 'paused'; marker?: RolledBackData; until?: number }
+  | { stop: 'lost' | 'exists' }
+) & {
+  /** The inbox's version when the driver last read it (0: not read): anything after it arrived unseen. */
+  inboxSeen: number;
+};
 
 /** Drives the run until it rests, is told to stop, or someone else writes to it. */
 export async function driveRun(c: DriverContext, runId: string, control: DriveControl): Promise<DriveResult> {
   const log = control.create
     ? RunLog.fresh(c.store, control.create, new Date(c.clock.now()))
     : await RunLog.readBack(c.store, runId, protocolFloor());
+  log.fence = control.fence;
   const workflow = c.workflow(log.started.data.workflow, log.started.data.workflowVersion);
+  const requested = () => log.version > 0 && (control.requested?.() ?? false);
   const stopped = () => control.shouldPause() || control.signal.aborted;
   let resume = control.mode === 'resume';
   let closures = new Closures(workflow);
   let parkedAt: number | undefined;
+  let inboxSeen = 0;
   const x = { log, clock: c.clock, breakers: c.breakers, signal: control.signal };
-  const mailbox = () => readMailbox(c.store, runId);
+  const inbox = async () => {
+    const read = await readInbox(c.store, runId);
+    inboxSeen = Math.max(inboxSeen, read.version);
+    return read;
+  };
+  const mailbox = async () => (await inbox()).signals;
   const pass = (mode: 'run' | 'replay') =>
     new Pass({
       workflow,
@@ -69,10 +91,39 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
       breakers: c.breakers,
       clock: c.clock,
       mode,
-      signal: control.signal,
-      shouldPause: control.shouldPause,
+      signal: control.stepSignal ?? control.signal,
+      shouldPause: () => control.shouldPause() || requested(),
       mailbox,
     });
+  /**
+   * The requests waiting in the inbox, carried out in order: each one's effect
+   * on the run's stream (or nothing, when the run has moved where it is
+   * refused) and its RequestHandled in the inbox, one append. Then the
+   * protocol decides afresh (a rollback's compensations come from a replay).
+   */
+  const carryOutRequests = async () => {
+    control.readingRequests?.();
+    await log.flush();
+    const { pending } = await inbox();
+    for (const request of pending) {
+      let effect: NewRunEvent[] = [];
+      let handled: RequestHandledData = { request: request.id, outcome: 'done' };
+      try {
+        effect = await effectOf(c.store, runId, log.last, request.data);
+      } catch (error) {
+        handled = refusalOf(request, error);
+      }
+      const metadata = { request: request.id, ...(request.actor ? { actor: request.actor } : {}) };
+      // The protocol reads back to a rollback's target.
+      for (const e of effect) if (e.type === RunEvents.RollbackRequested) await log.loadFrom(e.data.targetVersion);
+      await log.recordWith(
+        effect.map((e) => ({ ...e, metadata })),
+        { streamId: inboxOf(runId), events: [{ type: REQUEST_HANDLED, data: handled as unknown as Json }] },
+      );
+    }
+    closures = new Closures(workflow);
+    parkedAt = undefined;
+  };
   /** For a run parked on a wait: what its mailbox holds that it has not used, read afresh each time it is asked. */
   const waiting = async () => {
     if (statusAfter(log.last) !== 'waiting') return undefined;
@@ -90,6 +141,10 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
   };
   try {
     while (!stopped()) {
+      if (requested()) {
+        await carryOutRequests();
+        continue;
+      }
       const box = await waiting();
       // A run being created has nothing to decide on yet: it goes forward.
       const action: ProtocolAction =
@@ -107,6 +162,7 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
           stop: action.why,
           ...(action.marker ? { marker: action.marker } : {}),
           ...(action.until === undefined ? {} : { until: action.until }),
+          inboxSeen,
         };
       if (action.kind === 'replay') {
         await replay();
@@ -117,7 +173,7 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
         continue;
       }
       // ...but a run that parked and wrote nothing since (its last event is another branch's, not the wait) rests.
-      if (parkedAt === log.version) return { log, stop: 'waiting' };
+      if (parkedAt === log.version) return { log, stop: 'waiting', inboxSeen };
       resume = false;
       await log.loadAll();
       const forward = pass('run');
@@ -125,7 +181,9 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
       if (outcome.kind === 'halted') {
         // What the pass held back is written before the run rests (a step that finished gets its end recorded).
         await log.flush();
-        if (outcome.halt.reason === 'paused') return { log, stop: 'paused' };
+        // Stopped for a request: carried out at the top of the loop.
+        if (outcome.halt.reason === 'paused' && requested() && !stopped()) continue;
+        if (outcome.halt.reason === 'paused') return { log, stop: 'paused', inboxSeen };
         // Parked on a wait: ask again (a signal may have come while it parked)...
         if (outcome.halt.reason === 'waiting') {
           parkedAt = log.version;
@@ -138,12 +196,13 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
       await recordOutcome(outcome, workflow, log);
     }
   } catch (error) {
-    // Someone else wrote to the run (another worker, a cancel, an operator): it is theirs now.
-    if (error instanceof ConcurrencyError) return { stop: log.version === 0 ? 'exists' : 'lost' };
-    if (error instanceof Halt && error.reason === 'paused') return { log, stop: 'paused' };
+    // Someone else wrote to the run (another driver whose lease it is now, an older build's operator): it is theirs.
+    if (error instanceof LeaseLostError) return { stop: 'lost', inboxSeen };
+    if (error instanceof ConcurrencyError) return { stop: log.version === 0 ? 'exists' : 'lost', inboxSeen };
+    if (error instanceof Halt && error.reason === 'paused') return { log, stop: 'paused', inboxSeen };
     throw error;
   }
-  return { log, stop: 'paused' };
+  return { log, stop: 'paused', inboxSeen };
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { EventEnvelope, NewEvent } from '../events/envelope.js';
+import type { ExpectedVersion } from '../events/errors.js';
 import { uuidv7 } from '../events/ids.js';
-import type { EventStore } from '../store/types.js';
+import type { EventStore, Fence, StreamAppend } from '../store/types.js';
 import { RunNotFoundError } from './errors.js';
 import { isRunEvent, type NewRunEvent, type RunEventOf, RunEvents, type RunStartedData } from './events.js';
 
@@ -39,6 +40,8 @@ export class RunLog {
   #deferred: NewEvent[] = [];
   /** Set by the first append that fails: the appends queued behind it were built on it, so they fail too. */
   #broken: { error: unknown } | undefined;
+  /** The lease this copy's driver holds: every append carries it, so a driver that lost the run writes nothing more. */
+  fence: Fence | undefined;
 
   constructor(store: EventStore, started: RunEventOf<'RunStarted'>, events: EventEnvelope[]) {
     this.store = store;
@@ -153,6 +156,35 @@ export class RunLog {
     return this.append(events);
   }
 
+  /**
+   * Appends `events` (after whatever was deferred) together with another
+   * stream's append, in one commit: a request's effect and the inbox's record
+   * that it was carried out. Only at a safe point, with no append in flight.
+   */
+  async recordWith(events: NewEvent[], other: StreamAppend): Promise<void> {
+    if (this.#queued > 0) throw new Error('recordWith needs a run log with no append in flight');
+    const batch = [...this.#deferred, ...events];
+    this.#deferred = [];
+    try {
+      if (this.#broken) throw this.#broken.error;
+      if (batch.length === 0) {
+        await this.store.appendMany([other]);
+        return;
+      }
+      const [result] = await this.store.appendMany([{ streamId: this.streamId, events: batch, ...this.#guard() }, other]);
+      this.events.push(...(result as { events: EventEnvelope[] }).events);
+    } catch (error) {
+      this.#broken ??= { error };
+      throw error;
+    }
+  }
+
+  /** What every append of the run's stream expects: the version this copy ends at, and the driver's lease. */
+  #guard(): { expectedVersion: ExpectedVersion; fence?: Fence } {
+    const expectedVersion = this.version === 0 ? 'no_stream' : this.version;
+    return this.fence ? { expectedVersion, fence: this.fence } : { expectedVersion };
+  }
+
   /** Holds facts for the next append; returns the version the first will have. */
   defer(...events: NewEvent[]): number {
     const version = this.next;
@@ -197,8 +229,7 @@ export class RunLog {
   async #write(batch: NewEvent[]): Promise<EventEnvelope[]> {
     try {
       if (this.#broken) throw this.#broken.error;
-      const expectedVersion = this.version === 0 ? 'no_stream' : this.version;
-      const result = await this.store.append(this.streamId, batch, { expectedVersion });
+      const result = await this.store.append(this.streamId, batch, this.#guard());
       this.events.push(...result.events);
       const [first] = result.events;
       if (first && first.version === 1 && isRunEvent(first, RunEvents.RunStarted)) this.#started = first;

@@ -1,11 +1,12 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { canonicalJson } from '../events/canonical.js';
-import type { Json } from '../events/envelope.js';
+import type { EventEnvelope, Json } from '../events/envelope.js';
 import { ConcurrencyError, ValidationError } from '../events/errors.js';
 import { uuidv7 } from '../events/ids.js';
-import type { EventStore } from '../store/types.js';
+import type { EventStore, Fence } from '../store/types.js';
 import { type BreakerOptions, type BreakerState, Breakers } from './breaker.js';
 import { type Clock, systemClock } from './clock.js';
-import { type DriverContext, driveRun } from './driver.js';
+import { type DriveResult, type DriverContext, driveRun } from './driver.js';
 import { RunConflictError, RunNotFoundError, RunStateError, UnknownWorkflowError } from './errors.js';
 import { isRunEvent, RunEvents, type RunStartedData } from './events.js';
 import { type ForkOptions, writeFork } from './fork.js';
@@ -14,8 +15,10 @@ import { historyOf, type RunHistory } from './model/history.js';
 import type { At } from './model/point.js';
 import type { RunDiff } from './model/run-diff.js';
 import type { StateAt } from './model/state-at.js';
+import { Ownership } from './ownership.js';
 import type { RetryOptions } from './policy.js';
 import { type ReplayCheckOptions, type ReplayReport, replayCheck } from './replay-check.js';
+import { effectOf, inboxOf, postRequest, RUN_REQUESTED, type RunRequestData, readInbox } from './requests.js';
 import {
   appendChecked,
   blockedStep,
@@ -50,7 +53,19 @@ export interface RuntimeOptions {
    * log, queue the run and return without driving it here.
    */
   queue?: RunQueue;
+  /**
+   * How long a run this runtime drives stays its own without renewal (renewed
+   * every third of it): after a crash, another process takes the run over at
+   * most this long after the last renewal (at once on PostgreSQL, where the
+   * dead process's session ends with it). Default 5,000 ms.
+   */
+  leaseMs?: number;
+  /** Names this runtime in run leases and in `drivenBy`. Default host:pid:random. */
+  owner?: string;
 }
+
+/** How long to wait between looks at a run another process drives. */
+const LOOK_AGAIN_MS = { first: 10, most: 250 };
 
 /** How long a run queued ahead of its first event waits before a worker may look for it (see start()). */
 const HANDOFF_GRACE_MS = 30_000;
@@ -62,6 +77,18 @@ export interface SignalOptions {
   id?: string;
 }
 
+/** For requests (cancel, rollback, retryCompensation, resolveByHand) and resume. */
+export interface RequestOptions {
+  /**
+   * For a run driven by another process: wait until it has carried the request
+   * out (default), or return at once with `drivenBy` set; its owner carries it
+   * out at its next safe point.
+   */
+  wait?: boolean;
+  /** Who asks, recorded with the request and the events it leads to. */
+  actor?: string;
+}
+
 export interface StartOptions {
   /** Starting the same id twice is idempotent (same workflow and input) and joins the run. */
   runId?: string;
@@ -69,11 +96,28 @@ export interface StartOptions {
   detach?: boolean;
 }
 
+/** A run this runtime drives. */
 interface Active {
   promise: Promise<RunInfo>;
+  /** Aborted on shutdown, abandon, or when the lease is lost: the drive stops and writes nothing more. */
   controller: AbortController;
+  /** Aborted by a cancel request: the steps in flight see it; the driver then records the cancel. */
+  cancelSteps: AbortController;
+  /** A coordinated rollback holds the run: the drive stops at its next ctx call. */
   pause: boolean;
+  /** Something was posted to the run's inbox here since the driver last looked. */
+  poked: boolean;
+  /** Requests may wait in the inbox: the pass stops at its next ctx call and the driver carries them out. */
+  requested: boolean;
+  /** The inbox's version as far as the watcher has looked. */
+  inboxSeen: number;
 }
+
+/** A run as a caller sees it when another process drives it. */
+export type DrivenRunInfo<S = unknown, O = unknown> = RunInfo<S, O> & {
+  /** Set when another runtime drives the run: who, and until when its lease runs unless renewed. */
+  drivenBy?: { owner: string; until: string };
+};
 
 const RUN_ID = /^[A-Za-z0-9_.:@-]{1,200}$/;
 
@@ -100,6 +144,7 @@ export class Runtime {
   readonly #active = new Map<string, Active>();
   readonly #queue: RunQueue | undefined;
   readonly #driver: DriverContext;
+  readonly #own: Ownership;
   /** Without a queue: runs parked on a wait with a timeout, woken here when it runs out (unref'd: they keep no process alive). */
   readonly #wakeups = new Map<string, NodeJS.Timeout>();
 
@@ -122,7 +167,18 @@ export class Runtime {
       compensationRetry: options.compensationRetry ?? { attempts: 3, initialDelayMs: 100 },
     };
     this.#queue = options.queue;
+    const leaseMs = options.leaseMs ?? 5_000;
+    if (!Number.isInteger(leaseMs) || leaseMs < 100 || leaseMs > 3_600_000)
+      throw new ValidationError(`leaseMs must be a whole number of milliseconds from 100 to 3,600,000, got ${String(leaseMs)}`);
+    if (options.owner !== undefined && (typeof options.owner !== 'string' || options.owner.length === 0 || options.owner.length > 200))
+      throw new ValidationError('owner must be a non-empty string of at most 200 characters');
+    this.#own = new Ownership(this.store, { leaseMs, ...(options.owner ? { owner: options.owner } : {}) });
     for (const workflow of options.workflows ?? []) this.register(workflow);
+  }
+
+  /** Names this runtime in the leases of the runs it drives (and in other processes' `drivenBy`). */
+  get owner(): string {
+    return this.#own.owner;
   }
 
   /**
@@ -167,7 +223,7 @@ export class Runtime {
     const data: RunStartedData = { runId, workflow: wf.name, workflowVersion: wf.version, input: value as Json };
     if (!options.detach) {
       const created = await this.#create(runId, data);
-      if (created) return created as RunInfo<S, O>;
+      if (created) return (created.drivenBy ? await this.#untilRest(runId, 'drive') : created) as RunInfo<S, O>;
     }
     const queue = options.detach ? this.#queue : undefined;
     // Queued before the append (due only after a grace), so a crash between the append and the enqueue below cannot leave a run no worker finds.
@@ -187,19 +243,27 @@ export class Runtime {
       promise.catch(() => {});
       return (await this.get(runId)) as RunInfo<S, O>;
     }
-    return (await promise) as RunInfo<S, O>;
+    const info = await promise;
+    return (info.drivenBy ? await this.#untilRest(runId, 'drive') : info) as RunInfo<S, O>;
   }
 
-  /** Continues a run from where its log ends: after a crash, a rollback that stopped, or an operator's fix. */
-  resume(runId: string): Promise<RunInfo> {
-    return this.#handOff(runId, 'resume');
+  /**
+   * Continues a run from where its log ends: after a crash, a rollback that
+   * stopped, or an operator's fix. A run another process drives is left to it:
+   * resume waits until it rests there (and goes on from there when it stopped
+   * or its owner died), or with `{ wait: false }` returns at once, `drivenBy` set.
+   */
+  async resume(runId: string, options: Pick<RequestOptions, 'wait'> = {}): Promise<DrivenRunInfo> {
+    const info = await this.#handOff(runId, 'resume');
+    return info.drivenBy && options.wait !== false ? this.#untilRest(runId, 'resume') : info;
   }
 
   /**
    * What a worker does with a run it claimed: drives it from where its log ends,
    * like resume(), except that a run rolled back with after 'stop' stays stopped.
+   * A run another process drives is left to it (`drivenBy` set).
    */
-  drive(runId: string): Promise<RunInfo> {
+  drive(runId: string): Promise<DrivenRunInfo> {
     return this.#drive(runId, 'drive');
   }
 
@@ -312,8 +376,13 @@ export class Runtime {
       ...(options.actor ? { actor: options.actor } : {}),
       ...(options.id ? { id: options.id } : {}),
     });
-    // Driven here already: its pass reads the mailbox when it reaches the wait.
-    if (this.#active.has(runId)) return this.get(runId);
+    // Driven here already: its pass reads the mailbox when it reaches the wait, and a driver about to rest looks once more.
+    const active = this.#active.get(runId);
+    if (active) {
+      active.poked = true;
+      return this.get(runId);
+    }
+    // Driven elsewhere: that driver looks at its inbox before it rests (drivenBy says who it is).
     return this.#handOff(runId, 'signal');
   }
 
@@ -330,86 +399,94 @@ export class Runtime {
     return this.signal(runId, `approval:${label}`, { approved: false, reason }, rest);
   }
 
-  async cancel(runId: string, reason = 'cancelled'): Promise<RunInfo> {
-    await appendChecked(
-      this.store,
-      runId,
-      ['running', 'rolled_back'],
-      'cancel',
-      'a rollback in progress must finish first (retryCompensation / resolveByHand)',
-      () => [{ type: RunEvents.RunCancelled, data: { reason } }],
-    );
-    const active = this.#active.get(runId);
-    if (active) {
-      active.controller.abort(new Error(`run cancelled: ${reason}`));
-      await active.promise.catch(() => {});
-    }
-    return this.get(runId);
+  /**
+   * Cancels a run that is running, waiting or rolled back: its step in flight
+   * sees an aborted signal, no new step starts, and the run ends cancelled.
+   */
+  async cancel(runId: string, reason = 'cancelled', options: RequestOptions = {}): Promise<DrivenRunInfo> {
+    if (typeof reason !== 'string' || reason.trim() === '') throw new ValidationError('a cancel needs a reason when one is given');
+    return this.#request(runId, { kind: 'cancel', reason }, 'resume', options);
   }
 
   /**
-   * An explicit rollback: the request is recorded (stages 1-2), then carried
-   * out like any other (driver.ts). A run this runtime is driving is first
-   * paused at its next ctx call, so no step of it starts under the request;
-   * a step left open by a crash is settled by the protocol (rollback/decide.ts).
+   * An explicit rollback (a waiting run's too: it covers the steps completed
+   * before the wait). Checked at once; then the run's driver carries it out at
+   * its next safe point (the step in flight finishes first, no new step
+   * starts), and a step left open by a crash is settled by the protocol
+   * (rollback/decide.ts).
    */
-  async rollback(runId: string, request: RollbackRequest): Promise<RunInfo> {
+  async rollback(runId: string, request: RollbackRequest, options: RequestOptions = {}): Promise<DrivenRunInfo> {
     const after = checkRollbackRequest(request);
-    await this.#hold(runId);
-    await appendChecked(
-      this.store,
-      runId,
-      ['running', 'rolled_back', 'completed', 'failed'],
-      'roll back',
-      'resume or resolve the rollback in progress first',
-      async (tail) => {
-        const target = await resolveTarget(this.store, runId, tail, request.to);
-        await checkIrreversible(this.store, runId, target.version, tail, request.past);
-        await this.#preQueue(runId, 'rollback');
-        const { version: targetVersion, label } = target;
-        const past = request.past ? { past: request.past } : {};
-        return [
-          {
-            type: RunEvents.RollbackRequested,
-            data: { targetVersion, label, reason: request.reason, trigger: { kind: 'requested' }, after, ...past },
-          },
-        ];
-      },
-    );
-    return this.#handOff(runId, 'rollback');
+    const past = request.past ? { past: request.past } : {};
+    return this.#request(runId, { kind: 'rollback', to: request.to, reason: request.reason, after, ...past }, 'rollback', options);
   }
 
   /** Runs the blocked compensation again (fresh retry budget, same idempotency key), then the rest of the rollback. */
-  async retryCompensation(runId: string, note?: string): Promise<RunInfo> {
-    await appendChecked(
-      this.store,
-      runId,
-      ['needs_attention'],
-      'retry a compensation',
-      'only a run that needs attention has one to retry',
-      async (tail) => {
-        await this.#preQueue(runId, 'retry');
-        return [{ type: RunEvents.CompensationRetried, data: { stepKey: blockedStep(tail), ...(note ? { note } : {}) } }];
-      },
-    );
-    return this.#handOff(runId, 'retry');
+  async retryCompensation(runId: string, note?: string, options: RequestOptions = {}): Promise<DrivenRunInfo> {
+    if (note !== undefined && typeof note !== 'string') throw new ValidationError('the note of retryCompensation must be a string');
+    return this.#request(runId, { kind: 'retry', ...(note ? { note } : {}) }, 'retry', options);
   }
 
   /** Records that an operator undid the blocked step's effect by hand; the rollback goes on. */
-  async resolveByHand(runId: string, note: string): Promise<RunInfo> {
+  async resolveByHand(runId: string, note: string, options: RequestOptions = {}): Promise<DrivenRunInfo> {
     if (typeof note !== 'string' || note.trim() === '') throw new ValidationError('resolveByHand needs a note saying what was done');
-    await appendChecked(
-      this.store,
-      runId,
-      ['needs_attention'],
-      'resolve by hand',
-      'only a run that needs attention has something to resolve',
-      async (tail) => {
-        await this.#preQueue(runId, 'resolve');
-        return [{ type: RunEvents.ResolvedByHand, data: { stepKey: blockedStep(tail), note } }];
-      },
-    );
-    return this.#handOff(runId, 'resolve');
+    return this.#request(runId, { kind: 'resolve', note }, 'resolve', options);
+  }
+
+  /**
+   * A request goes through the run's driver: checked now against the run as it
+   * stands (the same typed errors as ever, nothing written), posted to the
+   * run's inbox, and carried out by whoever drives the run: this runtime (now,
+   * or at its next safe point if it is driving), a worker (with a queue), or
+   * another process, whose outcome the caller waits for unless told not to.
+   */
+  async #request(runId: string, data: RunRequestData, queued: RunRequest, options: RequestOptions): Promise<DrivenRunInfo> {
+    if (options.actor !== undefined && (typeof options.actor !== 'string' || options.actor.length === 0))
+      throw new ValidationError('actor must be a non-empty string naming who asks');
+    const [tail] = await this.store.read(streamOf(runId), { direction: 'backward', limit: 1 });
+    if (!tail) throw new RunNotFoundError(runId);
+    const [effect] = await effectOf(this.store, runId, tail, data);
+    // A rollback's target found now serves the driver too, while the run has not moved.
+    const posted =
+      data.kind === 'rollback' && effect?.type === RunEvents.RollbackRequested
+        ? { ...data, resolved: { at: tail.version, targetVersion: effect.data.targetVersion, label: effect.data.label } }
+        : data;
+    await this.#preQueue(runId, queued);
+    const id = await postRequest(this.store, runId, posted, options.actor);
+    const active = this.#active.get(runId);
+    if (active) {
+      active.requested = true;
+      active.poked = true;
+      if (data.kind === 'cancel') active.cancelSteps.abort(new Error(`run cancelled: ${data.reason}`));
+    }
+    if (this.#queue) return this.#handOff(runId, queued);
+    if (options.wait === false) {
+      const info = await this.#drive(runId, 'drive');
+      return info;
+    }
+    return this.#outcome(runId, id, data);
+  }
+
+  /** Waits until the request was carried out (driving the run here whenever no one else does), or throws why it was refused. */
+  async #outcome(runId: string, requestId: string, data: RunRequestData): Promise<DrivenRunInfo> {
+    let info: DrivenRunInfo | undefined;
+    for (let delay = LOOK_AGAIN_MS.first; ; delay = Math.min(delay * 2, LOOK_AGAIN_MS.most)) {
+      const handled = (await readInbox(this.store, runId)).handled.get(requestId);
+      if (handled?.outcome === 'refused') {
+        // The run moved on between the check and the driver's safe point: the check again says why.
+        const [tail] = await this.store.read(streamOf(runId), { direction: 'backward', limit: 1 });
+        await effectOf(this.store, runId, tail as EventEnvelope, data);
+        throw new RunStateError(
+          runId,
+          statusAfter(tail as EventEnvelope),
+          data.kind,
+          handled.error?.message ?? 'the run moved on before its driver got to it',
+        );
+      }
+      if (handled) return info && !info.drivenBy ? info : this.get(runId);
+      info = await this.#drive(runId, 'drive');
+      if (info.drivenBy) await sleep(delay);
+    }
   }
 
   /** Stops driving every run (nothing new starts; their steps see an aborted signal) and waits for them to let go. */
@@ -419,6 +496,7 @@ export class Runtime {
     const active = [...this.#active.values()];
     for (const a of active) a.controller.abort(new Error('runtime closed'));
     await Promise.allSettled(active.map((a) => a.promise));
+    this.#own.close();
   }
 
   /**
@@ -450,7 +528,7 @@ export class Runtime {
    * With a queue the request is already in the log (or, for resume, needs none):
    * the queue only tells the workers the run needs driving.
    */
-  async #handOff(runId: string, request: RunRequest): Promise<RunInfo> {
+  async #handOff(runId: string, request: RunRequest): Promise<DrivenRunInfo> {
     if (!this.#queue) return this.#drive(runId, request === 'resume' ? 'resume' : 'drive');
     const info = await this.get(runId);
     await this.#queue.enqueue(runId, info.workflow, request);
@@ -489,7 +567,7 @@ export class Runtime {
    * already (then once that drive is done): the caller goes the usual way,
    * appending RunStarted, which settles who started it and with what.
    */
-  async #create(runId: string, data: RunStartedData): Promise<RunInfo | undefined> {
+  async #create(runId: string, data: RunStartedData): Promise<DrivenRunInfo | undefined> {
     const driving = this.#active.get(runId);
     if (!driving) return this.#drive(runId, 'drive', data);
     await driving.promise.catch(() => {});
@@ -505,37 +583,149 @@ export class Runtime {
     if (canonicalJson(existing.input) !== canonicalJson(data.input)) throw new RunConflictError(runId, 'with other input');
   }
 
-  /** One driver per run per runtime; a second caller joins the first. */
-  #drive(runId: string, mode: 'drive' | 'resume', create?: RunStartedData): Promise<RunInfo> {
+  /**
+   * Waits until a run another process drives rests, looking now and then:
+   * whenever its lease is free (it rested, or its owner died and the lease
+   * lapsed) this runtime drives it, which settles it here.
+   */
+  async #untilRest(runId: string, mode: 'drive' | 'resume'): Promise<DrivenRunInfo> {
+    for (let delay = LOOK_AGAIN_MS.first; ; delay = Math.min(delay * 2, LOOK_AGAIN_MS.most)) {
+      await sleep(delay);
+      // A live lease read is no reason to try; PostgreSQL's acquire also frees a dead holder's lease at once, so there it always tries.
+      if (this.store.backend !== 'postgres' && (await this.#own.holder(runId))) continue;
+      const info = await this.#drive(runId, mode);
+      if (!info.drivenBy) return info;
+    }
+  }
+
+  /**
+   * One driver per run: in this runtime, a second caller joins the first; across
+   * processes, the run's lease decides, and a run leased elsewhere comes back
+   * with `drivenBy`. The drive ends when the run rests, and before it lets go it
+   * looks once more at the run's inbox, so a signal or request that arrived as
+   * it decided to rest is never left unseen.
+   */
+  #drive(runId: string, mode: 'drive' | 'resume', create?: RunStartedData): Promise<DrivenRunInfo> {
     clearTimeout(this.#wakeups.get(runId));
     this.#wakeups.delete(runId);
     const existing = this.#active.get(runId);
-    if (existing && !existing.pause) return existing.promise;
-    const control = { controller: new AbortController(), pause: false };
-    const promise = (async () => {
-      const drive = (created?: RunStartedData) =>
-        driveRun(this.#driver, runId, {
-          signal: control.controller.signal,
-          shouldPause: () => control.pause,
-          mode,
-          ...(created ? { create: created } : {}),
-        });
-      let result = await drive(create);
-      // The run to create was there already, written by another start: the same one is joined.
-      if (result.stop === 'exists' && create) {
-        await this.#sameStart(create);
-        result = await drive();
-      }
-      const log = 'log' in result ? result.log : undefined;
-      if (result.stop === 'waiting' && result.until !== undefined && !this.#queue) this.#wakeAt(runId, result.until);
-      const whole =
-        log && log.base === 1 ? infoOf(log.started, log.events, (name, version) => this.#workflows.reducer(name, version)) : undefined;
-      return whole ?? this.get(runId);
-    })().finally(() => {
-      if (this.#active.get(runId) === active) this.#active.delete(runId);
-    });
-    const active: Active = Object.assign(control, { promise });
+    // Held for a coordinated rollback: the next drive starts once the hold has let go.
+    if (existing?.pause) return existing.promise.catch(() => {}).then(() => this.#drive(runId, mode, create));
+    if (existing) return existing.promise;
+    const active: Active = {
+      promise: Promise.resolve(undefined as unknown as RunInfo),
+      controller: new AbortController(),
+      cancelSteps: new AbortController(),
+      pause: false,
+      poked: false,
+      requested: false,
+      inboxSeen: 0,
+    };
     this.#active.set(runId, active);
+    const done = () => {
+      if (this.#active.get(runId) === active) this.#active.delete(runId);
+    };
+    active.promise = this.#driveOwned(runId, mode, active, create).finally(done);
     return active.promise;
   }
+
+  async #driveOwned(runId: string, mode: 'drive' | 'resume', active: Active, create?: RunStartedData): Promise<DrivenRunInfo> {
+    const unwatch = this.#own.watch(() => void this.#look(runId, active));
+    try {
+      for (;;) {
+        const taken = await this.#own.take(runId, (error) => active.controller.abort(error));
+        if ('holder' in taken) {
+          const drivenBy = { owner: taken.holder.owner, until: new Date(taken.holder.until).toISOString() };
+          if (create && (await this.store.streamVersion(streamOf(runId))) === 0) return { ...placeholder(create), drivenBy };
+          return { ...(await this.get(runId)), drivenBy };
+        }
+        const before = await this.store.streamVersion(inboxOf(runId));
+        active.inboxSeen = Math.max(active.inboxSeen, before);
+        // A request posted before this drive is carried out first.
+        active.requested ||= before > 0;
+        active.poked = false;
+        const result = await this.#driveOnce(runId, mode, active, taken.fence, create);
+        create = undefined;
+        await this.#own.release(runId);
+        const rested = result.stop !== 'lost' && result.stop !== 'paused' && !active.controller.signal.aborted;
+        if (rested) {
+          const after = await this.store.streamVersion(inboxOf(runId));
+          // Synchronously with leaving #active (in #drive's finally, or right here): a signal that finds this drive poked it.
+          if (active.poked || after > Math.max(before, result.inboxSeen)) continue;
+          if (this.#active.get(runId) === active) this.#active.delete(runId);
+        }
+        return await this.#infoAfter(runId, result);
+      }
+    } finally {
+      unwatch();
+      await this.#own.release(runId);
+    }
+  }
+
+  /** One drive under the lease: the driver's loop (driver.ts), a run to create joined when another start wrote it first. */
+  async #driveOnce(runId: string, mode: 'drive' | 'resume', active: Active, fence: Fence, create?: RunStartedData): Promise<DriveResult> {
+    const drive = (created?: RunStartedData) =>
+      driveRun(this.#driver, runId, {
+        signal: active.controller.signal,
+        stepSignal: AbortSignal.any([active.controller.signal, active.cancelSteps.signal]),
+        shouldPause: () => active.pause,
+        requested: () => active.requested,
+        readingRequests: () => {
+          active.requested = false;
+        },
+        fence,
+        mode,
+        ...(created ? { create: created } : {}),
+      });
+    let result = await drive(create);
+    // The run to create was there already, written by another start: the same one is joined.
+    if (result.stop === 'exists' && create) {
+      await this.#sameStart(create);
+      result = await drive();
+    }
+    if (result.stop === 'waiting' && 'log' in result && result.until !== undefined && !this.#queue) this.#wakeAt(runId, result.until);
+    return result;
+  }
+
+  async #infoAfter(runId: string, result: DriveResult): Promise<RunInfo> {
+    const log = 'log' in result ? result.log : undefined;
+    const whole =
+      log && log.base === 1 ? infoOf(log.started, log.events, (name, version) => this.#workflows.reducer(name, version)) : undefined;
+    return whole ?? this.get(runId);
+  }
+
+  /** News in the store: a request in the inbox of a run driven here stops its pass at the next ctx call (a cancel also aborts its steps). */
+  async #look(runId: string, active: Active): Promise<void> {
+    try {
+      const version = await this.store.streamVersion(inboxOf(runId));
+      if (version <= active.inboxSeen) return;
+      const news = await this.store.read(inboxOf(runId), { from: active.inboxSeen + 1 });
+      active.inboxSeen = Math.max(active.inboxSeen, version);
+      for (const event of news) {
+        if (event.type !== RUN_REQUESTED) continue;
+        active.requested = true;
+        const data = event.data as RunRequestData;
+        if (data.kind === 'cancel') active.cancelSteps.abort(new Error(`run cancelled: ${data.reason}`));
+      }
+    } catch {
+      // The store closed under the watcher: the drive finds out on its own.
+    }
+  }
+}
+
+/** What a start answers when another process is creating the same run and has written nothing yet. */
+function placeholder(data: RunStartedData): RunInfo {
+  const now = new Date().toISOString();
+  return {
+    runId: data.runId,
+    workflow: data.workflow,
+    workflowVersion: data.workflowVersion,
+    status: 'running',
+    version: 0,
+    state: undefined,
+    input: data.input,
+    rollbacks: [],
+    startedAt: now,
+    updatedAt: now,
+  };
 }

@@ -2,6 +2,7 @@ import type { Json } from '../events/envelope.js';
 import type { EventStore } from '../store/types.js';
 import type { MailboxSignal } from './context.js';
 import { SIGNAL_SENT, type SignalSentData } from './events.js';
+import { inboxOf, readInbox } from './requests.js';
 
 // A run's mailbox: the stream `signals-<runId>`, one SignalSent per signal,
 // appended whether or not the run waits yet (a signal sent early is kept for
@@ -9,20 +10,12 @@ import { SIGNAL_SENT, type SignalSentData } from './events.js';
 // is left alone). The run records which signal answered which wait in its
 // own stream (SignalReceived), so each signal is used once.
 
-export function mailboxOf(runId: string): string {
-  return `signals-${runId}`;
-}
+/** The run's inbox, where signals wait for the run (requests.ts). */
+export const mailboxOf = inboxOf;
 
 /** Every signal sent to the run, oldest first. */
 export async function readMailbox(store: EventStore, runId: string): Promise<MailboxSignal[]> {
-  const events = await store.read(mailboxOf(runId));
-  const out: MailboxSignal[] = [];
-  for (const e of events) {
-    if (e.type !== SIGNAL_SENT) continue;
-    const { name, payload } = e.data as SignalSentData;
-    out.push({ id: e.id, name, payload, sentAt: e.recordedAt, ...(e.metadata.actor ? { actor: e.metadata.actor } : {}) });
-  }
-  return out;
+  return (await readInbox(store, runId)).signals;
 }
 
 /**

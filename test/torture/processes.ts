@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { build } from 'esbuild';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -10,11 +10,11 @@ const ROOT = join(import.meta.dirname, '../..');
  * to node_modules): a crash test starts hundreds of processes, and each then
  * starts in a tenth of the time tsx would take to compile it again.
  */
-export async function bundleChild(): Promise<string> {
-  const outdir = join(ROOT, `.tmp/torture/child-${process.pid}`);
+export async function bundleChild(entry = join(import.meta.dirname, 'child.ts')): Promise<string> {
+  const outdir = join(ROOT, `.tmp/torture/child-${process.pid}-${basename(entry, '.ts')}`);
   mkdirSync(outdir, { recursive: true });
   await build({
-    entryPoints: [join(import.meta.dirname, 'child.ts')],
+    entryPoints: [entry],
     bundle: true,
     // Dynamic imports stay lazy: a child on SQLite never loads the PostgreSQL driver.
     splitting: true,
@@ -26,7 +26,7 @@ export async function bundleChild(): Promise<string> {
     outExtension: { '.js': '.mjs' },
     logLevel: 'error',
   });
-  return join(outdir, 'child.mjs');
+  return join(outdir, `${basename(entry, '.ts')}.mjs`);
 }
 
 /** A child that ran to its end reports how many boundaries it passed, and how many came before the first rollback request. */

@@ -1,0 +1,136 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { EventStore, Fence, StreamLease } from '../store/types.js';
+import { streamOf } from './run-log.js';
+
+/** How often a runtime looks for news (requests, signals) while it drives runs: a local read of a counter. */
+const WATCH_MS = 20;
+
+export interface OwnershipOptions {
+  /** How long a run stays this runtime's without renewal; renewed every third of it. */
+  leaseMs: number;
+  /** Names this runtime in the leases (and in `drivenBy`). Default host:pid:random. */
+  owner?: string;
+}
+
+/**
+ * The runs one runtime owns: at most one driver per run, across processes.
+ * A run is driven only under its lease (store/leases.ts), taken before the
+ * first read of a drive, renewed while the drive goes on, released when it
+ * rests; every append of the drive carries the lease as a fence, so a driver
+ * that lost its run (paused past the lease while another took over) writes
+ * nothing more. It also watches the store for news, so the runs it drives
+ * learn promptly of requests made elsewhere.
+ */
+export class Ownership {
+  readonly owner: string;
+  readonly leaseMs: number;
+  readonly #store: EventStore;
+  readonly #held = new Map<string, { fence: Fence; lost: (error: Error) => void }>();
+  readonly #watchers = new Set<() => void>();
+  #renewTimer: NodeJS.Timeout | undefined;
+  #watchTimer: NodeJS.Timeout | undefined;
+  #counter: number | undefined;
+  #renewing = false;
+  #watching = false;
+
+  constructor(store: EventStore, options: OwnershipOptions) {
+    this.#store = store;
+    this.leaseMs = options.leaseMs;
+    this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  }
+
+  /**
+   * Takes the run's lease for a drive: the fence its appends carry, or the
+   * lease of whoever drives it now. `lost` is called should a renewal find
+   * the lease taken over.
+   */
+  async take(runId: string, lost: (error: Error) => void): Promise<{ fence: Fence } | { holder: StreamLease }> {
+    const got = await this.#store.acquireLease(streamOf(runId), this.owner, this.leaseMs);
+    if (!got.acquired) return { holder: got.holder };
+    const fence = { owner: this.owner, epoch: got.lease.epoch };
+    this.#held.set(runId, { fence, lost });
+    this.#renewTimer ??= setInterval(() => void this.#renew(), Math.max(10, Math.floor(this.leaseMs / 3))).unref();
+    return { fence };
+  }
+
+  /** Lets the run go (a lease taken over since stays with its new holder). */
+  async release(runId: string): Promise<void> {
+    const held = this.#held.get(runId);
+    if (!held) return;
+    this.#held.delete(runId);
+    if (this.#held.size === 0) this.#stopRenewing();
+    await this.#store.releaseLease(streamOf(runId), this.owner, held.fence.epoch).catch(() => {});
+  }
+
+  /** Who holds the run's lease now, if anyone does (a lapsed or released lease is no one's). */
+  async holder(runId: string): Promise<StreamLease | undefined> {
+    const lease = await this.#store.leaseOf(streamOf(runId));
+    return lease && lease.until > Date.now() ? lease : undefined;
+  }
+
+  /** Calls `listener` whenever the store may have changed (any process's append), while subscribed. */
+  watch(listener: () => void): () => void {
+    this.#watchers.add(listener);
+    this.#watchTimer ??= setInterval(() => void this.#look(), WATCH_MS).unref();
+    return () => {
+      this.#watchers.delete(listener);
+      if (this.#watchers.size === 0) {
+        clearInterval(this.#watchTimer);
+        this.#watchTimer = undefined;
+        this.#counter = undefined;
+      }
+    };
+  }
+
+  close(): void {
+    this.#stopRenewing();
+    clearInterval(this.#watchTimer);
+    this.#watchTimer = undefined;
+    this.#watchers.clear();
+  }
+
+  #stopRenewing(): void {
+    clearInterval(this.#renewTimer);
+    this.#renewTimer = undefined;
+  }
+
+  async #look(): Promise<void> {
+    if (this.#watching) return;
+    this.#watching = true;
+    try {
+      const counter = await this.#store.changeCounter();
+      if (counter === this.#counter) return;
+      this.#counter = counter;
+      for (const listener of this.#watchers) listener();
+    } catch {
+      // A closed store or a lost connection: the drives see it on their own.
+    } finally {
+      this.#watching = false;
+    }
+  }
+
+  async #renew(): Promise<void> {
+    if (this.#renewing || this.#held.size === 0) return;
+    this.#renewing = true;
+    const snapshot = [...this.#held];
+    try {
+      const kept = new Set(
+        await this.#store.renewLeases(
+          this.owner,
+          snapshot.map(([runId]) => streamOf(runId)),
+          this.leaseMs,
+        ),
+      );
+      for (const [runId, held] of snapshot) {
+        if (kept.has(streamOf(runId)) || this.#held.get(runId) !== held) continue;
+        this.#held.delete(runId);
+        held.lost(new Error(`the lease on run ${runId} was taken over by another driver`));
+      }
+    } catch {
+      // The store is unreachable: the fence keeps a lapsed holder from writing, and the next renewal tries again.
+    } finally {
+      this.#renewing = false;
+    }
+  }
+}
