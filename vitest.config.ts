@@ -17,12 +17,12 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 120_000,
     // dist/ rebuilt when older than its sources (tests of the CLI as installed, the package, the README's snippets
-    // and the debugger run the compiled code); one PostgreSQL server for the whole run (or DATABASE_URL when set).
-    // REWIND_SKIP_POSTGRES=1 leaves PostgreSQL out while working on other layers.
-    globalSetup: [
-      'test/support/build-global-setup.ts',
-      ...(process.env.REWIND_SKIP_POSTGRES === '1' ? [] : ['test/support/postgres-global-setup.ts']),
-    ],
+    // and the debugger run the compiled code) and one PostgreSQL server for the whole run (or DATABASE_URL when
+    // set), side by side. REWIND_SKIP_POSTGRES=1 leaves PostgreSQL out while working on other layers.
+    globalSetup: ['test/support/global-setup.ts'],
+    // Most files wait on fsyncs, child processes and PostgreSQL more than on the CPU: three at a time keep
+    // both cores busy (one file at a time, the default on two cores, left one idle).
+    maxWorkers: 3,
     projects: [
       { extends: true, test: { name: 'rewind', include: ['test/**/*.test.ts'] } },
       {

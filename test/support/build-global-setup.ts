@@ -31,12 +31,16 @@ export default async function setup(): Promise<void> {
     newest(join(ROOT, 'tsconfig.json')),
     newest(join(ROOT, 'tsconfig.build.json')),
   );
-  if (builtAt(join(ROOT, 'dist/src/index.js')) < sources) {
+  const compile = async () => {
+    if (builtAt(join(ROOT, 'dist/src/index.js')) >= sources) return;
     await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT });
-  }
-  // The debugger's bundle holds the run model it shares with the runtime (src/runtime/model and what it imports).
-  if (builtAt(join(ROOT, 'dist/web/index.html')) < newest(join(ROOT, 'src'))) {
+  };
+  // The debugger's bundle holds the run model it shares with the runtime (src/runtime/model and what it imports),
+  // read from the sources: it is built beside the compile, not after it.
+  const bundle = async () => {
+    if (builtAt(join(ROOT, 'dist/web/index.html')) >= newest(join(ROOT, 'src'))) return;
     const { build } = await import('vite');
     await build({ configFile: join(WEB, 'vite.config.ts'), logLevel: 'warn' });
-  }
+  };
+  await Promise.all([compile(), bundle()]);
 }
