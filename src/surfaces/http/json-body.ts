@@ -1,5 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
+import { jsonTextNestsDeeperThan, MAX_JSON_DEPTH } from '../../events/json-depth.js';
 import { acts } from './cross-site.js';
 import { problem } from './errors.js';
 import type { Api, Env } from './routes/shared.js';
@@ -10,6 +11,10 @@ import type { Api, Env } from './routes/shared.js';
  * without one is refused rather than read as `{}`. A browser cannot send that
  * type to another origin without asking first (CORS), which this server never
  * grants, so the rule also keeps pages of other sites out.
+ *
+ * The body is then looked at before it is parsed: nested deeper than
+ * MAX_JSON_DEPTH, it is refused with the same 400 at every depth, before
+ * anything that recurses (the parser, validation, the store) walks it.
  */
 export function jsonBodies(app: Api): MiddlewareHandler<Env> {
   // Read on the first request, when every route is registered.
@@ -21,6 +26,7 @@ export function jsonBodies(app: Api): MiddlewareHandler<Env> {
     if (route === undefined || !declared.has(`${c.req.method} ${route}`)) return next();
     const type = c.req.header('content-type');
     if (!isJson(type)) return unsupported(c, `${c.req.method} ${documented(route)}`, type);
+    if (jsonTextNestsDeeperThan(await c.req.text(), MAX_JSON_DEPTH)) return tooDeep(c);
     return next();
   };
 }
@@ -53,5 +59,15 @@ function unsupported(c: Context, route: string, type: string | undefined): Respo
     code: 'UNSUPPORTED_MEDIA_TYPE',
     message: `${route} takes a JSON body, and the request's Content-Type is ${type === undefined ? 'missing' : JSON.stringify(type)}`,
     hint: 'send Content-Type: application/json with a JSON body ({} when every field is left out)',
+  });
+}
+
+function tooDeep(c: Context): Response {
+  const issue = { field: 'body', message: `nested more than ${MAX_JSON_DEPTH} levels deep` };
+  return problem(c, 400, {
+    code: 'VALIDATION',
+    message: `invalid request: ${issue.field}: ${issue.message}`,
+    hint: `JSON here may nest ${MAX_JSON_DEPTH} levels at most: flatten the value`,
+    issues: [issue],
   });
 }

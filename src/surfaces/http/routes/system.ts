@@ -68,7 +68,7 @@ export function openApiDocument(app: Api) {
       description:
         'The log and the runs of a Rewind store. Errors answer with {"error":{"code","message","hint"}}. ' +
         'Send Authorization: Bearer <token> when the server has tokens: a read token may GET, an admin token may also POST. ' +
-        'A POST from a web page of another site or origin (Sec-Fetch-Site, Origin) is refused with 403 CROSS_SITE, and bodies are Content-Type: application/json.',
+        'A POST from a web page of another site or origin (Sec-Fetch-Site, Origin) is refused with 403 CROSS_SITE, and bodies are Content-Type: application/json, nested 1000 levels at most.',
     },
     security: [{ bearer: [] }],
   });
