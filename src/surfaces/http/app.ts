@@ -22,6 +22,7 @@ import { registerRunRoutes } from './routes/runs.js';
 import type { Api, Deps, Env } from './routes/shared.js';
 import { registerSystemRoutes } from './routes/system.js';
 import { registerTimeTravelRoutes } from './routes/time-travel.js';
+import { DEBUGGER_CSP, securityHeaders } from './security-headers.js';
 
 export { DEFAULT_BODY_LIMIT };
 
@@ -91,6 +92,7 @@ export function createApp(options: AppOptions): RewindApp {
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
 
   app.use('*', observe(metrics));
+  app.use('*', securityHeaders());
   // Before anything reads the body: a page of another site gets nothing but the refusal.
   app.use('*', refuseCrossSite());
   app.use('*', bodyLimit({ maxSize: limit, onError: (c) => tooLarge(c, limit) }));
@@ -142,10 +144,20 @@ function tooLarge(c: Context, limit: number): Response {
   });
 }
 
-/** Serves a file when one exists under the path; otherwise the request goes on to the API. */
+/** Serves a file when one exists under the path, under the debugger's Content-Security-Policy; otherwise the request goes on to the API. */
 function staticFiles(root: string): MiddlewareHandler {
   const serve = serveStatic({ root });
-  return (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? serve(c, next) : next());
+  return async (c, next) => {
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD') return next();
+    let toApi = false;
+    const file = await serve(c, async () => {
+      toApi = true;
+      await next();
+    });
+    if (toApi || !file) return;
+    file.headers.set('Content-Security-Policy', DEBUGGER_CSP);
+    return file;
+  };
 }
 
 function answerError(error: unknown, c: Context<Env>, log: Deps['log']): Response {
