@@ -82,6 +82,22 @@ describe('requests that act, from web pages of other sites and origins', () => {
     expect([...acting].sort()).toEqual(Object.keys(ACTIONS).sort());
   });
 
+  it('are documented so: 403 on every one, and a body, where there is one, required and 415 when not JSON', async () => {
+    const doc = (await send(h.url, 'GET', '/openapi.json')).body;
+    for (const route of Object.keys(ACTIONS)) {
+      const [method, path] = route.split(' ') as [string, string];
+      const operation = doc.paths[path][method.toLowerCase()];
+      expect(Object.keys(operation.responses), route).toContain('403');
+      if (ACTIONS[route]?.body === undefined) {
+        expect(operation.requestBody, route).toBeUndefined();
+      } else {
+        expect(operation.requestBody.required, route).toBe(true);
+        expect(Object.keys(operation.requestBody.content), route).toEqual(['application/json']);
+        expect(Object.keys(operation.responses), route).toContain('415');
+      }
+    }
+  });
+
   it('are refused with 403 CROSS_SITE on every route that acts, and write nothing', async () => {
     const head = await h.store.headPosition();
     const other = `http://127.0.0.1:${h.server.port + 1}`;
