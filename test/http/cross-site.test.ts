@@ -142,6 +142,14 @@ describe('requests that act, from web pages of other sites and origins', () => {
     expect(await h.store.headPosition()).toBe(head);
   });
 
+  it('from a name rebound to 127.0.0.1 look same-origin to the browser, and the Host check refuses them', async () => {
+    const rebound = `evil.example:${h.server.port}`;
+    const headers = { host: rebound, origin: `http://${rebound}`, 'sec-fetch-site': 'same-origin' };
+    const res = await send(h.url, 'POST', '/runs/trip-1/fork', { ...headers, 'content-type': 'application/json' }, '{}');
+    expect(res.status).toBe(403);
+    expect(res.body.error.code).toBe('FORBIDDEN_HOST');
+  });
+
   it('are answered as before when they only read', async () => {
     const headers = { 'sec-fetch-site': 'cross-site', origin: 'http://evil.example' };
     expect((await send(h.url, 'GET', '/runs/trip-1', headers)).status).toBe(200);
