@@ -1,5 +1,6 @@
 import type { Json } from './envelope.js';
 import { ValidationError } from './errors.js';
+import { MAX_JSON_DEPTH } from './json-depth.js';
 
 /**
  * Canonical JSON: object keys sorted by code unit, no whitespace, numbers and
@@ -39,10 +40,14 @@ function encode(value: unknown, sink: Sink | undefined): string {
     return write(value, 0, sink);
   } catch (error) {
     if (!(error instanceof NotJson)) throw error;
-    let where = `$${error.path.reverse().join('')} is ${error.what}`;
+    const steps = error.path.reverse();
+    let where = `$${steps.join('')} is ${error.what}`;
     if (error.what === TOO_DEEP) {
-      const cycle = cyclePath(value);
-      where = cycle === undefined ? `$ is ${TOO_DEEP}` : `${cycle} is a reference back to one of its own containers (a cycle)`;
+      const cycle = firstRepeat(error.containers.reverse());
+      where =
+        cycle === undefined
+          ? `$ is ${TOO_DEEP}`
+          : `$${steps.slice(0, cycle).join('')} is a reference back to one of its own containers (a cycle)`;
     }
     throw new ValidationError(
       `${where}, which JSON cannot represent`,
@@ -52,13 +57,18 @@ function encode(value: unknown, sink: Sink | undefined): string {
   }
 }
 
-// Deeper than this is refused; it is also how a cycle shows, which cyclePath() then names.
-const MAX_DEPTH = 1000;
-const TOO_DEEP = `nested more than ${MAX_DEPTH} levels deep`;
+// Deeper than MAX_JSON_DEPTH is refused; it is also how a cycle shows, which the containers on the way down then name.
+const TOO_DEEP = `nested more than ${MAX_JSON_DEPTH} levels deep`;
 
-/** Thrown from where the bad value is; each container on the way out adds its step to the path, so no path is built otherwise. */
+/**
+ * Thrown from where the bad value is; each container on the way out adds its
+ * step to the path, so no path is built otherwise. Too deep, the containers
+ * come along too: the chain from the value down to the one refused, which
+ * tells a cycle from mere depth without walking the value again.
+ */
 class NotJson {
   readonly path: string[] = [];
+  readonly containers: object[] = [];
   constructor(readonly what: string) {}
 }
 
@@ -92,7 +102,11 @@ function write(value: unknown, depth: number, sink: Sink | undefined): string {
       if (sink) sink.value = value;
       return JSON.stringify(value);
     case 'object':
-      if (depth >= MAX_DEPTH) throw new NotJson(TOO_DEEP);
+      if (depth >= MAX_JSON_DEPTH) {
+        const tooDeep = new NotJson(TOO_DEEP);
+        tooDeep.containers.push(value as object);
+        throw tooDeep;
+      }
       return Array.isArray(value) ? writeArray(value, depth + 1, sink) : writeObject(value, depth + 1, sink);
     default:
       throw new NotJson(`a ${typeof value}`);
@@ -116,7 +130,10 @@ function writeArray(value: unknown[], depth: number, sink: Sink | undefined): st
       }
     }
   } catch (error) {
-    if (error instanceof NotJson) error.path.push(`[${i}]`);
+    if (error instanceof NotJson) {
+      error.path.push(`[${i}]`);
+      if (error.what === TOO_DEEP) error.containers.push(value);
+    }
     throw error;
   }
   if (sink) sink.value = copy as Json[];
@@ -144,25 +161,28 @@ function writeObject(value: object, depth: number, sink: Sink | undefined): stri
       else copy[key] = (sink as Sink).value;
     }
   } catch (error) {
-    if (error instanceof NotJson) error.path.push(`.${key}`);
+    if (error instanceof NotJson) {
+      error.path.push(`.${key}`);
+      if (error.what === TOO_DEEP) error.containers.push(value);
+    }
     throw error;
   }
   if (sink) sink.value = copy as { [key: string]: Json };
   return `${text}}`;
 }
 
-/** Where `value` first refers back to one of its own containers, or undefined when it is merely deep. */
-function cyclePath(value: unknown, path = '$', ancestors = new Set<object>()): string | undefined {
-  if (value === null || typeof value !== 'object') return undefined;
-  if (ancestors.has(value)) return path;
-  ancestors.add(value);
-  const entries: [string, unknown][] = Array.isArray(value)
-    ? value.map((item, i) => [`${path}[${i}]`, item])
-    : Object.entries(value).map(([k, v]) => [`${path}.${k}`, v]);
-  for (const [at, member] of entries) {
-    const found = cyclePath(member, at, ancestors);
-    if (found !== undefined) return found;
+/**
+ * In a chain of containers from the value down, each the parent of the next:
+ * how many steps down the first one that is also an earlier one is (a cycle),
+ * or undefined when all differ (merely deep). As long as the walk that made
+ * the chain, which MAX_JSON_DEPTH bounds.
+ */
+function firstRepeat(chain: readonly object[]): number | undefined {
+  const seen = new Set<object>();
+  for (let i = 0; i < chain.length; i++) {
+    const container = chain[i] as object;
+    if (seen.has(container)) return i;
+    seen.add(container);
   }
-  ancestors.delete(value);
   return undefined;
 }

@@ -1,4 +1,5 @@
 import { canonicalJson } from '../events/canonical.js';
+import { ValidationError } from '../events/errors.js';
 import type { Breakers } from './breaker.js';
 import { type Clock, systemClock } from './clock.js';
 import { BreakerOpenError, GuardrailError, NotJsonError, OutputSchemaError, StepTimeoutError } from './errors.js';
@@ -100,11 +101,17 @@ export function compensationRetryOf(options: StepOptions<any>): Pick<StepComplet
   return { compensationRetry: journaled };
 }
 
+/**
+ * NotJsonError naming what is not JSON and where. Only canonicalJson's own
+ * refusal is reworded: any other error (a getter that throws, a bug) goes on
+ * as it is, so its message is never presented as something the caller sent.
+ */
 export function jsonOrThrow(value: unknown, what: string): void {
   try {
     canonicalJson(value);
   } catch (error) {
-    throw new NotJsonError(what, (error as Error).message);
+    if (!(error instanceof ValidationError)) throw error;
+    throw new NotJsonError(what, error.message);
   }
 }
 

@@ -90,4 +90,45 @@ describe('canonicalJson', () => {
     expect(error).toBeInstanceOf(ValidationError);
     expect((error as Error).message).toContain(path);
   });
+
+  const nested = (levels: number): unknown => {
+    let deep: unknown = 'bottom';
+    for (let i = 0; i < levels; i++) deep = i % 2 === 0 ? [deep] : { d: deep };
+    return deep;
+  };
+  const refusal = (run: () => unknown): Error => {
+    try {
+      run();
+    } catch (e) {
+      return e as Error;
+    }
+    throw new Error('not refused');
+  };
+
+  it.each([1001, 3000, 4000, 10_000, 100_000])('refuses %i levels with the same ValidationError, whatever the depth', (levels) => {
+    const value = nested(levels);
+    for (const encode of [canonicalJson, canonicalJsonAndCopy]) {
+      const error = refusal(() => encode(value));
+      expect(error).toBeInstanceOf(ValidationError);
+      expect(error.message).toBe(
+        '$ is nested more than 1000 levels deep, which JSON cannot represent (convert it to plain JSON (strings, finite numbers, booleans, null, arrays, plain objects) first)',
+      );
+    }
+  });
+
+  it('accepts exactly 1000 levels', () => {
+    expect(canonicalJson(nested(1000))).toBe(JSON.stringify(nested(1000)));
+  });
+
+  it('names a cycle deep inside a value by the path the walk took to it, in key order', () => {
+    const loop: Record<string, unknown> = { z: 1 };
+    loop.b = { back: loop };
+    loop.a = 'first';
+    let value: unknown = loop;
+    for (let i = 0; i < 600; i++) value = [value];
+    const error = refusal(() => canonicalJson(value));
+    expect(error.message).toBe(
+      `$${'[0]'.repeat(600)}.b.back is a reference back to one of its own containers (a cycle), which JSON cannot represent (convert it to plain JSON (strings, finite numbers, booleans, null, arrays, plain objects) first)`,
+    );
+  });
 });

@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { type IncomingHttpHeaders, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AnyProjection, openProjections, type Projections } from '../../src/projections/index.js';
@@ -154,4 +155,38 @@ export async function take<T>(iterator: AsyncIterator<T>, n: number): Promise<T[
     out.push(value);
   }
   return out;
+}
+
+export interface RawAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** The body parsed as JSON, or its text when it is not JSON. */
+  body: any;
+}
+
+/**
+ * One request with exactly the headers given (fetch adds its own, such as
+ * Sec-Fetch-Mode, and will not send a Host of our choosing; node:http does
+ * what it is told), as a browser or curl would send it.
+ */
+export function send(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<RawAnswer> {
+  const url = new URL(path, base);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, method, path: `${url.pathname}${url.search}`, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed: unknown = text;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          // not JSON: the text it is
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }

@@ -4,6 +4,8 @@
 // HTTP server over a SQLite file seeded with the demo run.
 import { existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,6 +82,8 @@ let runtime: Runtime;
 let server: RunningServer;
 let browser: Browser;
 let page: Page;
+/** What the browser refused under the debugger's Content-Security-Policy, all tests long. */
+const cspViolations: string[] = [];
 
 async function shot(name: string): Promise<void> {
   const into = SHOTS_TO_DOCS ? join(ROOT, 'docs/screenshots') : join(dir, 'screenshots');
@@ -126,6 +130,9 @@ beforeAll(async () => {
   });
   page = await browser.newPage({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
   page.setDefaultTimeout(10_000);
+  page.on('console', (message) => {
+    if (message.text().includes('Content Security Policy')) cspViolations.push(message.text());
+  });
   // Nothing may come from anywhere but the server under test.
   await page.route('**/*', (route) =>
     route.request().url().startsWith(server.url) || route.request().url().startsWith('data:') ? route.continue() : route.abort(),
@@ -418,5 +425,106 @@ describe('web debugger in headless Chromium', () => {
     expect((await sent).headers().authorization).toBe('Bearer some-admin-token-0123456789');
     expect(await page.evaluate(() => sessionStorage.getItem('rewind.token'))).toBe('some-admin-token-0123456789');
     await page.evaluate(() => sessionStorage.removeItem('rewind.token'));
+  });
+
+  it('takes no orders from pages of other origins: their no-cors POSTs are refused and change nothing', async () => {
+    const target = 'refund-csrf';
+    await runtime.start(refund, { cents: 1 }, { runId: target });
+    const runs = async () => (await runtime.listPage({ limit: 1000 })).runs.length;
+    const before = { runs: await runs(), events: await store.streamVersion(runStreamId(target)) };
+    // The page of the findings: simple requests, which a browser sends to any origin without asking first.
+    const attack = `<!doctype html><script>
+      const api = ${JSON.stringify(server.url)};
+      Promise.allSettled([
+        fetch(api + '/runs/${RUN}/fork', { method: 'POST', mode: 'no-cors' }),
+        fetch(api + '/runs/${target}/signals/csrf', { method: 'POST', mode: 'no-cors' }),
+        fetch(api + '/runs/${target}/signals/csrf', { method: 'POST', mode: 'no-cors', headers: { 'Content-Type': 'text/plain' }, body: '{"payload":1}' }),
+      ]).then(() => { document.title = 'sent'; });
+    </script>`;
+    const elsewhere = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(attack));
+    await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve));
+    const port = (elsewhere.address() as AddressInfo).port;
+    /** How many POSTs to a route the server answered 403, from its metrics. */
+    const refused = (route: string) =>
+      Number(
+        new RegExp(`rewind_http_requests_total\\{method="POST",route="${route}",status="403"\\} (\\d+)`).exec(
+          server.metrics.render(undefined),
+        )?.[1] ?? 0,
+      );
+    const routes = ['/runs/:runId/fork', '/runs/:runId/signals/:name'];
+    try {
+      // Another port of the same host (the same site), and another name for it (another site).
+      for (const [origin, site] of [
+        [`http://127.0.0.1:${port}`, 'same-site'],
+        [`http://localhost:${port}`, 'cross-site'],
+      ]) {
+        const refusedBefore = routes.map(refused);
+        const context = await browser.newContext();
+        const attacker = await context.newPage();
+        // What the browser sends, as it sends it (Playwright's own view of a request has only the provisional headers).
+        const cdp = await context.newCDPSession(attacker);
+        await cdp.send('Network.enable');
+        const urls = new Map<string, string>();
+        const headers = new Map<string, Record<string, unknown>>();
+        cdp.on('Network.requestWillBeSent', (e) => urls.set(e.requestId, e.request.url));
+        cdp.on('Network.requestWillBeSentExtraInfo', (e) =>
+          headers.set(e.requestId, Object.fromEntries(Object.entries(e.headers).map(([k, v]) => [k.toLowerCase(), v]))),
+        );
+        const failures: string[] = [];
+        attacker.on('requestfailed', (request) => {
+          if (request.url().startsWith(server.url)) failures.push(request.failure()?.errorText ?? '');
+        });
+        await attacker.goto(`${origin}/`);
+        await attacker.waitForFunction(() => document.title === 'sent');
+        const toServer = () =>
+          [...urls]
+            .filter(([id, url]) => url.startsWith(server.url) && headers.has(id))
+            .map(([id, url]) => ({
+              path: new URL(url).pathname,
+              origin: headers.get(id)?.origin,
+              site: headers.get(id)?.['sec-fetch-site'],
+            }))
+            .sort((x, y) => x.path.localeCompare(y.path));
+        await expect.poll(() => toServer().length).toBe(3);
+        // The browser says where the page is...
+        expect(toServer()).toEqual([
+          { path: `/runs/${target}/signals/csrf`, origin, site },
+          { path: `/runs/${target}/signals/csrf`, origin, site },
+          { path: `/runs/${RUN}/fork`, origin, site },
+        ]);
+        // ...and withholds the answer from the page, even opaque (Cross-Origin-Resource-Policy): a failed load to it.
+        await expect.poll(() => failures).toEqual(Array(3).fill('net::ERR_BLOCKED_BY_RESPONSE.NotSameOrigin'));
+        // The server got them, and refused them.
+        expect(routes.map(refused)).toEqual([(refusedBefore[0] as number) + 1, (refusedBefore[1] as number) + 2]);
+        await context.close();
+      }
+    } finally {
+      await new Promise((resolve) => elsewhere.close(resolve));
+    }
+    expect(await runs()).toBe(before.runs);
+    expect(await store.streamVersion(runStreamId(target))).toBe(before.events);
+    // A signal goes to the run's mailbox first: nothing was posted there.
+    expect(await store.streamVersion(`signals-${target}`)).toBe(0);
+  });
+
+  it('runs under its Content-Security-Policy: nothing it does was refused, and the policy holds', async () => {
+    await page.goto(`${server.url}/#/runs/${RUN}`);
+    const response = await page.reload();
+    expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
+    expect(response?.headers()['x-frame-options']).toBe('DENY');
+    await expect.poll(() => page.locator('[data-testid=timeline] li').count()).toBeGreaterThan(0);
+    expect(cspViolations).toEqual([]);
+    // Code the page did not load from its server does not run, and the refusal is reported (so none above means none).
+    const inline = await page.evaluate(() => {
+      const script = document.createElement('script');
+      script.textContent = 'document.body.dataset.inline = "ran"';
+      document.head.append(script);
+      return document.body.dataset.inline ?? 'refused';
+    });
+    expect(inline).toBe('refused');
+    await expect.poll(() => cspViolations.length).toBe(1);
+    expect(cspViolations[0]).toMatch(
+      /^Executing inline script violates the following Content Security Policy directive 'script-src 'self''/,
+    );
   });
 });

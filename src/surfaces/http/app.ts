@@ -4,15 +4,16 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
-import { matchedRoutes } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { RewindError } from '../../events/errors.js';
 import type { Projections } from '../../projections/index.js';
 import type { Runtime, Workflow } from '../../runtime/index.js';
 import type { EventStore } from '../../store/types.js';
 import { authMiddleware, createAuth, type Tokens } from './auth.js';
+import { refuseCrossSite } from './cross-site.js';
 import { DEFAULT_BODY_LIMIT } from './defaults.js';
 import { describeError, fieldIssues, HttpConfigError, problem, problemOf, statusOf } from './errors.js';
+import { endpointOf, jsonBodies } from './json-body.js';
 import { Metrics } from './metrics.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerLiveRoutes } from './routes/live.js';
@@ -21,6 +22,7 @@ import { registerRunRoutes } from './routes/runs.js';
 import type { Api, Deps, Env } from './routes/shared.js';
 import { registerSystemRoutes } from './routes/system.js';
 import { registerTimeTravelRoutes } from './routes/time-travel.js';
+import { DEBUGGER_CSP, securityHeaders } from './security-headers.js';
 
 export { DEFAULT_BODY_LIMIT };
 
@@ -90,12 +92,16 @@ export function createApp(options: AppOptions): RewindApp {
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
 
   app.use('*', observe(metrics));
+  app.use('*', securityHeaders());
+  // Before anything reads the body: a page of another site gets nothing but the refusal.
+  app.use('*', refuseCrossSite());
   app.use('*', bodyLimit({ maxSize: limit, onError: (c) => tooLarge(c, limit) }));
   if (options.staticDir) app.use('*', staticFiles(options.staticDir));
   app.use(
     '*',
     authMiddleware(auth, (path) => PUBLIC_PATHS.has(path)),
   );
+  app.use('*', jsonBodies(app));
 
   registerSystemRoutes(app, deps);
   registerEventRoutes(app, deps);
@@ -123,8 +129,7 @@ function observe(metrics: Metrics): MiddlewareHandler<Env> {
     c.set('requestId', requestId);
     await next();
     c.header('X-Request-Id', requestId);
-    // The last route that is not middleware is the one that answered.
-    const route = [...matchedRoutes(c)].reverse().find((r) => r.method !== 'ALL')?.path ?? 'unmatched';
+    const route = endpointOf(c) ?? 'unmatched';
     metrics.observeRequest(c.req.method, route, c.res.status, (performance.now() - started) / 1000);
   };
 }
@@ -139,10 +144,20 @@ function tooLarge(c: Context, limit: number): Response {
   });
 }
 
-/** Serves a file when one exists under the path; otherwise the request goes on to the API. */
+/** Serves a file when one exists under the path, under the debugger's Content-Security-Policy; otherwise the request goes on to the API. */
 function staticFiles(root: string): MiddlewareHandler {
   const serve = serveStatic({ root });
-  return (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? serve(c, next) : next());
+  return async (c, next) => {
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD') return next();
+    let toApi = false;
+    const file = await serve(c, async () => {
+      toApi = true;
+      await next();
+    });
+    if (toApi || !file) return;
+    file.headers.set('Content-Security-Policy', DEBUGGER_CSP);
+    return file;
+  };
 }
 
 function answerError(error: unknown, c: Context<Env>, log: Deps['log']): Response {

@@ -204,7 +204,7 @@ const retry = createRoute({
   path: '/runs/{runId}/retry',
   summary: 'Retry the compensation a run is stuck on',
   tags: ['runs'],
-  request: { params: RunIdParam, body: { ...noteBody(false), required: false } },
+  request: { params: RunIdParam, body: noteBody(false) },
   responses: { ...actionAnswers('the run after the retry'), ...errors(400, 403, 404, 409, 413, 415) },
 });
 
@@ -233,7 +233,8 @@ const cancel = createRoute({
   tags: ['runs'],
   request: {
     params: RunIdParam,
-    body: { required: false, content: { 'application/json': { schema: z.strictObject({ reason: z.string().optional() }) } } },
+    // Required as every body is (application/json, so that no other site's page can send it); {} when there is no reason.
+    body: body(z.strictObject({ reason: z.string().optional() })),
   },
   responses: { ...actionAnswers('the cancelled run'), ...errors(400, 403, 404, 409, 413, 415) },
 });

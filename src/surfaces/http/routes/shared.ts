@@ -74,11 +74,11 @@ export function errors(...statuses: (400 | 401 | 403 | 404 | 409 | 413 | 415 | 5
   const describe: Record<number, string> = {
     400: 'invalid input: the body names each offending field',
     401: 'no valid bearer token',
-    403: 'the token is read-only, or the Host is not localhost',
+    403: 'the token is read-only, the Host is not localhost, or (CROSS_SITE) the request came from a page of another site or origin',
     404: 'no such stream or run',
     409: 'a concurrent change: read again and retry',
     413: 'the request body is larger than the limit',
-    415: 'the body must be application/json',
+    415: 'the body must be sent as Content-Type: application/json',
     503: 'the store is unavailable',
   };
   const all = [401, ...statuses, 500] as const;

@@ -67,7 +67,8 @@ export function openApiDocument(app: Api) {
       version: '1',
       description:
         'The log and the runs of a Rewind store. Errors answer with {"error":{"code","message","hint"}}. ' +
-        'Send Authorization: Bearer <token> when the server has tokens: a read token may GET, an admin token may also POST.',
+        'Send Authorization: Bearer <token> when the server has tokens: a read token may GET, an admin token may also POST. ' +
+        'A POST from a web page of another site or origin (Sec-Fetch-Site, Origin) is refused with 403 CROSS_SITE, and bodies are Content-Type: application/json, nested 1000 levels at most.',
     },
     security: [{ bearer: [] }],
   });
