@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { canonicalJson } from '../events/canonical.js';
 import type { EventEnvelope, Json } from '../events/envelope.js';
-import { ConcurrencyError, ValidationError } from '../events/errors.js';
+import { ConcurrencyError, RewindError, ValidationError } from '../events/errors.js';
 import { uuidv7 } from '../events/ids.js';
 import type { EventStore, Fence } from '../store/types.js';
 import { type BreakerOptions, type BreakerState, Breakers } from './breaker.js';
@@ -18,7 +18,7 @@ import type { StateAt } from './model/state-at.js';
 import { Ownership } from './ownership.js';
 import type { RetryOptions } from './policy.js';
 import { type ReplayCheckOptions, type ReplayReport, replayCheck } from './replay-check.js';
-import { effectOf, inboxOf, postRequest, RUN_REQUESTED, type RunRequestData, readInbox } from './requests.js';
+import { effectOf, inboxOf, postRequest, RUN_REQUESTED, type RunRequestData, type RunRequestKind, readInbox } from './requests.js';
 import {
   appendChecked,
   blockedStep,
@@ -117,6 +117,8 @@ interface Active {
 export type DrivenRunInfo<S = unknown, O = unknown> = RunInfo<S, O> & {
   /** Set when another runtime drives the run: who, and until when its lease runs unless renewed. */
   drivenBy?: { owner: string; until: string };
+  /** A request this call posted that its driver (a worker, another process) has not carried out yet. */
+  requested?: { id: string; kind: RunRequestKind };
 };
 
 const RUN_ID = /^[A-Za-z0-9_.:@-]{1,200}$/;
@@ -452,17 +454,20 @@ export class Runtime {
         ? { ...data, resolved: { at: tail.version, targetVersion: effect.data.targetVersion, label: effect.data.label } }
         : data;
     await this.#preQueue(runId, queued);
-    const id = await postRequest(this.store, runId, posted, options.actor);
+    // The same request while the first still waits for the driver is that request (a caller retrying after a crash).
+    const same = (await readInbox(this.store, runId)).pending.find((p) => sameRequest(p.data, data));
+    const id = same?.id ?? (await postRequest(this.store, runId, posted, options.actor));
     const active = this.#active.get(runId);
     if (active) {
       active.requested = true;
       active.poked = true;
       if (data.kind === 'cancel') active.cancelSteps.abort(new Error(`run cancelled: ${data.reason}`));
     }
-    if (this.#queue) return this.#handOff(runId, queued);
+    const requested = { requested: { id, kind: data.kind } };
+    if (this.#queue) return { ...(await this.#handOff(runId, queued)), ...requested };
     if (options.wait === false) {
       const info = await this.#drive(runId, 'drive');
-      return info;
+      return info.drivenBy ? { ...info, ...requested } : info;
     }
     return this.#outcome(runId, id, data);
   }
@@ -473,14 +478,12 @@ export class Runtime {
     for (let delay = LOOK_AGAIN_MS.first; ; delay = Math.min(delay * 2, LOOK_AGAIN_MS.most)) {
       const handled = (await readInbox(this.store, runId)).handled.get(requestId);
       if (handled?.outcome === 'refused') {
-        // The run moved on between the check and the driver's safe point: the check again says why.
+        // The run moved on between the check and the driver's safe point: the check again says why, or the driver's refusal does.
         const [tail] = await this.store.read(streamOf(runId), { direction: 'backward', limit: 1 });
         await effectOf(this.store, runId, tail as EventEnvelope, data);
-        throw new RunStateError(
-          runId,
-          statusAfter(tail as EventEnvelope),
-          data.kind,
-          handled.error?.message ?? 'the run moved on before its driver got to it',
+        throw new RewindError(
+          handled.error?.code ?? 'RUN_STATE',
+          handled.error?.message ?? `run "${runId}" moved on before its driver got to the request`,
         );
       }
       if (handled) return info && !info.drivenBy ? info : this.get(runId);
@@ -645,7 +648,8 @@ export class Runtime {
         active.requested ||= before > 0;
         active.poked = false;
         const result = await this.#driveOnce(runId, mode, active, taken.fence, create);
-        create = undefined;
+        // Until the run is written, a drive that looks again still creates it.
+        if (create && 'log' in result && result.log.version > 0) create = undefined;
         await this.#own.release(runId);
         const rested = result.stop !== 'lost' && result.stop !== 'paused' && !active.controller.signal.aborted;
         if (rested) {
@@ -711,6 +715,13 @@ export class Runtime {
       // The store closed under the watcher: the drive finds out on its own.
     }
   }
+}
+
+/** Two requests asking the same (a rollback's target found by either caller aside). */
+function sameRequest(a: RunRequestData, b: RunRequestData): boolean {
+  const { resolved: _a, ...left } = a as RunRequestData & { resolved?: unknown };
+  const { resolved: _b, ...right } = b as RunRequestData & { resolved?: unknown };
+  return canonicalJson(left as Json) === canonicalJson(right as Json);
 }
 
 /** What a start answers when another process is creating the same run and has written nothing yet. */

@@ -112,7 +112,8 @@ class RunWorker implements Worker {
     this.#queue = o.queue;
     this.#ownsQueue = !o.queue;
     // Its own runtime, with no queue: this is where runs are driven, not handed off.
-    this.#runtime = createRuntime({ ...o.runtime, store: o.store, workflows: o.workflows });
+    // The runs it drives are leased like any runtime's, for as long as its claims and under its name.
+    this.#runtime = createRuntime({ leaseMs, owner: this.id, ...o.runtime, store: o.store, workflows: o.workflows });
   }
 
   get running(): readonly string[] {

@@ -6,8 +6,10 @@ import type { Fence, StreamLease } from './types.js';
  * PostgreSQL in SQL with the same meaning).
  *
  * - A lease is free to take when there is none, it lapsed (`until` passed),
- *   it was released (`until` 0), its owner asks again, or (PostgreSQL) the
- *   database session that took it has ended: its process is gone.
+ *   it was released (`until` 0), its owner asks again, or its holder is
+ *   known to be gone: on SQLite, whose writers share one machine, its
+ *   process no longer exists; on PostgreSQL, the database session that took
+ *   it has ended.
  * - Every acquire raises the epoch; a renewal keeps it. A lease lapsed but not
  *   taken by anyone else is still its owner's: it renews, and its fenced
  *   appends go through, since nobody else wrote meanwhile.

@@ -10,7 +10,7 @@ import { findStoredBatch } from './idempotency.js';
 import { checkFence, leaseFree } from './leases.js';
 import { expectedVersionHolds } from './prepare.js';
 import type { RunQueue } from './run-queue.js';
-import { LEASES_TABLE, type LeaseStatements, leaseStatements } from './sqlite/leases.js';
+import { holderGone, LEASES_TABLE, type LeaseStatements, leaseStatements } from './sqlite/leases.js';
 import { SqliteRunQueue } from './sqlite/run-queue.js';
 import { isSystemStream, readsSystemStreams } from './system-streams.js';
 import type {
@@ -511,9 +511,10 @@ export class SqliteBackend implements StorageBackend {
       .transaction((): LeaseAttempt => {
         const current = leases.get.get(streamId);
         const now = Date.now();
-        if (current && !leaseFree(current, owner, now)) return { acquired: false, holder: current };
+        if (current && !leaseFree(current, owner, now) && !holderGone(leases.pid.get(streamId)))
+          return { acquired: false, holder: current };
         const lease: StreamLease = { streamId, owner, epoch: (current?.epoch ?? 0) + 1, until: now + leaseMs };
-        leases.put.run(lease);
+        leases.put.run({ ...lease, pid: process.pid });
         return { acquired: true, lease };
       })
       .immediate();

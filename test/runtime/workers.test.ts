@@ -234,9 +234,18 @@ describe('workers on PostgreSQL', () => {
       ...realQueue,
       renew: (o, ids, ms) => (stalled ? Promise.resolve([...ids]) : realQueue.renew(o, ids, ms)),
     };
+    // Nor do the renewals of the run's own lease: A goes on as if it held the run, as a stalled process would.
+    const sAStalled = new Proxy(sA, {
+      get(target, prop) {
+        if (prop === 'renewLeases')
+          return (o: string, ids: readonly string[], ms: number) => (stalled ? Promise.resolve([...ids]) : target.renewLeases(o, ids, ms));
+        const value = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
     const eventsA: WorkerEvent[] = [];
     const a = createWorker({
-      store: sA,
+      store: sAStalled,
       workflows: [wf('A')],
       leaseMs: 300,
       pollMs: 50,
@@ -308,7 +317,11 @@ describe('workers on PostgreSQL', () => {
     expect((await client.start(wf, null, { runId: 'q', detach: true })).status).toBe('running');
     await until('completed', finished('completed'), 10_000);
 
-    expect((await client.rollback('q', { to: 'cp', reason: 'operator', after: 'stop' })).status).toBe('rolling_back');
+    // Posted for the worker: the answer is the run as it stands, and the request it waits for.
+    expect(await client.rollback('q', { to: 'cp', reason: 'operator', after: 'stop' })).toMatchObject({
+      status: 'completed',
+      requested: { kind: 'rollback' },
+    });
     await until('rolled back', finished('rolled_back'), 10_000);
     expect(undone).toEqual(['q:2:b']);
     expect((await client.resume('q')).status).toBe('rolled_back');
