@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -163,6 +164,30 @@ describe('stream leases on postgres: a dead holder', () => {
       expect(await b.acquireLease('run-1', 'owner-b', 60_000)).toMatchObject({ acquired: true, lease: { owner: 'owner-b', epoch: 2 } });
     } finally {
       await b.close();
+    }
+  });
+});
+
+describe('stream leases on sqlite: a dead holder', () => {
+  it('given a holder whose process has exited, when another owner acquires, then it takes the lease at once, before its expiry', async () => {
+    const file = join(tempDir('rewind-leases-'), 'log.db');
+    const dist = join(import.meta.dirname, '../../dist/src/index.js');
+    // Another process takes the lease for a minute, and dies without a word.
+    const child = spawnSync(process.execPath, [
+      '--input-type=module',
+      '-e',
+      `const { openStore } = await import(${JSON.stringify(dist)});
+       const store = await openStore(${JSON.stringify(`sqlite:${file}`)});
+       await store.acquireLease('run-1', 'gone', 60000);
+       process.kill(process.pid, 'SIGKILL');`,
+    ]);
+    expect(child.signal, child.stderr.toString()).toBe('SIGKILL');
+    const store = await openStore(`sqlite:${file}`);
+    try {
+      expect(await store.leaseOf('run-1')).toMatchObject({ owner: 'gone', epoch: 1 });
+      expect(await store.acquireLease('run-1', 'next', 60_000)).toMatchObject({ acquired: true, lease: { owner: 'next', epoch: 2 } });
+    } finally {
+      await store.close();
     }
   });
 });
