@@ -3,6 +3,15 @@ import { defineConfig } from 'vitest/config';
 
 const src = (path: string) => fileURLToPath(new URL(`./src/${path}`, import.meta.url));
 
+const ALONE = [
+  'test/store/postgres.test.ts',
+  'test/store/postgres-announcer.test.ts',
+  'test/store/postgres-group-commit.test.ts',
+  'test/store/tamper.test.ts',
+  'test/projections/traffic.test.ts',
+  'test/runtime/worker-stop.test.ts',
+];
+
 export default defineConfig({
   resolve: {
     // The examples import the package by its name; under test that name means the sources (as tsconfig.json's paths do for tsc and tsx).
@@ -24,7 +33,13 @@ export default defineConfig({
     // both cores busy (one file at a time, the default on two cores, left one idle).
     maxWorkers: 3,
     projects: [
-      { extends: true, test: { name: 'rewind', include: ['test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'rewind', include: ['test/**/*.test.ts'], exclude: ALONE } },
+      {
+        // Files that time what they measure, or hold a PostgreSQL transaction open (which holds back every
+        // reader of the server): run after the others, one at a time, with the machine to themselves.
+        extends: true,
+        test: { name: 'alone', include: ALONE, maxWorkers: 1, sequence: { groupOrder: 1 } },
+      },
       {
         // The runtime's tests again on a real SQLite file per test (see test/runtime/helpers.ts).
         extends: true,
