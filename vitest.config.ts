@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import { TEST_WORKERS } from './test/support/workers.ts';
 
 const src = (path: string) => fileURLToPath(new URL(`./src/${path}`, import.meta.url));
 
@@ -29,9 +30,8 @@ export default defineConfig({
     // and the debugger run the compiled code) and one PostgreSQL server for the whole run (or DATABASE_URL when
     // set), side by side. REWIND_SKIP_POSTGRES=1 leaves PostgreSQL out while working on other layers.
     globalSetup: ['test/support/global-setup.ts'],
-    // Most files wait on fsyncs, child processes and PostgreSQL more than on the CPU: three at a time keep
-    // both cores busy (one file at a time, the default on two cores, left one idle).
-    maxWorkers: 3,
+    // Three files at a time (test/support/workers.ts): one at a time, the default on two cores, left one idle.
+    maxWorkers: TEST_WORKERS,
     projects: [
       { extends: true, test: { name: 'rewind', include: ['test/**/*.test.ts'], exclude: ALONE } },
       {
@@ -47,7 +47,13 @@ export default defineConfig({
           name: 'runtime on sqlite',
           include: ['test/runtime/**/*.test.ts', 'test/examples/**/*.test.ts'],
           // These open their own stores (SQLite and PostgreSQL) already.
-          exclude: ['test/runtime/workers.test.ts', 'test/runtime/waits-workers.test.ts', 'test/runtime/worker-stop.test.ts', 'test/runtime/decide.test.ts', 'test/examples/langgraph-agent.test.ts'],
+          exclude: [
+            'test/runtime/workers.test.ts',
+            'test/runtime/waits-workers.test.ts',
+            'test/runtime/worker-stop.test.ts',
+            'test/runtime/decide.test.ts',
+            'test/examples/langgraph-agent.test.ts',
+          ],
           env: { REWIND_RUNTIME_STORE: 'sqlite' },
         },
       },

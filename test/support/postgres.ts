@@ -3,11 +3,12 @@ import { inject } from 'vitest';
 import { type OpenStoreOptions, openStore } from '../../src/store/open.js';
 import type { EventStore } from '../../src/store/types.js';
 
-/** The server of this test run (see postgres-global-setup.ts). */
+/** This test worker's server (see postgres-global-setup.ts): VITEST_POOL_ID tells the workers running at once apart. */
 export function databaseUrl(): string {
-  const url = inject('databaseUrl');
-  if (!url) throw new Error('no databaseUrl: is test/support/postgres-global-setup.ts listed in globalSetup?');
-  return url;
+  const urls = inject('databaseUrls');
+  if (!urls?.length) throw new Error('no databaseUrls: is test/support/global-setup.ts listed in globalSetup?');
+  const slot = Number(process.env.VITEST_POOL_ID ?? 1);
+  return urls[(Math.max(1, slot) - 1) % urls.length] as string;
 }
 
 /** A fresh schema name, so tests never see each other's events; dropped after the run on a server given by DATABASE_URL. */
