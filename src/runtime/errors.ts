@@ -1,7 +1,10 @@
 import { RewindError } from '../events/errors.js';
 
-/** Where the README explains what may change under running runs, and how to check it (`rewind replay`). */
-export const CHANGING_CODE_GUIDE = 'https://github.com/rewind-runtime/rewind#changing-code-safely';
+/**
+ * Where the README explains what may change under running runs, and how to check it (`rewind replay`): the
+ * README ships with the package, and the project has no public address to link to.
+ */
+export const CHANGING_CODE_GUIDE = '"Changing code safely" in the README (node_modules/rewind-runtime/README.md)';
 
 /** No run has this id. Nothing was written. */
 export class RunNotFoundError extends RewindError {
@@ -64,7 +67,7 @@ export class NonDeterminismError extends RewindError {
     super(
       'NON_DETERMINISM',
       `run "${runId}" replay diverged at call #${seq}: the journal holds ${expected} but the code asked for ${actual}`,
-      `code that changes what runs already did must branch on ctx.changed('id') or be registered as a new version beside the old one; check with \`rewind replay\` before deploying (${CHANGING_CODE_GUIDE})`,
+      `code that changes what runs already did must branch on ctx.changed('id') or be registered as a new version beside the old one; check with \`rewind replay\` before deploying; see ${CHANGING_CODE_GUIDE}`,
     );
     this.seq = seq;
     this.expected = expected;
