@@ -165,6 +165,13 @@ describe('the packed package', { timeout: 120_000 }, () => {
     expect([manifest.repository, manifest.homepage, manifest.bugs]).toEqual([undefined, undefined, undefined]);
   });
 
+  it('runs no script of ours when installed: dist/ comes built, so the manifest has no install-time script', () => {
+    const installed = JSON.parse(readFileSync(join(dir, 'node_modules/rewind-runtime/package.json'), 'utf8'));
+    const scripts = Object.keys(installed.scripts ?? {});
+    expect(scripts.filter((s) => ['preinstall', 'install', 'postinstall', 'prepare'].includes(s))).toEqual([]);
+    expect(installed.scripts.prepack).toBe('npm run build');
+  });
+
   it('type-checks a strict consumer with skipLibCheck off, and runs it', async () => {
     writeFileSync(join(dir, 'consumer.ts'), CONSUMER);
     writeFileSync(
