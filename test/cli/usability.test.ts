@@ -4,7 +4,8 @@
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createRuntime, openStore } from '../../src/index.js';
+import { createRuntime, defineWorkflow, openStore, RunEvents } from '../../src/index.js';
+import { crashAfter, SimulatedCrash } from '../runtime/helpers.js';
 import { tempDir } from '../support/temp.js';
 import { refund } from './fixtures/refund-workflow.js';
 import { ROOT, runCli } from './run-cli.js';
@@ -114,6 +115,40 @@ describe('rewind runs on a file that does not exist', () => {
       `error ${missing} does not exist\n  name the file your runs were written to (--db or REWIND_DB); \`rewind demo\` writes one\n`,
     );
     expect(existsSync(missing)).toBe(false);
+  });
+});
+
+describe('rewind runs', () => {
+  it('counts the steps a run has done, and names the step it stopped in; it claims no total it cannot know', async () => {
+    // Given a run of a five-step workflow whose process died in its third step...
+    const file = join(dir, 'crashed.db');
+    const store = await openStore(`sqlite:${file}`);
+    const fiveSteps = defineWorkflow({
+      name: 'five-steps',
+      initialState: null,
+      apply: (s: null) => s,
+      run: async (ctx) => {
+        for (let i = 1; i <= 5; i++) await ctx.step(`step-${i}`, () => i);
+      },
+    });
+    const dies = crashAfter(store, (e) => e.type === RunEvents.StepStarted && (e.data as { name: string }).name === 'step-3');
+    await expect(createRuntime({ store: dies }).start(fiveSteps, null, { runId: 'crashed' })).rejects.toBeInstanceOf(SimulatedCrash);
+    await store.close();
+    // ...when the runs are listed, then its row says 2 steps done, in step-3 (not "2/3", which read as 2 of 3 steps).
+    const listed = await rewind(['runs', '--db', file]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const [header, , row] = listed.stdout.split('\n');
+    expect(header?.split(/ {2,}/)).toEqual([
+      'run',
+      'workflow',
+      'status',
+      'steps done',
+      'rollbacks',
+      'now / last error',
+      'started',
+      'updated',
+    ]);
+    expect(row?.split(/ {2,}/).slice(0, 6)).toEqual(['crashed', 'five-steps@1', 'running', '2', '0', 'step-3']);
   });
 });
 

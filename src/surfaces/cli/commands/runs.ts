@@ -156,13 +156,14 @@ export function registerRunCommands(program: Command): void {
             safe(r.runId),
             `${safe(r.workflow)}@${safe(r.workflowVersion)}`,
             paintStatus(r.status),
-            `${r.stepsCompleted}/${r.stepsStarted}`,
+            // Steps done so far: the run does not know how many its code has left (started attempts would count retries).
+            String(r.stepsCompleted),
             String(r.rollbacks),
             r.currentStep ? safe(r.currentStep) : r.lastError ? colour.red(safe(r.lastError.slice(0, 40))) : '',
             age(r.startedAt),
             age(r.updatedAt),
           ]),
-          ['run', 'workflow', 'status', 'steps', 'rollbacks', 'now / last error', 'started', 'updated'],
+          ['run', 'workflow', 'status', 'steps done', 'rollbacks', 'now / last error', 'started', 'updated'],
         ),
       );
     });
