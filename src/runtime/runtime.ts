@@ -336,7 +336,12 @@ export class Runtime {
       runId,
       ['running', 'rolled_back'],
       'cancel',
-      'a rollback in progress must finish first (retryCompensation / resolveByHand)',
+      (status) =>
+        status === 'waiting'
+          ? 'a waiting run is not cancelled: send the signal it waits for (signal / approve / reject), or let its wait time out'
+          : status === 'rolling_back' || status === 'needs_attention'
+            ? 'a rollback in progress must finish first (retryCompensation / resolveByHand)'
+            : 'it has ended: there is nothing left to cancel',
       () => [{ type: RunEvents.RunCancelled, data: { reason } }],
     );
     const active = this.#active.get(runId);
@@ -361,7 +366,12 @@ export class Runtime {
       runId,
       ['running', 'rolled_back', 'completed', 'failed'],
       'roll back',
-      'resume or resolve the rollback in progress first',
+      (status) =>
+        status === 'waiting'
+          ? 'a waiting run is not rolled back: send the signal it waits for (signal / approve / reject), or let its wait time out'
+          : status === 'cancelled'
+            ? 'a cancelled run stays as it is'
+            : 'resume or resolve the rollback in progress first',
       async (tail) => {
         const target = await resolveTarget(this.store, runId, tail, request.to);
         await checkIrreversible(this.store, runId, target.version, tail, request.past);

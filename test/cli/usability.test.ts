@@ -73,6 +73,35 @@ describe('errors', () => {
     expect(stream.stderr).toContain('a run id has no "run-" prefix (its stream has): try `rewind show travel-1`');
   });
 
+  it("give the library's errors hints in the CLI's words: commands and flags, not API calls or request bodies", async () => {
+    const hintOf = async (args: string[]) => {
+      const out = await rewind([...args, '--db', db]);
+      return [out.code, out.stderr.split('\n')[1]?.trim()];
+    };
+    // A checkpoint the run does not have: to roll back to, or to look at.
+    expect(await hintOf(['rollback', 'travel-1', '--to', 'nowhere', '--reason', 'x'])).toEqual([
+      3,
+      'known checkpoints: planned@2 (or --to start)',
+    ]);
+    expect(await hintOf(['state', 'travel-1', '--at', 'nowhere'])).toEqual([3, 'its checkpoints: planned']);
+    // A compensation to retry on a run that has none blocked.
+    expect(await hintOf(['retry', 'travel-1'])).toEqual([
+      1,
+      'only a run that needs attention has a blocked compensation: `rewind runs --status needs_attention` lists them',
+    ]);
+    // What the library would refuse with its own option names is refused as a usage error, naming the flag.
+    const blank = await rewind(['rollback', 'travel-1', '--to', 'planned', '--reason', ' ', '--db', db]);
+    expect([blank.code, blank.stderr.split('\n')[0]]).toEqual([
+      2,
+      "error: option '--reason <text>' argument ' ' is invalid. give some text: it is recorded in the log",
+    ]);
+    const then = await rewind(['rollback', 'travel-1', '--to', 'planned', '--reason', 'x', '--then', 'later', '--db', db]);
+    expect([then.code, then.stderr.split('\n')[0]]).toEqual([
+      2,
+      "error: option '--then <what>' argument 'later' is invalid. Allowed choices are stop, retry, fail.",
+    ]);
+  });
+
   it('escape control characters from ids and the log instead of sending them to the terminal', async () => {
     const hostile = 'x\u001b]0;owned\u0007\u001b[2J';
     const shown = await rewind(['show', hostile, '--db', db]);

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { EventEnvelope } from '../../../events/envelope.js';
 import { NotFoundError, ValidationError } from '../../../events/errors.js';
 import { openProjections } from '../../../projections/index.js';
@@ -259,8 +259,8 @@ export function registerRunCommands(program: Command): void {
     options: (c) =>
       c
         .requiredOption('--to <label|version>', "a checkpoint label, a version, 'latest' or 'start'")
-        .requiredOption('--reason <text>', 'why: recorded in the log')
-        .option('--then <what>', "after the rollback: 'stop' (default), 'retry' or 'fail'", 'stop')
+        .requiredOption('--reason <text>', 'why: recorded in the log', recorded)
+        .addOption(new Option('--then <what>', 'after the rollback').choices(['stop', 'retry', 'fail']).default('stop'))
         .option('--past-irreversible', 'go back past irreversible steps, leaving their effects as they are (recorded)'),
     act: (runtime, runId, _, opts) => {
       const to = /^\d+$/.test(opts.to) ? Number(opts.to) : opts.to;
@@ -283,7 +283,7 @@ export function registerRunCommands(program: Command): void {
   runCommand({
     name: 'resolve',
     description: "record that a blocked compensation's effect was undone by hand; the rollback goes on",
-    options: (c) => c.requiredOption('--note <text>', 'what was done, for the audit trail'),
+    options: (c) => c.requiredOption('--note <text>', 'what was done, for the audit trail', recorded),
     act: (runtime, runId, _, opts) => runtime.resolveByHand(runId, opts.note),
     example: 'rewind resolve my-run --note "refunded in the Stripe dashboard"',
   });
@@ -339,10 +339,18 @@ export function registerRunCommands(program: Command): void {
     description: "reject what a run asks approval for: a trigger that goes through the run's failure policy",
     positionals: [['<label>', 'the approval the run waits for']],
     options: (c) =>
-      c.requiredOption('--reason <text>', 'why, recorded in the log').option('--actor <name>', 'who rejects, recorded in the log'),
+      c
+        .requiredOption('--reason <text>', 'why, recorded in the log', recorded)
+        .option('--actor <name>', 'who rejects, recorded in the log'),
     act: (runtime, runId, [label], opts) => runtime.reject(runId, label as string, { reason: opts.reason, ...actor(opts) }),
     example: 'rewind reject order-42 large-payment --reason "not in budget" --actor cfo',
   });
+}
+
+/** Text an operator gives for the log (a reason, a note): some, not blank. */
+function recorded(text: string): string {
+  if (text.trim() === '') throw new InvalidArgumentError('give some text: it is recorded in the log');
+  return text;
 }
 
 /** What a waiting run waits for: `approval "x"` or `signal "y"`, and until when. */
