@@ -641,6 +641,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
       request: {
         targetVersion: target.version,
         label: target.label,
+        ...(target.unreached === undefined ? {} : { unreached: target.unreached }),
         reason: error.message,
         trigger: { kind, ...(step ? { step } : {}), error: serialized },
         after: decision.after,
@@ -652,15 +653,18 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     throw this.#stopping;
   }
 
-  /** A label not reached yet falls back to the latest checkpoint, and no checkpoint at all to the start. */
-  #target(to: string): { version: number; label: string } {
-    if (to !== 'start') {
-      const version = to !== 'latest' ? this.#index[to] : undefined;
-      if (version !== undefined) return { version, label: to };
-      const latest = Object.entries(this.#index).sort((a, b) => b[1] - a[1])[0];
-      if (latest) return { version: latest[1], label: latest[0] };
-    }
-    return { version: 1, label: START_LABEL };
+  /**
+   * A label not reached yet falls back to the latest checkpoint, and no checkpoint at all to the start; the
+   * label asked for is then `unreached`, so the request (and its marker) say where it went instead.
+   */
+  #target(to: string): { version: number; label: string; unreached?: string } {
+    if (to === 'start') return { version: 1, label: START_LABEL };
+    const version = to !== 'latest' ? this.#index[to] : undefined;
+    if (version !== undefined) return { version, label: to };
+    const unreached = to === 'latest' ? {} : { unreached: to };
+    const latest = Object.entries(this.#index).sort((a, b) => b[1] - a[1])[0];
+    if (latest) return { version: latest[1], label: latest[0], ...unreached };
+    return { version: 1, label: START_LABEL, ...unreached };
   }
 
   /** Waits until `at` (epoch ms); cut short, with the halt, when the pass halts or a rollback is chosen. A pass that does not go live never waits. */

@@ -173,6 +173,11 @@ export interface PointOfNoReturn {
 export interface RollbackRequestedData {
   targetVersion: number;
   label: string;
+  /**
+   * The checkpoint label a failure policy asked for (`rollbackTo`) when the run had not reached it: the
+   * rollback went to `label` instead (the latest checkpoint, or the start). Absent when it went where asked.
+   */
+  unreached?: string;
   reason: string;
   trigger: { kind: TriggerKind; step?: string; error?: SerializedError };
   after: RollbackAfter;
@@ -231,6 +236,8 @@ export interface RolledBackData {
   requestVersion: number;
   targetVersion: number;
   label: string;
+  /** The label asked for and never reached, when the rollback went to `label` instead (see RollbackRequestedData). */
+  unreached?: string;
   reason: string;
   trigger: RollbackRequestedData['trigger'];
   after: RollbackAfter;

@@ -67,8 +67,11 @@ export function summaryOf(event: EventEnvelope, value: ValueFormat = json): stri
     case RunEvents.Checkpoint:
       return `"${e.data.label}"`;
     case RunEvents.RollbackRequested:
-    case RunEvents.RolledBack:
-      return `to "${e.data.label}" (v${e.data.targetVersion}): ${e.data.reason}`;
+    case RunEvents.RolledBack: {
+      const { label, targetVersion, unreached, reason } = e.data;
+      const instead = unreached === undefined ? '' : ` instead of "${unreached}", which the run never reached`;
+      return `to "${label}" (v${targetVersion})${instead}: ${reason}`;
+    }
     case RunEvents.CompensationStarted:
       return `${e.data.step}${e.data.attempt > 1 ? ` (attempt ${e.data.attempt})` : ''}`;
     case RunEvents.CompensationCompleted:

@@ -226,6 +226,7 @@ export function instrument(store: EventStore, options: InstrumentOptions = {}): 
               ...(data.trigger.step ? { 'rewind.rollback.trigger_step': data.trigger.step } : {}),
               ...(data.trigger.error ? { 'rewind.rollback.trigger_error': data.trigger.error.message } : {}),
               'rewind.rollback.label': data.label,
+              ...(data.unreached === undefined ? {} : { 'rewind.rollback.unreached': data.unreached }),
               'rewind.rollback.target_version': data.targetVersion,
               'rewind.rollback.after': data.after,
               ...(data.coordinator ? { 'rewind.rollback.coordinator': data.coordinator } : {}),
