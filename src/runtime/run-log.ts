@@ -21,7 +21,9 @@ export function streamOf(runId: string): string {
  * step's start are one commit. Only facts whose loss a crash cannot turn
  * into a wrong effect are deferred (see Pass); a deferred fact has its
  * version from the moment it is deferred, since this copy is the run's only
- * writer and writes in the order facts were given.
+ * writer and writes in the order facts were given, and its `recordedAt` from
+ * that moment too: a step that ended, then a minute of the code's own work,
+ * then the next step's start, read as a minute between the two, not none.
  */
 export class RunLog {
   readonly store: EventStore;
@@ -69,7 +71,7 @@ export class RunLog {
       hash: '',
     } satisfies RunEventOf<'RunStarted'>;
     const log = new RunLog(store, provisional, []);
-    log.#deferred.push({ id, type: RunEvents.RunStarted, data });
+    log.#deferred.push({ id, type: RunEvents.RunStarted, data, recordedAt: wallTime() });
     return log;
   }
   /** Reads a run's whole stream. */
@@ -153,10 +155,11 @@ export class RunLog {
     return this.append(events);
   }
 
-  /** Holds facts for the next append; returns the version the first will have. */
+  /** Holds facts for the next append, stamped with the time they happened; returns the version the first will have. */
   defer(...events: NewEvent[]): number {
     const version = this.next;
-    this.#deferred.push(...events);
+    const now = wallTime();
+    this.#deferred.push(...events.map((event) => (event.recordedAt === undefined ? { ...event, recordedAt: now } : event)));
     return version;
   }
 
@@ -198,7 +201,7 @@ export class RunLog {
     try {
       if (this.#broken) throw this.#broken.error;
       const expectedVersion = this.version === 0 ? 'no_stream' : this.version;
-      const result = await this.store.append(this.streamId, batch, { expectedVersion });
+      const result = await this.store.append(this.streamId, inTimeOrder(batch, this.events.at(-1)?.recordedAt), { expectedVersion });
       this.events.push(...result.events);
       const [first] = result.events;
       if (first && first.version === 1 && isRunEvent(first, RunEvents.RunStarted)) this.#started = first;
@@ -210,6 +213,27 @@ export class RunLog {
       this.#queued -= batch.length;
     }
   }
+}
+
+/** The time as the store writes it into recordedAt (ISO-8601 UTC, from the same clock as the store's). */
+function wallTime(): string {
+  return new Date().toISOString();
+}
+
+/**
+ * A batch with every event's recordedAt set: a held fact keeps the time it happened, the rest get now; none
+ * earlier than the one before it (the stream's last event, `floor`, then the batch in order), since a stream's
+ * times only grow (facts held while an append queued ahead of them was written could otherwise go back).
+ */
+function inTimeOrder(batch: readonly NewEvent[], floor: string | undefined): NewEvent[] {
+  const now = wallTime();
+  let latest = floor ?? '';
+  return batch.map((event) => {
+    const at = event.recordedAt ?? now;
+    // ISO-8601 UTC times of one format order as strings do.
+    if (at > latest) latest = at;
+    return latest === event.recordedAt ? event : { ...event, recordedAt: latest };
+  });
 }
 
 /** Appends made while another is being written: they go together, next. */
