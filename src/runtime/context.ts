@@ -21,6 +21,7 @@ import {
   type CheckpointIndex,
   isRunEventType,
   type NewRunEvent,
+  type ResumedAttempt,
   type RollbackRequestedData,
   RunEvents,
   START_LABEL,
@@ -29,7 +30,7 @@ import {
 } from './events.js';
 import { consumedSignals, effectiveEvents, type JournalEntry, journalOf, rollbacksOf } from './journal.js';
 import { backoffDelay, decide, type FailurePolicy, type RetryOptions } from './policy.js';
-import type { RunLog } from './run-log.js';
+import { type RunLog, wallTime } from './run-log.js';
 import { compensationRetryOf, jsonOrThrow, runAttempt, triggerOf, undoOf } from './step-attempt.js';
 import { checkStepOptions } from './step-options.js';
 import type {
@@ -534,9 +535,12 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     const attempts = Math.max(1, options.retry?.attempts ?? 1);
     let attempt = 1;
     let started = false;
+    /** Set while the attempt running is one a crash left open (ResumedAttempt). */
+    let resumed: ResumedAttempt = {};
     if (entry?.open) {
       attempt = entry.attempt;
       started = true;
+      resumed = { resumedAt: wallTime() };
     } else if (entry?.failed) {
       attempt = entry.failed.attempt + 1;
       await this.#sleepUntil(entry.failed.retryAt ?? 0);
@@ -567,7 +571,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
           clock: this.#o.clock,
         });
         if (result !== undefined) jsonOrThrow(result, `result of step "${name}"`);
-        const data = { seq, name, idempotencyKey: key, ...(result === undefined ? {} : { result: result as Json }) };
+        const data = { seq, name, idempotencyKey: key, ...(result === undefined ? {} : { result: result as Json }), ...resumed };
         const completed: NewRunEvent = { type: RunEvents.StepCompleted, data: { ...data, undo, ...compensationRetryOf(options) } };
         // Alone, the completion rides with the next step's start; beside steps still running, which may run long, it is written now.
         if (this.#inflight.size > 1) await this.#record(completed);
@@ -597,6 +601,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
           trigger,
           final,
           ...(retryAt === undefined ? {} : { retryAt }),
+          ...resumed,
         },
       });
       if (final) {
@@ -607,6 +612,8 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
       }
       await this.#sleepUntil(retryAt as number);
       attempt++;
+      // The next attempt writes its own start.
+      resumed = {};
     }
   }
 

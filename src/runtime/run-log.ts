@@ -216,7 +216,7 @@ export class RunLog {
 }
 
 /** The time as the store writes it into recordedAt (ISO-8601 UTC, from the same clock as the store's). */
-function wallTime(): string {
+export function wallTime(): string {
   return new Date().toISOString();
 }
 

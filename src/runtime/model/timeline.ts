@@ -14,7 +14,7 @@ export interface TimelineEntry {
   /** The marker that took it out of the effective history: it stays in the log. */
   undoneBy?: number;
   summary: string;
-  /** For a step's end: milliseconds since its start. */
+  /** For a step's end: how long the attempt that ended took (from its start, or from its resumption after a crash). */
   durationMs?: number;
 }
 
@@ -109,7 +109,8 @@ export function timelineOf(events: readonly EventEnvelope[], value: ValueFormat 
     const e = asRunEvent(event);
     if (e?.type === RunEvents.StepStarted) started.set(e.data.idempotencyKey, Date.parse(e.recordedAt));
     if (e?.type === RunEvents.StepCompleted || e?.type === RunEvents.StepFailed) {
-      const from = started.get(e.data.idempotencyKey);
+      // A crash left the attempt open and it ran again: timed from then, not across the downtime.
+      const from = e.data.resumedAt === undefined ? started.get(e.data.idempotencyKey) : Date.parse(e.data.resumedAt);
       if (from !== undefined) entry.durationMs = Date.parse(e.recordedAt) - from;
     }
     return entry;

@@ -200,7 +200,10 @@ export function instrument(store: EventStore, options: InstrumentOptions = {}): 
         t.steps.delete(data.idempotencyKey);
         const failed = e.type === RunEvents.StepFailed ? e.data : undefined;
         const attrs: Attributes = { ...(t.workflow ? { 'rewind.workflow': t.workflow } : {}), 'rewind.step.name': data.name };
-        stepDuration.record(Math.max(0, at.getTime() - open.startedAt), {
+        // An attempt a crash left open ran again from resumedAt: the span shows when, the duration counts from then.
+        const resumedAt = data.resumedAt === undefined ? undefined : new Date(data.resumedAt);
+        if (resumedAt) open.span.addEvent('rewind.step.resumed', {}, resumedAt);
+        stepDuration.record(Math.max(0, at.getTime() - (resumedAt?.getTime() ?? open.startedAt)), {
           ...attrs,
           'rewind.step.outcome': failed ? 'failed' : 'completed',
         });
