@@ -135,6 +135,30 @@ describe('a wait beside another branch', () => {
     expect(packed).toBe(1);
     await runtime.close();
   });
+
+  it('a step of the other branch that fails after the park triggers its policy at once, instead of waiting for the signal', async () => {
+    const store = await makeStore();
+    const undone: string[] = [];
+    const failing = defineWorkflow({
+      name: 'hold-and-charge',
+      initialState: null,
+      apply: (s: null) => s,
+      onFailure: 'compensate-and-fail',
+      run: async (ctx) => {
+        await ctx.step('hold', () => 'H-1', { compensate: (hold) => void undone.push(hold) });
+        return Promise.all([
+          ctx.waitFor('approved'),
+          ctx.step('charge', async () => {
+            await new Promise((r) => setTimeout(r, 20));
+            throw new Error('card declined');
+          }),
+        ]);
+      },
+    });
+    const info = await createRuntime({ store }).start(failing, null, { runId: 'p2' });
+    expect(info).toMatchObject({ status: 'failed', error: { message: 'card declined' } });
+    expect(undone).toEqual(['H-1']);
+  });
 });
 
 describe('approvals', () => {
