@@ -19,6 +19,7 @@ export default defineConfig({
     alias: [
       { find: /^rewind-runtime$/, replacement: src('index.ts') },
       { find: /^rewind-runtime\/testing$/, replacement: src('testing/index.ts') },
+      { find: /^rewind-runtime\/testing\/conformance$/, replacement: src('testing/conformance.ts') },
       { find: /^rewind-runtime\/(ai-sdk|http|langgraph|mcp|otel)$/, replacement: src('surfaces/$1/index.ts') },
     ],
   },

@@ -21,6 +21,7 @@ import {
   type CheckpointIndex,
   isRunEventType,
   type NewRunEvent,
+  type ResumedAttempt,
   type RollbackRequestedData,
   RunEvents,
   START_LABEL,
@@ -29,7 +30,7 @@ import {
 } from './events.js';
 import { consumedSignals, effectiveEvents, type JournalEntry, journalOf, rollbacksOf } from './journal.js';
 import { backoffDelay, decide, type FailurePolicy, type RetryOptions } from './policy.js';
-import type { RunLog } from './run-log.js';
+import { type RunLog, wallTime } from './run-log.js';
 import { compensationRetryOf, jsonOrThrow, runAttempt, triggerOf, undoOf } from './step-attempt.js';
 import { checkStepOptions } from './step-options.js';
 import type {
@@ -162,6 +163,8 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
    */
   #stopping: Halt | undefined;
   readonly #candidates: Array<{ at: number; request: RollbackRequestedData }> = [];
+  /** The WaitStarted of the wait this pass parks on, when it is new: written last, once the steps in flight have ended (#park). */
+  #parking: NewRunEvent | undefined;
   /** The irreversible steps started so far on this path (journaled or live): a rollback may not go back past one unawares. */
   readonly #irreversible: Array<{ step: string; key: string; startedAt: number }> = [];
   /** Aborted when the pass halts or stops: cuts short sleeps and retry waits, never a step in flight. */
@@ -204,8 +207,14 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     // `run` can settle before its steps do (Promise.all rejects on the first failure).
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
     this.#quiet.abort();
-    if (this.halt) return { kind: 'halted', halt: this.halt };
     const first = this.#candidates.sort((a, b) => a.at - b.at)[0];
+    if (this.halt?.reason === 'waiting') {
+      // A trigger that fired beside the wait (a step of another branch failed) is carried out: the rollback, not the wait, comes next.
+      if (first) return { kind: 'rollback', request: first.request };
+      const parked = await this.#park();
+      if (parked) return { kind: 'halted', halt: parked };
+    }
+    if (this.halt) return { kind: 'halted', halt: this.halt };
     if (first) return { kind: 'rollback', request: first.request };
     // A change the code no longer asks about is no divergence (see #call).
     const unconsumed = this.#entries.slice(this.#seq).find((entry) => entry && entry.kind !== 'change');
@@ -362,16 +371,18 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     const policy = options.onFailure ?? this.#o.workflow.onFailure;
     const timedOut = (at: number) => this.#trigger(policy, new WaitTimeoutError(name, options.timeoutMs), 'timeout', at, { step: name });
     const parse = (payload: unknown) => (options.schema ? options.schema.parse(payload) : payload);
-    let wait = entry?.kind === 'wait' ? entry : undefined;
+    const wait = entry?.kind === 'wait' ? entry : undefined;
     if (wait?.received) return { payload: parse(wait.received.payload), actor: wait.received.actor, at: wait.answeredAt ?? wait.version };
     if (wait?.timedOutAt !== undefined) return timedOut(wait.timedOutAt);
     if (this.#o.mode !== 'run') throw this.#edge();
     this.#goLive();
+    let timeoutAt = wait?.timeoutAt;
+    // A new wait's start, not written yet: it goes with what answers the wait, or last when the run parks (#park).
+    let opening: NewRunEvent[] = [];
     if (!wait) {
-      const timeoutAt = options.timeoutMs === undefined ? undefined : this.#o.clock.now() + options.timeoutMs;
+      timeoutAt = options.timeoutMs === undefined ? undefined : this.#o.clock.now() + options.timeoutMs;
       const data = { seq, name, ...(timeoutAt === undefined ? {} : { timeoutAt }), ...(approval ? { approval } : {}) };
-      const [started] = await this.#record({ type: RunEvents.WaitStarted, data });
-      wait = { kind: 'wait', seq, name, version: (started as EventEnvelope).version, ...(timeoutAt === undefined ? {} : { timeoutAt }) };
+      opening = [{ type: RunEvents.WaitStarted, data }];
     }
     for (;;) {
       const used = consumedSignals(this.#o.log.events);
@@ -382,17 +393,19 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
         const parsed = options.schema?.safeParse(payload);
         if (parsed && !parsed.success) {
           const invalid = parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
-          await this.#record({ type: RunEvents.SignalReceived, data: { ...received, invalid } });
+          await this.#record(...opening, { type: RunEvents.SignalReceived, data: { ...received, invalid } });
+          opening = [];
           continue;
         }
-        const [got] = await this.#record({ type: RunEvents.SignalReceived, data: received });
-        return { payload: parsed ? parsed.data : payload, actor, at: (got as EventEnvelope).version };
+        const got = await this.#record(...opening, { type: RunEvents.SignalReceived, data: received });
+        return { payload: parsed ? parsed.data : payload, actor, at: (got.at(-1) as EventEnvelope).version };
       }
-      if (wait.timeoutAt !== undefined && this.#o.clock.now() >= wait.timeoutAt) {
-        const [out] = await this.#record({ type: RunEvents.WaitTimedOut, data: { seq, name } });
-        return timedOut((out as EventEnvelope).version);
+      if (timeoutAt !== undefined && this.#o.clock.now() >= timeoutAt) {
+        const out = await this.#record(...opening, { type: RunEvents.WaitTimedOut, data: { seq, name } });
+        return timedOut((out.at(-1) as EventEnvelope).version);
       }
       // Nothing yet: the run parks; a signal or the timeout brings it back (driver.ts).
+      this.#parking = opening[0];
       throw this.#halt(new Halt('waiting'));
     }
   }
@@ -422,6 +435,22 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
       this.#defer({ type: RunEvents.ChangeRecorded, data: { seq, change } });
     }
     return answer;
+  }
+
+  /**
+   * Writes the WaitStarted of the wait the pass parked on, once every step in flight has recorded its end:
+   * it is the run's last event, so the run reads as waiting (a status is read from a run's last event) and
+   * its deadline is found there. Undefined when written (or when the wait was journaled already); the halt
+   * to report otherwise.
+   */
+  async #park(): Promise<Halt | undefined> {
+    if (!this.#parking) return undefined;
+    try {
+      await this.#o.log.append([this.#parking]);
+      return undefined;
+    } catch (error) {
+      return new Halt(error instanceof ConcurrencyError ? 'lost' : 'error', error);
+    }
   }
 
   /** Checked at every ctx call: a halted pass stays halted, and a run told to stop stops here. */
@@ -481,8 +510,9 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
   }
 
   async #append(events: NewEvent[]): Promise<EventEnvelope[]> {
-    // No pause check here: a step that finished must get its end recorded, or its effect would be left in doubt.
-    if (this.halt && this.halt.reason !== 'paused') throw this.halt;
+    // No pause check here: a step that finished must get its end recorded, or its effect would be left in doubt
+    // (so must a step of another branch that finishes after the run parked on a wait).
+    if (this.halt && !settlesAfter(this.halt)) throw this.halt;
     try {
       return await this.#o.log.append(events);
     } catch (error) {
@@ -500,7 +530,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
    * key. Returns the version the fact will have.
    */
   #defer(...events: NewEvent[]): number {
-    if (this.halt && this.halt.reason !== 'paused') throw this.halt;
+    if (this.halt && !settlesAfter(this.halt)) throw this.halt;
     return this.#o.log.defer(...events);
   }
 
@@ -534,9 +564,12 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     const attempts = Math.max(1, options.retry?.attempts ?? 1);
     let attempt = 1;
     let started = false;
+    /** Set while the attempt running is one a crash left open (ResumedAttempt). */
+    let resumed: ResumedAttempt = {};
     if (entry?.open) {
       attempt = entry.attempt;
       started = true;
+      resumed = { resumedAt: wallTime() };
     } else if (entry?.failed) {
       attempt = entry.failed.attempt + 1;
       await this.#sleepUntil(entry.failed.retryAt ?? 0);
@@ -567,7 +600,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
           clock: this.#o.clock,
         });
         if (result !== undefined) jsonOrThrow(result, `result of step "${name}"`);
-        const data = { seq, name, idempotencyKey: key, ...(result === undefined ? {} : { result: result as Json }) };
+        const data = { seq, name, idempotencyKey: key, ...(result === undefined ? {} : { result: result as Json }), ...resumed };
         const completed: NewRunEvent = { type: RunEvents.StepCompleted, data: { ...data, undo, ...compensationRetryOf(options) } };
         // Alone, the completion rides with the next step's start; beside steps still running, which may run long, it is written now.
         if (this.#inflight.size > 1) await this.#record(completed);
@@ -597,6 +630,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
           trigger,
           final,
           ...(retryAt === undefined ? {} : { retryAt }),
+          ...resumed,
         },
       });
       if (final) {
@@ -607,6 +641,8 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
       }
       await this.#sleepUntil(retryAt as number);
       attempt++;
+      // The next attempt writes its own start.
+      resumed = {};
     }
   }
 
@@ -641,6 +677,7 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
       request: {
         targetVersion: target.version,
         label: target.label,
+        ...(target.unreached === undefined ? {} : { unreached: target.unreached }),
         reason: error.message,
         trigger: { kind, ...(step ? { step } : {}), error: serialized },
         after: decision.after,
@@ -652,15 +689,18 @@ export class Pass<S = unknown> implements RunContext<S, DomainEvent> {
     throw this.#stopping;
   }
 
-  /** A label not reached yet falls back to the latest checkpoint, and no checkpoint at all to the start. */
-  #target(to: string): { version: number; label: string } {
-    if (to !== 'start') {
-      const version = to !== 'latest' ? this.#index[to] : undefined;
-      if (version !== undefined) return { version, label: to };
-      const latest = Object.entries(this.#index).sort((a, b) => b[1] - a[1])[0];
-      if (latest) return { version: latest[1], label: latest[0] };
-    }
-    return { version: 1, label: START_LABEL };
+  /**
+   * A label not reached yet falls back to the latest checkpoint, and no checkpoint at all to the start; the
+   * label asked for is then `unreached`, so the request (and its marker) say where it went instead.
+   */
+  #target(to: string): { version: number; label: string; unreached?: string } {
+    if (to === 'start') return { version: 1, label: START_LABEL };
+    const version = to !== 'latest' ? this.#index[to] : undefined;
+    if (version !== undefined) return { version, label: to };
+    const unreached = to === 'latest' ? {} : { unreached: to };
+    const latest = Object.entries(this.#index).sort((a, b) => b[1] - a[1])[0];
+    if (latest) return { version: latest[1], label: latest[0], ...unreached };
+    return { version: 1, label: START_LABEL, ...unreached };
   }
 
   /** Waits until `at` (epoch ms); cut short, with the halt, when the pass halts or a rollback is chosen. A pass that does not go live never waits. */
@@ -692,6 +732,11 @@ function checkChangeId(change: unknown): void {
       'name each change once, with 1-200 letters, digits and _ . : @ / -, and never reuse the name for another change',
     );
   }
+}
+
+/** A halt after which the steps still in flight record their ends: the run was told to stop, or parked on a wait. */
+function settlesAfter(halt: Halt): boolean {
+  return halt.reason === 'paused' || halt.reason === 'waiting';
 }
 
 function asError(error: unknown): Error {

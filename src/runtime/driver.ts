@@ -172,7 +172,8 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
         if ((await carryOut(action, closures, x)) === 'replay') await replay();
         continue;
       }
-      // ...but a run that parked and wrote nothing since (its last event is another branch's, not the wait) rests.
+      // ...but a run that parked and wrote nothing since rests (its last event is not the wait: the wait was journaled
+      // already, or the log is an older build's, whose wait could be followed by another branch's events).
       if (parkedAt === log.version) return { log, stop: 'waiting', inboxSeen };
       resume = false;
       await log.loadAll();

@@ -1,7 +1,10 @@
 import { RewindError } from '../events/errors.js';
 
-/** Where the README explains what may change under running runs, and how to check it (`rewind replay`). */
-export const CHANGING_CODE_GUIDE = 'https://github.com/rewind-runtime/rewind#changing-code-safely';
+/**
+ * Where the README explains what may change under running runs, and how to check it (`rewind replay`): the
+ * README ships with the package, and the project has no public address to link to.
+ */
+export const CHANGING_CODE_GUIDE = '"Changing code safely" in the README (node_modules/rewind-runtime/README.md)';
 
 /** No run has this id. Nothing was written. */
 export class RunNotFoundError extends RewindError {
@@ -45,9 +48,12 @@ export class RunConflictError extends RewindError {
 /** The operation does not fit the run's current status. Nothing was written. */
 export class RunStateError extends RewindError {
   readonly status: string;
+  /** What was asked of the run ('cancel', 'roll back', …), as the message says it. */
+  readonly wanted: string;
   constructor(runId: string, status: string, wanted: string, hint: string) {
     super('RUN_STATE', `run "${runId}" is ${status}; cannot ${wanted}`, hint);
     this.status = status;
+    this.wanted = wanted;
   }
 }
 
@@ -64,7 +70,7 @@ export class NonDeterminismError extends RewindError {
     super(
       'NON_DETERMINISM',
       `run "${runId}" replay diverged at call #${seq}: the journal holds ${expected} but the code asked for ${actual}`,
-      `code that changes what runs already did must branch on ctx.changed('id') or be registered as a new version beside the old one; check with \`rewind replay\` before deploying (${CHANGING_CODE_GUIDE})`,
+      `code that changes what runs already did must branch on ctx.changed('id') or be registered as a new version beside the old one; check with \`rewind replay\` before deploying; see ${CHANGING_CODE_GUIDE}`,
     );
     this.seq = seq;
     this.expected = expected;
@@ -136,14 +142,32 @@ export class StepFailedError extends RewindError {
   }
 }
 
-/** A rollback target that is not a checkpoint of the run's effective history. Nothing was written. */
+/**
+ * A checkpoint the run's history does not hold: a rollback's target (`purpose` 'rollback', a label or version
+ * of its effective history) or a point to travel to (`purpose` 'point', a label). Nothing was written.
+ */
 export class CheckpointNotFoundError extends RewindError {
-  constructor(runId: string, target: string | number, known: string[]) {
+  readonly runId: string;
+  readonly target: string | number;
+  /** The checkpoints the run has: `label@version` for a rollback, labels for a point. */
+  readonly known: readonly string[];
+  readonly purpose: 'rollback' | 'point';
+  constructor(runId: string, target: string | number, known: string[], purpose: 'rollback' | 'point' = 'rollback') {
     super(
       'CHECKPOINT_NOT_FOUND',
-      `run "${runId}" has no checkpoint ${typeof target === 'number' ? `at version ${target}` : `"${target}"`} in its effective history`,
-      known.length ? `known checkpoints: ${known.join(', ')} (or 'start')` : "the run has no checkpoint yet; use to: 'start'",
+      `run "${runId}" has no checkpoint ${typeof target === 'number' ? `at version ${target}` : `"${target}"`}${purpose === 'rollback' ? ' in its effective history' : ''}`,
+      purpose === 'point'
+        ? known.length
+          ? `its checkpoints: ${known.join(', ')}`
+          : 'the run has no checkpoint: give a version or a time'
+        : known.length
+          ? `known checkpoints: ${known.join(', ')} (or 'start')`
+          : "the run has no checkpoint yet; use to: 'start'",
     );
+    this.runId = runId;
+    this.target = target;
+    this.known = known;
+    this.purpose = purpose;
   }
 }
 
@@ -185,7 +209,7 @@ export class IrreversibleStepError extends RewindError {
     super(
       'IRREVERSIBLE_STEP',
       `run "${runId}" cannot roll back past step "${step}": its effect cannot be undone`,
-      "roll back to a point after it, or accept leaving it as it is with past: 'irreversible' (CLI --past-irreversible)",
+      "roll back to a point after it, or accept leaving it as it is with past: 'irreversible'",
       options,
     );
     this.runId = runId;

@@ -128,6 +128,8 @@ export interface StepCompletedData {
   compensationRetry?: RetryOptions;
   /** Recorded by the rollback protocol settling an in-doubt step: the run is rolling back, not going forward. */
   settling?: true;
+  /** See ResumedAttempt: set when the attempt that ended here was left open by a crash and run again. */
+  resumedAt?: string;
 }
 export interface StepFailedData {
   seq: number;
@@ -141,7 +143,15 @@ export interface StepFailedData {
   retryAt?: number;
   /** Recorded by the rollback protocol settling an in-doubt step: the run is rolling back, not going forward. */
   settling?: true;
+  /** See ResumedAttempt: set when the attempt that ended here was left open by a crash and run again. */
+  resumedAt?: string;
 }
+/**
+ * An attempt left open by a crash (its StepStarted written, its end not) is run again, under the same key,
+ * without a new StepStarted. Its end then says when that run began (`resumedAt`, ISO-8601 UTC on recordedAt's
+ * clock), so the step's duration is the attempt that finished it, not the downtime before it.
+ */
+export type ResumedAttempt = Pick<StepCompletedData, 'resumedAt'>;
 export type ValueKind = 'now' | 'random' | 'uuid' | 'sleep';
 export interface ValueRecordedData {
   seq: number;
@@ -173,6 +183,11 @@ export interface PointOfNoReturn {
 export interface RollbackRequestedData {
   targetVersion: number;
   label: string;
+  /**
+   * The checkpoint label a failure policy asked for (`rollbackTo`) when the run had not reached it: the
+   * rollback went to `label` instead (the latest checkpoint, or the start). Absent when it went where asked.
+   */
+  unreached?: string;
   reason: string;
   trigger: { kind: TriggerKind; step?: string; error?: SerializedError };
   after: RollbackAfter;
@@ -231,6 +246,8 @@ export interface RolledBackData {
   requestVersion: number;
   targetVersion: number;
   label: string;
+  /** The label asked for and never reached, when the rollback went to `label` instead (see RollbackRequestedData). */
+  unreached?: string;
   reason: string;
   trigger: RollbackRequestedData['trigger'];
   after: RollbackAfter;

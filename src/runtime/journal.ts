@@ -229,8 +229,8 @@ export function rollbacksOf(events: readonly EventEnvelope[]): RollbackInfo[] {
   const out: RollbackInfo[] = [];
   for (const e of events) {
     if (!isRunEvent(e, RunEvents.RolledBack)) continue;
-    const { targetVersion, label, reason, trigger } = e.data;
-    out.push({ version: e.version, targetVersion, label, reason, trigger });
+    const { targetVersion, label, unreached, reason, trigger } = e.data;
+    out.push({ version: e.version, targetVersion, label, ...(unreached === undefined ? {} : { unreached }), reason, trigger });
   }
   return out;
 }

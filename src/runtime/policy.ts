@@ -19,7 +19,8 @@ import type { TriggerKind } from './events.js';
  *   compensated, newest first), then fail.
  * - { rollbackTo }: roll back to the latest checkpoint or the newest one with
  *   that label (the latest when the label is not reached yet, the start when
- *   there is none), then re-run `run` from the top (`after: 'retry'`, default;
+ *   there is none; the request, its marker and the run's `rollbacks` then name
+ *   the label as `unreached`), then re-run `run` from the top (`after: 'retry'`, default;
  *   the code sees ctx.rollbacks / ctx.lastRollback and may take another path)
  *   or fail (`after: 'fail'`). After `maxRollbacks` (default 3) rollbacks in
  *   one run it degrades to 'compensate-and-fail', so a path that always fails

@@ -157,7 +157,9 @@ export const toolStepsProjection = defineProjection<ToolStepsDoc, 'tool-steps'>(
         : Object.keys(next.open)
             .filter((k) => k.startsWith(`${d.idempotencyKey}#`))
             .sort((a, b) => Number(b.split('#').pop()) - Number(a.split('#').pop()))[0];
-    const started = key === undefined ? undefined : next.open[key];
+    // An attempt a crash left open and that ran again is timed from then (ResumedAttempt).
+    const resumedAt = e.data.resumedAt;
+    const started = key === undefined ? undefined : resumedAt === undefined ? next.open[key] : ms(resumedAt);
     if (key !== undefined && started !== undefined) {
       const latency = Math.max(0, ms(e.recordedAt) - started);
       next.totalLatencyMs += latency;

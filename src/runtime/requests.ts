@@ -96,22 +96,25 @@ export async function postRequest(store: EventStore, runId: string, data: RunReq
 }
 
 /** Where each request may be made, and what to say when it may not. */
-const RULES: Record<RunRequestKind, { allowed: readonly RunStatus[]; wanted: string; hint: string }> = {
+const RULES: Record<RunRequestKind, { allowed: readonly RunStatus[]; wanted: string; hint: (status: RunStatus) => string }> = {
   cancel: {
     allowed: ['running', 'waiting', 'rolled_back'],
     wanted: 'cancel',
-    hint: 'a rollback in progress must finish first (retryCompensation / resolveByHand)',
+    hint: (status) =>
+      status === 'rolling_back' || status === 'needs_attention'
+        ? 'a rollback in progress must finish first (retryCompensation / resolveByHand)'
+        : 'it has ended: there is nothing left to cancel',
   },
   rollback: {
     allowed: ['running', 'waiting', 'rolled_back', 'completed', 'failed'],
     wanted: 'roll back',
-    hint: 'resume or resolve the rollback in progress first',
+    hint: (status) => (status === 'cancelled' ? 'a cancelled run stays as it is' : 'resume or resolve the rollback in progress first'),
   },
-  retry: { allowed: ['needs_attention'], wanted: 'retry a compensation', hint: 'only a run that needs attention has one to retry' },
+  retry: { allowed: ['needs_attention'], wanted: 'retry a compensation', hint: () => 'only a run that needs attention has one to retry' },
   resolve: {
     allowed: ['needs_attention'],
     wanted: 'resolve by hand',
-    hint: 'only a run that needs attention has something to resolve',
+    hint: () => 'only a run that needs attention has something to resolve',
   },
 };
 
@@ -124,7 +127,7 @@ const RULES: Record<RunRequestKind, { allowed: readonly RunStatus[]; wanted: str
 export async function effectOf(store: EventStore, runId: string, tail: EventEnvelope, request: RunRequestData): Promise<NewRunEvent[]> {
   const rule = RULES[request.kind];
   const status = statusAfter(tail);
-  if (!rule.allowed.includes(status)) throw new RunStateError(runId, status, rule.wanted, rule.hint);
+  if (!rule.allowed.includes(status)) throw new RunStateError(runId, status, rule.wanted, rule.hint(status));
   switch (request.kind) {
     case 'cancel':
       return [{ type: RunEvents.RunCancelled, data: { reason: request.reason } }];

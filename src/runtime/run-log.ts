@@ -22,7 +22,9 @@ export function streamOf(runId: string): string {
  * step's start are one commit. Only facts whose loss a crash cannot turn
  * into a wrong effect are deferred (see Pass); a deferred fact has its
  * version from the moment it is deferred, since this copy is the run's only
- * writer and writes in the order facts were given.
+ * writer and writes in the order facts were given, and its `recordedAt` from
+ * that moment too: a step that ended, then a minute of the code's own work,
+ * then the next step's start, read as a minute between the two, not none.
  */
 export class RunLog {
   readonly store: EventStore;
@@ -72,7 +74,7 @@ export class RunLog {
       hash: '',
     } satisfies RunEventOf<'RunStarted'>;
     const log = new RunLog(store, provisional, []);
-    log.#deferred.push({ id, type: RunEvents.RunStarted, data });
+    log.#deferred.push({ id, type: RunEvents.RunStarted, data, recordedAt: wallTime() });
     return log;
   }
   /** Reads a run's whole stream. */
@@ -171,7 +173,8 @@ export class RunLog {
         await this.store.appendMany([other]);
         return;
       }
-      const [result] = await this.store.appendMany([{ streamId: this.streamId, events: batch, ...this.#guard() }, other]);
+      const events = inTimeOrder(batch, this.events.at(-1)?.recordedAt);
+      const [result] = await this.store.appendMany([{ streamId: this.streamId, events, ...this.#guard() }, other]);
       this.events.push(...(result as { events: EventEnvelope[] }).events);
     } catch (error) {
       this.#broken ??= { error };
@@ -185,10 +188,11 @@ export class RunLog {
     return this.fence ? { expectedVersion, fence: this.fence } : { expectedVersion };
   }
 
-  /** Holds facts for the next append; returns the version the first will have. */
+  /** Holds facts for the next append, stamped with the time they happened; returns the version the first will have. */
   defer(...events: NewEvent[]): number {
     const version = this.next;
-    this.#deferred.push(...events);
+    const now = wallTime();
+    this.#deferred.push(...events.map((event) => (event.recordedAt === undefined ? { ...event, recordedAt: now } : event)));
     return version;
   }
 
@@ -229,7 +233,7 @@ export class RunLog {
   async #write(batch: NewEvent[]): Promise<EventEnvelope[]> {
     try {
       if (this.#broken) throw this.#broken.error;
-      const result = await this.store.append(this.streamId, batch, this.#guard());
+      const result = await this.store.append(this.streamId, inTimeOrder(batch, this.events.at(-1)?.recordedAt), this.#guard());
       this.events.push(...result.events);
       const [first] = result.events;
       if (first && first.version === 1 && isRunEvent(first, RunEvents.RunStarted)) this.#started = first;
@@ -241,6 +245,27 @@ export class RunLog {
       this.#queued -= batch.length;
     }
   }
+}
+
+/** The time as the store writes it into recordedAt (ISO-8601 UTC, from the same clock as the store's). */
+export function wallTime(): string {
+  return new Date().toISOString();
+}
+
+/**
+ * A batch with every event's recordedAt set: a held fact keeps the time it happened, the rest get now; none
+ * earlier than the one before it (the stream's last event, `floor`, then the batch in order), since a stream's
+ * times only grow (facts held while an append queued ahead of them was written could otherwise go back).
+ */
+function inTimeOrder(batch: readonly NewEvent[], floor: string | undefined): NewEvent[] {
+  const now = wallTime();
+  let latest = floor ?? '';
+  return batch.map((event) => {
+    const at = event.recordedAt ?? now;
+    // ISO-8601 UTC times of one format order as strings do.
+    if (at > latest) latest = at;
+    return latest === event.recordedAt ? event : { ...event, recordedAt: latest };
+  });
 }
 
 /** Appends made while another is being written: they go together, next. */

@@ -21,7 +21,7 @@ export class WorkflowVersionNotFoundError extends RewindError {
     super(
       'WORKFLOW_VERSION_NOT_FOUND',
       `workflow "${workflow}" has no version "${version}" registered (registered: ${registered.join(', ')})`,
-      `a run goes on under the version it started under: register that version's code beside the new one until its runs end, or cancel them (${CHANGING_CODE_GUIDE})`,
+      `a run goes on under the version it started under: register that version's code beside the new one until its runs end, or cancel them; see ${CHANGING_CODE_GUIDE}`,
     );
     this.workflow = workflow;
     this.version = version;

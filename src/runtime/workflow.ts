@@ -81,7 +81,10 @@ export interface RollbackInfo {
   /** Version of the RolledBack marker. */
   version: number;
   targetVersion: number;
+  /** Where it went back to: a checkpoint label, or '(start)'. */
   label: string;
+  /** The label its policy asked for, which the run had not reached: it went to `label` instead. */
+  unreached?: string;
   reason: string;
   trigger: { kind: TriggerKind; step?: string; error?: { name: string; message: string; code?: string } };
 }

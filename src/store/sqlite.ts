@@ -12,6 +12,7 @@ import { expectedVersionHolds } from './prepare.js';
 import type { RunQueue } from './run-queue.js';
 import { holderGone, LEASES_TABLE, type LeaseStatements, leaseStatements } from './sqlite/leases.js';
 import { SqliteRunQueue } from './sqlite/run-queue.js';
+import { missingSidecars, removeCreatedSidecars } from './sqlite/sidecars.js';
 import { isSystemStream, readsSystemStreams } from './system-streams.js';
 import type {
   AppendResult,
@@ -150,6 +151,8 @@ export class SqliteBackend implements StorageBackend {
   /** Transactions this connection committed (changeCounter). */
   #commits = 0;
   #leaseSql: LeaseStatements | undefined;
+  /** Run once the connection has closed (a read-only open removes the files it created beside the database). */
+  readonly #afterClose: (() => void) | undefined;
   readonly #appendHooks = new Set<AppendTransactionHook>();
   readonly projectionHost: SyncProjectionHost;
 
@@ -183,10 +186,13 @@ export class SqliteBackend implements StorageBackend {
    * An archived copy, a file of another user: read, verify, travel in time, write nothing. WAL
    * mode still needs the -shm file beside the database, which SQLite creates when the directory
    * is writable (or finds there); a file alone in a read-only directory cannot be read in place.
+   * What it created is removed again on close (sqlite/sidecars.ts): the directory is left as found.
    */
   static #openReadOnly(path: string): SqliteBackend {
     if (path === ':memory:') throw new StoreConfigError('a private in-memory SQLite database cannot be opened read-only');
     if (!existsSync(path)) throw new StoreConfigError(`${path} does not exist`, 'name an existing file: a read-only open creates none');
+    const created = missingSidecars(path);
+    const tidy = () => removeCreatedSidecars(path, created);
     let db: Database.Database | undefined;
     try {
       db = new Database(path, { readonly: true, fileMustExist: true });
@@ -201,9 +207,10 @@ export class SqliteBackend implements StorageBackend {
           found === 0 ? 'name a file Rewind has written' : 'open a writable copy once (any command that is not read-only migrates it)',
         );
       }
-      return new SqliteBackend(db, false);
+      return new SqliteBackend(db, false, tidy);
     } catch (error) {
       db?.close();
+      tidy();
       if (error instanceof StoreConfigError) throw error;
       if ((error as { code?: string }).code === 'SQLITE_READONLY_DIRECTORY') {
         throw new StoreConfigError(
@@ -216,8 +223,9 @@ export class SqliteBackend implements StorageBackend {
     }
   }
 
-  private constructor(db: Database.Database, inMemory: boolean) {
+  private constructor(db: Database.Database, inMemory: boolean, afterClose?: () => void) {
     this.#db = db;
+    this.#afterClose = afterClose;
     // A private in-memory database has no other writers: the in-process emitter sees every append.
     this.pollIntervalMs = inMemory ? Number.POSITIVE_INFINITY : POLL_INTERVAL_MS;
     this.#sql = {
@@ -567,6 +575,7 @@ export class SqliteBackend implements StorageBackend {
     this.#flush();
     this.#events.removeAllListeners();
     this.#db.close();
+    this.#afterClose?.();
   }
 
   #open(): void {

@@ -1,3 +1,5 @@
+// rewind-runtime/testing/conformance: the suite every EventStore backend passes, written for vitest (which
+// it imports). Its own entry, so that rewind-runtime/testing loads no test runner.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventEnvelope, NewEvent } from '../events/envelope.js';
 import { ConcurrencyError, EventIdConflictError, StoreClosedError, ValidationError } from '../events/errors.js';

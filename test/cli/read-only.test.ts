@@ -2,7 +2,7 @@
 // command that only reads works on it and leaves it byte for byte as it was;
 // a command that writes is refused with a typed error and writes nothing.
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
@@ -20,12 +20,14 @@ const dir = tempDir('rewind-read-only-');
 const archive = join(dir, 'archive', 'audit.db');
 /** The same file alone in a directory the reader may not write either. */
 const sealed = join(dir, 'sealed', 'audit.db');
+/** A copy the reader may write, in a directory of its own. */
+const plain = join(dir, 'plain', 'audit.db');
 const digest = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 let before: string;
 
 beforeAll(async () => {
   chmodSync(dir, 0o755);
-  for (const sub of ['archive', 'sealed']) mkdirSync(join(dir, sub));
+  for (const sub of ['archive', 'sealed', 'plain']) mkdirSync(join(dir, sub));
   const made = join(dir, 'made.db');
   for (let i = 0; i < 2; i++) expect((await rewind(['demo', '--db', made], 'owner')).code).toBe(0);
   expect((await rewind(['rollback', 'travel-2', '--to', 'planned', '--reason', 'audit me', '--db', made], 'owner')).code).toBe(0);
@@ -34,7 +36,8 @@ beforeAll(async () => {
     copyFileSync(made, target);
     chmodSync(target, 0o444);
   }
-  if (asRoot) chownSync(join(dir, 'archive'), NOBODY, NOBODY);
+  copyFileSync(made, plain);
+  if (asRoot) for (const writable of [join(dir, 'archive'), join(dir, 'plain'), plain]) chownSync(writable, NOBODY, NOBODY);
   else chmodSync(join(dir, 'sealed'), 0o555);
   before = digest(archive);
 });
@@ -76,6 +79,26 @@ describe('read-only commands on a file the user may not write', () => {
     });
 
     expect(digest(archive)).toBe(before);
+  });
+
+  it('leave the directory as they found it: no -wal or -shm beside the file, whether the file may be written or not', async () => {
+    // replay loads its workflows with the repository's tsx; the completed runs have no code there, which only running ones need.
+    const replay = (file: string) =>
+      runCli(['replay', '--db', file, '--workflows', 'test/cli/fixtures/refund-workflow.ts', '--runs', 'completed'], {
+        ...(asRoot ? { uid: NOBODY, gid: NOBODY } : {}),
+      });
+    for (const file of [archive, plain]) {
+      const before = digest(file);
+      for (const args of [['show', 'travel-1'], ['verify'], ['state', 'travel-1', '--at', 'planned'], ['export', 'travel-2']]) {
+        const out = await rewind([...args, '--db', file]);
+        expect(out.code, `${args[0]} ${out.stderr}`).toBe(0);
+      }
+      const replayed = await replay(file);
+      expect(replayed.code, replayed.stdout + replayed.stderr).toBe(0);
+      if (file === archive) expect((await rewind(['runs', '--db', file])).code).toBe(0);
+      expect(readdirSync(join(file, '..'))).toEqual(['audit.db']);
+      expect(digest(file)).toBe(before);
+    }
   });
 
   it('refuse a command that writes, with a typed error, and write nothing', async () => {

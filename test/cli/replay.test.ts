@@ -166,7 +166,7 @@ describe('rewind export, then rewind replay of the file', () => {
         '    at call #1 the journal holds step "email", the code asks for step "fraud-check"',
         '',
         `✗ 1 run replayed against ${fixture('careless')}: 0 replay, 1 diverge`,
-        'what may change under running runs, and how: https://github.com/rewind-runtime/rewind#changing-code-safely',
+        'what may change under running runs, and how: "Changing code safely" in the README (node_modules/rewind-runtime/README.md)',
         '',
       ].join('\n'),
     );

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createRuntime, isRunEvent, openStore, RunEvents } from '../../src/index.js';
 import { tempDir } from '../support/temp.js';
-import { invoice } from './fixtures/approval-workflow.js';
+import { booking, invoice } from './fixtures/approval-workflow.js';
 import { runCli } from './run-cli.js';
 
 describe('rewind signal, approve and reject', () => {
@@ -38,5 +38,30 @@ describe('rewind signal, approve and reject', () => {
       { name: 'approval:pay', payload: { approved: true }, actor: 'ana' },
     ]);
     await again.close();
+  });
+
+  it('say what the act undid, as the other run commands do: a rejection the policy rolls back lists its compensations', async () => {
+    // Given a run that holds a room, then waits for approval, and fails (compensating) when rejected...
+    const db = `sqlite:${join(tempDir('rewind-cli-reject-'), 'rewind.db')}`;
+    const store = await openStore(db);
+    expect((await createRuntime({ store, workflows: [booking] }).start(booking, null, { runId: 'stay' })).status).toBe('waiting');
+    await store.close();
+    // ...when it is rejected from the CLI, then the run failed (exit 1) and the hold was undone.
+    const rejected = await runCli([
+      'reject',
+      'stay',
+      'book',
+      '--reason',
+      'no budget',
+      '--db',
+      db,
+      '--workflows',
+      'test/cli/fixtures/approval-workflow.ts',
+    ]);
+    expect(rejected).toEqual({
+      code: 1,
+      stdout: ['stay is now failed', 'compensations, newest step first:', '  ⟲ hold-room: compensated', ''].join('\n'),
+      stderr: '',
+    });
   });
 });

@@ -4,7 +4,8 @@
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createRuntime, openStore } from '../../src/index.js';
+import { createRuntime, defineWorkflow, openStore, RunEvents } from '../../src/index.js';
+import { crashAfter, SimulatedCrash } from '../runtime/helpers.js';
 import { tempDir } from '../support/temp.js';
 import { refund } from './fixtures/refund-workflow.js';
 import { ROOT, runCli } from './run-cli.js';
@@ -72,6 +73,35 @@ describe('errors', () => {
     expect(stream.stderr).toContain('a run id has no "run-" prefix (its stream has): try `rewind show travel-1`');
   });
 
+  it("give the library's errors hints in the CLI's words: commands and flags, not API calls or request bodies", async () => {
+    const hintOf = async (args: string[]) => {
+      const out = await rewind([...args, '--db', db]);
+      return [out.code, out.stderr.split('\n')[1]?.trim()];
+    };
+    // A checkpoint the run does not have: to roll back to, or to look at.
+    expect(await hintOf(['rollback', 'travel-1', '--to', 'nowhere', '--reason', 'x'])).toEqual([
+      3,
+      'known checkpoints: planned@2 (or --to start)',
+    ]);
+    expect(await hintOf(['state', 'travel-1', '--at', 'nowhere'])).toEqual([3, 'its checkpoints: planned']);
+    // A compensation to retry on a run that has none blocked.
+    expect(await hintOf(['retry', 'travel-1'])).toEqual([
+      1,
+      'only a run that needs attention has a blocked compensation: `rewind runs --status needs_attention` lists them',
+    ]);
+    // What the library would refuse with its own option names is refused as a usage error, naming the flag.
+    const blank = await rewind(['rollback', 'travel-1', '--to', 'planned', '--reason', ' ', '--db', db]);
+    expect([blank.code, blank.stderr.split('\n')[0]]).toEqual([
+      2,
+      "error: option '--reason <text>' argument ' ' is invalid. give some text: it is recorded in the log",
+    ]);
+    const then = await rewind(['rollback', 'travel-1', '--to', 'planned', '--reason', 'x', '--then', 'later', '--db', db]);
+    expect([then.code, then.stderr.split('\n')[0]]).toEqual([
+      2,
+      "error: option '--then <what>' argument 'later' is invalid. Allowed choices are stop, retry, fail.",
+    ]);
+  });
+
   it('escape control characters from ids and the log instead of sending them to the terminal', async () => {
     const hostile = 'x\u001b]0;owned\u0007\u001b[2J';
     const shown = await rewind(['show', hostile, '--db', db]);
@@ -114,6 +144,40 @@ describe('rewind runs on a file that does not exist', () => {
       `error ${missing} does not exist\n  name the file your runs were written to (--db or REWIND_DB); \`rewind demo\` writes one\n`,
     );
     expect(existsSync(missing)).toBe(false);
+  });
+});
+
+describe('rewind runs', () => {
+  it('counts the steps a run has done, and names the step it stopped in; it claims no total it cannot know', async () => {
+    // Given a run of a five-step workflow whose process died in its third step...
+    const file = join(dir, 'crashed.db');
+    const store = await openStore(`sqlite:${file}`);
+    const fiveSteps = defineWorkflow({
+      name: 'five-steps',
+      initialState: null,
+      apply: (s: null) => s,
+      run: async (ctx) => {
+        for (let i = 1; i <= 5; i++) await ctx.step(`step-${i}`, () => i);
+      },
+    });
+    const dies = crashAfter(store, (e) => e.type === RunEvents.StepStarted && (e.data as { name: string }).name === 'step-3');
+    await expect(createRuntime({ store: dies }).start(fiveSteps, null, { runId: 'crashed' })).rejects.toBeInstanceOf(SimulatedCrash);
+    await store.close();
+    // ...when the runs are listed, then its row says 2 steps done, in step-3 (not "2/3", which read as 2 of 3 steps).
+    const listed = await rewind(['runs', '--db', file]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const [header, , row] = listed.stdout.split('\n');
+    expect(header?.split(/ {2,}/)).toEqual([
+      'run',
+      'workflow',
+      'status',
+      'steps done',
+      'rollbacks',
+      'now / last error',
+      'started',
+      'updated',
+    ]);
+    expect(row?.split(/ {2,}/).slice(0, 6)).toEqual(['crashed', 'five-steps@1', 'running', '2', '0', 'step-3']);
   });
 });
 

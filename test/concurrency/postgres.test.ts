@@ -21,7 +21,18 @@ describe('concurrency torture on PostgreSQL', () => {
   }, async () => {
     const dir = tempDir('rewind-chaos-');
     const url = `${databaseUrl()}?schema=${uniqueSchema()}`;
-    const out = await chaos({ url, dir, actor, processes: 4, runs: 20, durationMs: 5_000, leaseMs: 1_500, mode: 'safe', stops: 1, kills: 1 });
+    const out = await chaos({
+      url,
+      dir,
+      actor,
+      processes: 4,
+      runs: 20,
+      durationMs: 5_000,
+      leaseMs: 1_500,
+      mode: 'safe',
+      stops: 1,
+      kills: 1,
+    });
     expect(out.unexpected).toEqual([]);
     expect({ doubles: out.doubles, unjournaled: out.unjournaled, violations: out.violations }).toEqual({
       doubles: [],

@@ -2,7 +2,7 @@
 // with production dependencies only, type-checked by a strict consumer with
 // skipLibCheck off, and run: the CLI through npx, an example from the package.
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -28,6 +28,7 @@ const CONSUMER = `
 import { createRuntime, defineProjection, defineWorkflow, openProjections, openStore, type RunInfo } from 'rewind-runtime';
 import { startServer } from 'rewind-runtime/http';
 import { instrument } from 'rewind-runtime/otel';
+import type { ConformanceOptions } from 'rewind-runtime/testing/conformance';
 
 const store = await openStore('sqlite:./consumer.db');
 const order = defineWorkflow({
@@ -64,6 +65,48 @@ await projections.close();
 await runtime.close();
 await store.close();
 console.log(JSON.stringify({ status: run.status, charged, events, wrong, unknown }));
+`;
+
+/** A workflow test as a team on node:test writes it: the kit and the runtime, no other test runner. */
+const NODE_TEST_SPEC = `
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { defineWorkflow } from 'rewind-runtime';
+import { fails, hangs, stepCompleted, testWorkflow } from 'rewind-runtime/testing';
+
+const order = defineWorkflow({
+  name: 'order',
+  initialState: { paid: 0 },
+  apply: (state, event) => (event.type === 'Paid' ? { paid: state.paid + 1 } : state),
+  onFailure: { rollbackTo: 'latest', after: 'fail' },
+  run: async (ctx, amount) => {
+    await ctx.checkpoint('ready');
+    await ctx.step('charge', () => ({ id: 'ch_live' }), { compensate: () => {} });
+    await ctx.emit({ type: 'Paid', data: { amount } });
+    return ctx.step('ship', () => 'shipped', { timeoutMs: 3_600_000 });
+  },
+});
+
+test('given shipping fails, when an order runs, then the charge is compensated and the run fails', async () => {
+  const run = await testWorkflow(order, { steps: { ship: fails('out of stock') } }).start(90);
+  assert.equal(run.status, 'failed');
+  assert.deepEqual(run.compensated, ['charge']);
+  assert.deepEqual(run.state, { paid: 0 });
+});
+
+test('given shipping never answers, then it times out after its hour of fake time', async () => {
+  const run = await testWorkflow(order, { steps: { ship: hangs() } }).start(90);
+  assert.equal(run.error?.code, 'STEP_TIMEOUT');
+  assert.equal(run.elapsedMs, 3_600_000);
+});
+
+test('given a crash after the charge, when the run resumes, then the charge does not run again', async () => {
+  const t = testWorkflow(order, { steps: { charge: { id: 'ch_1' } } });
+  await t.start(90, { runId: 'o-1', crashAfter: stepCompleted('charge') });
+  const resumed = await t.resume('o-1');
+  assert.equal(resumed.status, 'completed');
+  assert.deepEqual(t.calls.map((c) => c.step), ['charge', 'ship']);
+});
 `;
 
 const dir = tempDir('rewind-package-');
@@ -105,6 +148,8 @@ describe('the packed package', { timeout: 120_000 }, () => {
       'dist/src/index.js',
       'dist/src/index.d.ts',
       'dist/src/surfaces/http/index.d.ts',
+      'dist/src/testing/index.js',
+      'dist/src/testing/conformance.js',
       'dist/web/index.html',
       'dist/examples/travel.js',
       'examples/travel.ts',
@@ -116,7 +161,15 @@ describe('the packed package', { timeout: 120_000 }, () => {
     expect(files.filter((f) => f.endsWith('.map') || /^(src|test|bench)\//.test(f) || f.startsWith('docs/screenshots'))).toEqual([]);
     const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
     expect(manifest).toMatchObject({ name: 'rewind-runtime', license: 'MIT', bin: { rewind: './bin/rewind.js' } });
-    expect(manifest.repository.url).toMatch(/^git\+https:\/\//);
+    // No made-up addresses: the project has no public repository to name.
+    expect([manifest.repository, manifest.homepage, manifest.bugs]).toEqual([undefined, undefined, undefined]);
+  });
+
+  it('runs no script of ours when installed: dist/ comes built, so the manifest has no install-time script', () => {
+    const installed = JSON.parse(readFileSync(join(dir, 'node_modules/rewind-runtime/package.json'), 'utf8'));
+    const scripts = Object.keys(installed.scripts ?? {});
+    expect(scripts.filter((s) => ['preinstall', 'install', 'postinstall', 'prepare'].includes(s))).toEqual([]);
+    expect(installed.scripts.prepack).toBe('npm run build');
   });
 
   it('type-checks a strict consumer with skipLibCheck off, and runs it', async () => {
@@ -156,6 +209,13 @@ describe('the packed package', { timeout: 120_000 }, () => {
       events: 31,
       streams: 1,
     });
+  });
+
+  it('runs a testWorkflow spec under node --test, with no vitest installed', async () => {
+    expect(existsSync(join(dir, 'node_modules/vitest'))).toBe(false);
+    writeFileSync(join(dir, 'order.test.js'), NODE_TEST_SPEC);
+    const out = await run(process.execPath, ['--test', '--test-reporter=tap', 'order.test.js'], dir);
+    expect(out).toContain('# tests 3\n# suites 0\n# pass 3\n# fail 0\n');
   });
 
   it('runs an example from the installed package', async () => {

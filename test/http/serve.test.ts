@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { registerServeCommand } from '../../src/surfaces/cli/commands/serve.js';
+import { problemOf } from '../../src/surfaces/cli/errors.js';
 import { HttpConfigError } from '../../src/surfaces/http/errors.js';
 import { ADMIN } from './helpers.js';
 
@@ -79,10 +80,32 @@ describe('rewind serve', () => {
     await running;
   });
 
-  it('refuses to listen on 0.0.0.0 without a token', async () => {
-    await expect(
-      program().parseAsync(['--db', 'memory:', 'serve', '--host', '0.0.0.0', '--port', '0'], { from: 'user' }),
-    ).rejects.toBeInstanceOf(HttpConfigError);
+  it('refuses to listen on 0.0.0.0 without a token, and the CLI says which flags fix it', async () => {
+    const refused = await program()
+      .parseAsync(['--db', 'memory:', 'serve', '--host', '0.0.0.0', '--port', '0'], { from: 'user' })
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(HttpConfigError);
+    // The library's hint names startServer's options; the CLI prints its own, naming flags.
+    expect(refused).toMatchObject({
+      problem: 'exposed',
+      hint: "give tokens: { admin } (and read for read-only clients), or listen on host '127.0.0.1'",
+    });
+    expect(problemOf(refused)).toEqual({
+      code: 'HTTP_CONFIG',
+      message: 'refusing to listen on 0.0.0.0 without tokens: anyone who can reach it could read and rewrite the log',
+      hint: 'set an admin token (--token-admin or REWIND_ADMIN_TOKEN), or listen on loopback (--host 127.0.0.1)',
+    });
+  });
+
+  it('refuses one token given as both admin and read, naming the two flags', async () => {
+    const token = 'x'.repeat(32);
+    const refused = await program()
+      .parseAsync(['--db', 'memory:', 'serve', '--port', '0', '--token-admin', token, '--token-read', token], { from: 'user' })
+      .catch((e: unknown) => e);
+    expect(refused).toMatchObject({ problem: 'token-reused', hint: 'give tokens.admin and tokens.read different tokens' });
+    expect(problemOf(refused).hint).toBe(
+      'give --token-admin and --token-read (or REWIND_ADMIN_TOKEN and REWIND_READ_TOKEN) different tokens',
+    );
   });
 
   it('refuses a bad port or body limit as a usage error', async () => {

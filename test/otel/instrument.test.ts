@@ -115,6 +115,22 @@ describe('instrument(store)', () => {
     expect(fake.sum('rewind.runs', { 'rewind.run.outcome': 'completed' })).toBe(1);
   });
 
+  it('a step attempt a crash left open and a resume ran again is timed from its resumption, marked on its span', async () => {
+    const { store, fake, flush, span } = await setup();
+    const noon = (s: number) => new Date(Date.UTC(2026, 0, 1, 12, 0, s)).toISOString();
+    const step = { seq: 0, name: 'book-hotel', idempotencyKey: 'b:0:book-hotel' };
+    await store.append('run-b', [
+      { type: RunEvents.RunStarted, data: { runId: 'b', workflow: 'booking', workflowVersion: '1', input: null }, recordedAt: noon(0) },
+      { type: RunEvents.StepStarted, data: { ...step, attempt: 1 }, recordedAt: noon(0) },
+      // The process died; an hour later the attempt ran again, for 2 s.
+      { type: RunEvents.StepCompleted, data: { ...step, result: 'HT-1', resumedAt: noon(3600) }, recordedAt: noon(3602) },
+    ]);
+    await flush();
+    const booked = span('rewind.step book-hotel');
+    expect(booked.events.map((e) => [e.name, ms(e.time)])).toEqual([['rewind.step.resumed', Date.parse(noon(3600))]]);
+    expect(fake.of('rewind.step.duration').map((r) => r.value)).toEqual([2000]);
+  });
+
   it("an operator's rollback is a span with its reason and trigger", async () => {
     const { store, fake, flush, span } = await setup();
     const world = { payAttempts: 10, refunds: [] as string[] };

@@ -162,4 +162,27 @@ describe('bad input gets a typed error and writes nothing', () => {
     expect((bogus as ValidationError).hint).toContain('completed');
     await expect(runtime.listPage({ status: 'bogus' as never })).rejects.toBeInstanceOf(ValidationError);
   });
+
+  it("a cancel or a rollback the run's status refuses says why for that status, and keeps what it was asked", async () => {
+    const runtime = createRuntime({ store: await makeStore() });
+    await runtime.start(wf, { city: 'Oslo' }, { runId: 'done' });
+    const parked = defineWorkflow({ name: 'parked', initialState: null, apply: (s) => s, run: async (ctx) => ctx.waitFor('go') });
+    await runtime.start(parked, null, { runId: 'parked' });
+    const refusal = (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        (e: RunStateError) => [e.status, e.wanted, e.hint],
+      );
+    expect(await refusal(runtime.cancel('done'))).toEqual(['completed', 'cancel', 'it has ended: there is nothing left to cancel']);
+    expect(await refusal(runtime.cancel('parked'))).toEqual([
+      'waiting',
+      'cancel',
+      'a waiting run is not cancelled: send the signal it waits for (signal / approve / reject), or let its wait time out',
+    ]);
+    expect(await refusal(runtime.rollback('parked', { to: 'start', reason: 'x' }))).toEqual([
+      'waiting',
+      'roll back',
+      'a waiting run is not rolled back: send the signal it waits for (signal / approve / reject), or let its wait time out',
+    ]);
+  });
 });

@@ -101,6 +101,66 @@ describe('waits and signals', () => {
   });
 });
 
+describe('a wait beside another branch', () => {
+  // The wait parks the run while a step of another branch (Promise.all) is still running and ends after it.
+  const clock = fastClock();
+  let packed = 0;
+  const order = defineWorkflow({
+    name: 'pack-and-pay',
+    initialState: null,
+    apply: (s: null) => s,
+    run: async (ctx) => {
+      await ctx.step('reserve', () => 'R-1');
+      return Promise.all([
+        ctx.waitFor<string>('paid', { timeoutMs: 60_000 }),
+        ctx.step('pack', async () => {
+          await new Promise((r) => setTimeout(r, 20));
+          return `box-${++packed}`;
+        }),
+      ]);
+    },
+  });
+
+  it('lists the parked run as waiting: the wait is its last event, after the other branch recorded its end', async () => {
+    const store = await makeStore();
+    const runtime = createRuntime({ store, workflows: [order], clock });
+    const parked = await runtime.start(order, null, { runId: 'p1' });
+    expect(parked).toMatchObject({ status: 'waiting', waiting: { name: 'paid', timeoutAt: clock.now() + 60_000 } });
+    expect((await runtime.list()).map((r) => [r.runId, r.status])).toEqual([['p1', 'waiting']]);
+    expect((await typesOf(store, 'p1')).slice(-3)).toEqual([RunEvents.StepStarted, RunEvents.StepCompleted, RunEvents.WaitStarted]);
+
+    // The signal wakes it; the packing it recorded is not done again.
+    const done = await runtime.signal('p1', 'paid', 'PAY-1');
+    expect(done).toMatchObject({ status: 'completed', output: ['PAY-1', 'box-1'] });
+    expect(packed).toBe(1);
+    await runtime.close();
+  });
+
+  it('a step of the other branch that fails after the park triggers its policy at once, instead of waiting for the signal', async () => {
+    const store = await makeStore();
+    const undone: string[] = [];
+    const failing = defineWorkflow({
+      name: 'hold-and-charge',
+      initialState: null,
+      apply: (s: null) => s,
+      onFailure: 'compensate-and-fail',
+      run: async (ctx) => {
+        await ctx.step('hold', () => 'H-1', { compensate: (hold) => void undone.push(hold) });
+        return Promise.all([
+          ctx.waitFor('approved'),
+          ctx.step('charge', async () => {
+            await new Promise((r) => setTimeout(r, 20));
+            throw new Error('card declined');
+          }),
+        ]);
+      },
+    });
+    const info = await createRuntime({ store }).start(failing, null, { runId: 'p2' });
+    expect(info).toMatchObject({ status: 'failed', error: { message: 'card declined' } });
+    expect(undone).toEqual(['H-1']);
+  });
+});
+
 describe('approvals', () => {
   const payments: string[] = [];
   const pay = defineWorkflow({

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { EventEnvelope } from '../../src/events/envelope.js';
 import { ConcurrencyError } from '../../src/events/errors.js';
 import { isRunEvent } from '../../src/runtime/events.js';
@@ -87,6 +87,45 @@ describe('one commit per step', () => {
     const checkpoint = events.find((e) => isRunEvent(e, RunEvents.Checkpoint));
     expect(checkpoint?.version).toBe(6);
     expect(checkpoint?.data).toMatchObject({ label: 'after-a', index: { 'after-a': 6 } });
+  });
+
+  it('a fact that rides with the next step start keeps the time it happened, not the time of that commit', async () => {
+    // The wall clock (recordedAt's clock) under the test's control: the code's own work between steps takes minutes.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 12, 0, s)).toISOString();
+      const to = (s: number) => vi.setSystemTime(new Date(at(s)));
+      const store = await makeStore();
+      const wf = defineWorkflow({
+        name: 'slow-between',
+        initialState: null,
+        apply: (s: null) => s,
+        run: async (ctx) => {
+          await ctx.step('fetch', () => void to(1));
+          to(2);
+          await ctx.emit({ type: 'Noted', data: null });
+          to(32);
+          await ctx.now();
+          to(62);
+          await ctx.step('save', () => void to(63));
+        },
+      });
+      to(0);
+      expect((await createRuntime({ store }).start(wf, null, { runId: 'slow' })).status).toBe('completed');
+      const times = (await store.read('run-slow')).map((e) => [e.type, e.recordedAt]);
+      expect(times).toEqual([
+        ['RunStarted', at(0)],
+        ['StepStarted', at(0)],
+        ['StepCompleted', at(1)],
+        ['Noted', at(2)],
+        ['ValueRecorded', at(32)],
+        ['StepStarted', at(62)],
+        ['StepCompleted', at(63)],
+        ['RunCompleted', at(63)],
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a run that fails with no step is one append', async () => {

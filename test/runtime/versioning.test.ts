@@ -158,7 +158,9 @@ describe('ctx.changed: a change inside one version', () => {
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NonDeterminismError);
     expect(error).toMatchObject({ seq: 1, expected: 'step "email"', actual: 'step "fraud-check"' });
-    expect((error as NonDeterminismError).hint).toContain('#changing-code-safely');
+    expect((error as NonDeterminismError).hint).toContain(
+      'see "Changing code safely" in the README (node_modules/rewind-runtime/README.md)',
+    );
   });
 
   it('refuses a change id that is not a short name, writing nothing', async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { openStore } from '../../src/store/open.js';
-import { describeEventStoreConformance } from '../../src/testing/index.js';
+import { describeEventStoreConformance } from '../../src/testing/conformance.js';
 import { openTestPostgresStore } from '../support/postgres.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rewind-conformance-'));

@@ -232,6 +232,45 @@ describe('SQLite storage', () => {
   });
 });
 
+describe('SQLite read-only', () => {
+  const reader = (file: string) => {
+    const store = new Store(SqliteBackend.open(file, { readOnly: true }));
+    open.push(store);
+    return store;
+  };
+
+  it('leaves the directory as it found it: the -wal and -shm it needed are gone once it closes', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'log.db');
+    const { store } = openStore(file);
+    await store.append('s', [{ type: 'A', data: {} }]);
+    await store.close();
+    expect(readdirSync(dir)).toEqual(['log.db']);
+
+    const read = reader(file);
+    expect((await read.read('s')).map((e) => e.type)).toEqual(['A']);
+    expect(readdirSync(dir).sort()).toEqual(['log.db', 'log.db-shm', 'log.db-wal']);
+    await read.close();
+    expect(readdirSync(dir)).toEqual(['log.db']);
+  });
+
+  it('leaves the -wal and -shm of a writer that has the file open, and every commit in them', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'log.db');
+    const { store: writing } = openStore(file);
+    await writing.append('s', [{ type: 'A', data: {} }]);
+    const read = reader(file);
+    expect((await read.read('s')).length).toBe(1);
+    await read.close();
+    // The writer's files stay, and so does what it goes on writing through them.
+    expect(readdirSync(dir).sort()).toEqual(['log.db', 'log.db-shm', 'log.db-wal']);
+    await writing.append('s', [{ type: 'B', data: {} }]);
+    await writing.close();
+    const again = reader(file);
+    expect((await again.read('s')).map((e) => e.type)).toEqual(['A', 'B']);
+  });
+});
+
 describe('SQLite across processes', () => {
   it('lets two processes append to one file at once', async () => {
     const file = join(tempDir(), 'shared.db');

@@ -61,7 +61,7 @@ export function resolveAt(runId: string, events: readonly EventEnvelope[], at: A
     if (!hit) {
       const labels = new Set<string>();
       for (const e of events) if (isRunEvent(e, RunEvents.Checkpoint)) labels.add(e.data.label);
-      throw new CheckpointNotFoundError(runId, at.label, [...labels]);
+      throw new CheckpointNotFoundError(runId, at.label, [...labels], 'point');
     }
     return hit.version;
   }

@@ -14,7 +14,7 @@ export interface TimelineEntry {
   /** The marker that took it out of the effective history: it stays in the log. */
   undoneBy?: number;
   summary: string;
-  /** For a step's end: milliseconds since its start. */
+  /** For a step's end: how long the attempt that ended took (from its start, or from its resumption after a crash). */
   durationMs?: number;
 }
 
@@ -67,8 +67,11 @@ export function summaryOf(event: EventEnvelope, value: ValueFormat = json): stri
     case RunEvents.Checkpoint:
       return `"${e.data.label}"`;
     case RunEvents.RollbackRequested:
-    case RunEvents.RolledBack:
-      return `to "${e.data.label}" (v${e.data.targetVersion}): ${e.data.reason}`;
+    case RunEvents.RolledBack: {
+      const { label, targetVersion, unreached, reason } = e.data;
+      const instead = unreached === undefined ? '' : ` instead of "${unreached}", which the run never reached`;
+      return `to "${label}" (v${targetVersion})${instead}: ${reason}`;
+    }
     case RunEvents.CompensationStarted:
       return `${e.data.step}${e.data.attempt > 1 ? ` (attempt ${e.data.attempt})` : ''}`;
     case RunEvents.CompensationCompleted:
@@ -106,7 +109,8 @@ export function timelineOf(events: readonly EventEnvelope[], value: ValueFormat 
     const e = asRunEvent(event);
     if (e?.type === RunEvents.StepStarted) started.set(e.data.idempotencyKey, Date.parse(e.recordedAt));
     if (e?.type === RunEvents.StepCompleted || e?.type === RunEvents.StepFailed) {
-      const from = started.get(e.data.idempotencyKey);
+      // A crash left the attempt open and it ran again: timed from then, not across the downtime.
+      const from = e.data.resumedAt === undefined ? started.get(e.data.idempotencyKey) : Date.parse(e.data.resumedAt);
       if (from !== undefined) entry.durationMs = Date.parse(e.recordedAt) - from;
     }
     return entry;

@@ -51,14 +51,14 @@ export async function appendChecked(
   runId: string,
   allowed: readonly RunStatus[],
   wanted: string,
-  hint: string,
+  hint: string | ((status: RunStatus) => string),
   make: (tail: EventEnvelope) => NewRunEvent[] | Promise<NewRunEvent[]>,
 ): Promise<void> {
   for (let tries = 0; ; tries++) {
     const [tail] = await store.read(streamOf(runId), { direction: 'backward', limit: 1 });
     if (!tail) throw new RunNotFoundError(runId);
     const status = statusAfter(tail);
-    if (!allowed.includes(status)) throw new RunStateError(runId, status, wanted, hint);
+    if (!allowed.includes(status)) throw new RunStateError(runId, status, wanted, typeof hint === 'string' ? hint : hint(status));
     const events = await make(tail);
     try {
       await store.append(streamOf(runId), events, { expectedVersion: tail.version });

@@ -301,13 +301,14 @@ export function markerOf(
   irreversible: Array<{ step: string; stepKey: string }> = [],
 ): RolledBackData {
   const base = (events[0] as EventEnvelope).version;
-  const { targetVersion, label, reason, trigger, after } = request.data;
+  const { targetVersion, label, unreached, reason, trigger, after } = request.data;
   const target = events[targetVersion - base];
   const index: CheckpointIndex = target && isRunEvent(target, RunEvents.Checkpoint) ? target.data.index : {};
   return {
     requestVersion: request.version,
     targetVersion,
     label,
+    ...(unreached === undefined ? {} : { unreached }),
     reason,
     trigger,
     after,

@@ -5,7 +5,7 @@ import { Halt, type PassOutcome } from '../context.js';
 import { NotJsonError, type SerializedError, serializeError } from '../errors.js';
 import { type NeedsAttentionData, RunEvents, START_LABEL } from '../events.js';
 import { backoffDelay } from '../policy.js';
-import type { RunLog } from '../run-log.js';
+import { type RunLog, wallTime } from '../run-log.js';
 import { compensationRetryOf, jsonOrThrow, runAttempt, undoOf } from '../step-attempt.js';
 import type { Workflow } from '../workflow.js';
 import type { Closures } from './closures.js';
@@ -73,6 +73,8 @@ async function settle(action: Extract<Executable, { kind: 'settle' }>, closures:
       type: RunEvents.StepStarted,
       data: { seq, name, idempotencyKey: key, attempt: action.attempt, undo, settling: true },
     });
+  // An open attempt run again writes no start of its own: its end says when it began (ResumedAttempt).
+  const resumed = action.reopen ? { resumedAt: wallTime() } : {};
   try {
     const result = await runAttempt({
       name,
@@ -95,6 +97,7 @@ async function settle(action: Extract<Executable, { kind: 'settle' }>, closures:
         undo,
         ...compensationRetryOf(options),
         settling: true,
+        ...resumed,
       },
     });
   } catch (e) {
@@ -113,6 +116,7 @@ async function settle(action: Extract<Executable, { kind: 'settle' }>, closures:
         final,
         ...(retryAt === undefined ? {} : { retryAt }),
         settling: true,
+        ...resumed,
       },
     });
   }

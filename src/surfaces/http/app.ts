@@ -65,7 +65,8 @@ const PUBLIC_PATHS = new Set(['/health']);
 
 export function createApp(options: AppOptions): RewindApp {
   const limit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-  if (!Number.isSafeInteger(limit) || limit < 1) throw new HttpConfigError(`bodyLimit must be a positive number of bytes, got ${limit}`);
+  if (!Number.isSafeInteger(limit) || limit < 1)
+    throw new HttpConfigError('body-limit', `bodyLimit must be a positive number of bytes, got ${limit}`);
   const auth = createAuth(options.tokens);
   const metrics = new Metrics();
   const log = options.log ?? ((entry) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`));

@@ -31,7 +31,12 @@ export function createAuth(tokens: Tokens | undefined): Auth {
   ];
   const admins = new Set(list(tokens?.admin));
   for (const token of list(tokens?.read)) {
-    if (admins.has(token)) throw new HttpConfigError('the same token is configured as read-only and admin', 'use distinct tokens');
+    if (admins.has(token))
+      throw new HttpConfigError(
+        'token-reused',
+        'the same token is configured as read-only and admin',
+        'give tokens.admin and tokens.read different tokens',
+      );
   }
   return {
     enabled: credentials.length > 0,
@@ -90,6 +95,7 @@ export function validateTokens(tokens: Tokens | undefined): void {
   for (const token of [...list(tokens?.admin), ...list(tokens?.read)]) {
     if (typeof token !== 'string' || token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
       throw new HttpConfigError(
+        'token-weak',
         `a token must be at least ${MIN_TOKEN_LENGTH} characters without spaces`,
         'generate one with: openssl rand -hex 32',
       );

@@ -3,10 +3,18 @@ import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ConcurrencyError, RewindError } from '../../events/errors.js';
 
-/** The server cannot start as configured (for example: exposed beyond loopback without tokens). Nothing was bound. */
+/** What about the server's configuration is refused. */
+export type HttpConfigProblem = 'exposed' | 'token-reused' | 'token-weak' | 'port' | 'body-limit';
+
+/**
+ * The server cannot start as configured (for example: exposed beyond loopback without tokens). Nothing was
+ * bound. The hint names startServer's options; `problem` lets another surface (the CLI) say it in its words.
+ */
 export class HttpConfigError extends RewindError {
-  constructor(message: string, hint?: string) {
+  readonly problem: HttpConfigProblem;
+  constructor(problem: HttpConfigProblem, message: string, hint?: string) {
     super('HTTP_CONFIG', message, hint);
+    this.problem = problem;
   }
 }
 

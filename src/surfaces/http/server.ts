@@ -29,11 +29,12 @@ export interface RunningServer extends RewindApp {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const host = options.host ?? DEFAULT_HOST;
   const port = options.port ?? DEFAULT_PORT;
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new HttpConfigError(`port must be 0-65535, got ${port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new HttpConfigError('port', `port must be 0-65535, got ${port}`);
   if (!isLoopbackAddress(host) && !hasTokens(options)) {
     throw new HttpConfigError(
+      'exposed',
       `refusing to listen on ${host} without tokens: anyone who can reach it could read and rewrite the log`,
-      'set an admin token (--token-admin or REWIND_ADMIN_TOKEN), or listen on 127.0.0.1',
+      "give tokens: { admin } (and read for read-only clients), or listen on host '127.0.0.1'",
     );
   }
 

@@ -200,7 +200,10 @@ export function instrument(store: EventStore, options: InstrumentOptions = {}): 
         t.steps.delete(data.idempotencyKey);
         const failed = e.type === RunEvents.StepFailed ? e.data : undefined;
         const attrs: Attributes = { ...(t.workflow ? { 'rewind.workflow': t.workflow } : {}), 'rewind.step.name': data.name };
-        stepDuration.record(Math.max(0, at.getTime() - open.startedAt), {
+        // An attempt a crash left open ran again from resumedAt: the span shows when, the duration counts from then.
+        const resumedAt = data.resumedAt === undefined ? undefined : new Date(data.resumedAt);
+        if (resumedAt) open.span.addEvent('rewind.step.resumed', {}, resumedAt);
+        stepDuration.record(Math.max(0, at.getTime() - (resumedAt?.getTime() ?? open.startedAt)), {
           ...attrs,
           'rewind.step.outcome': failed ? 'failed' : 'completed',
         });
@@ -226,6 +229,7 @@ export function instrument(store: EventStore, options: InstrumentOptions = {}): 
               ...(data.trigger.step ? { 'rewind.rollback.trigger_step': data.trigger.step } : {}),
               ...(data.trigger.error ? { 'rewind.rollback.trigger_error': data.trigger.error.message } : {}),
               'rewind.rollback.label': data.label,
+              ...(data.unreached === undefined ? {} : { 'rewind.rollback.unreached': data.unreached }),
               'rewind.rollback.target_version': data.targetVersion,
               'rewind.rollback.after': data.after,
               ...(data.coordinator ? { 'rewind.rollback.coordinator': data.coordinator } : {}),

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { EventEnvelope } from '../../../events/envelope.js';
 import { NotFoundError, ValidationError } from '../../../events/errors.js';
 import { openProjections } from '../../../projections/index.js';
@@ -156,13 +156,14 @@ export function registerRunCommands(program: Command): void {
             safe(r.runId),
             `${safe(r.workflow)}@${safe(r.workflowVersion)}`,
             paintStatus(r.status),
-            `${r.stepsCompleted}/${r.stepsStarted}`,
+            // Steps done so far: the run does not know how many its code has left (started attempts would count retries).
+            String(r.stepsCompleted),
             String(r.rollbacks),
             r.currentStep ? safe(r.currentStep) : r.lastError ? colour.red(safe(r.lastError.slice(0, 40))) : '',
             age(r.startedAt),
             age(r.updatedAt),
           ]),
-          ['run', 'workflow', 'status', 'steps', 'rollbacks', 'now / last error', 'started', 'updated'],
+          ['run', 'workflow', 'status', 'steps done', 'rollbacks', 'now / last error', 'started', 'updated'],
         ),
       );
     });
@@ -210,49 +211,58 @@ export function registerRunCommands(program: Command): void {
       );
     });
 
-  const runAction = (
-    name: string,
-    description: string,
-    configure: (c: Command) => Command,
-    act: (runtime: Runtime, runId: string, opts: Record<string, any>) => Promise<RunInfo>,
-    example: string,
-  ) =>
-    configure(
-      program
-        .command(name)
-        .description(description)
-        .argument('<run>', 'run id')
-        .option('--workflows <module>', 'module exporting the workflow definitions (default: the bundled examples)')
-        .addHelpText('after', `\nExamples:\n  ${example}`),
-    ).action(async (runId: string, opts: Record<string, any>, cmd: Command) => {
-      const options = cmd.optsWithGlobals<GlobalOptions & WorkflowOption>();
-      const { info, compensations } = await withRuntime(options, async (runtime, store) => {
-        const before = await store.streamVersion(runStreamId(runId));
-        const info = await act(runtime, runId, opts);
-        return { info, compensations: compensationsIn(await store.read(runStreamId(runId), { from: before + 1 })) };
-      });
-      if (options.json) printJson({ ...info, compensations });
-      else {
-        console.log(`${colour.bold(safe(runId))} is now ${paintStatus(info.status)}`);
-        if (compensations.length > 0) console.log(`compensations, newest step first:`);
-        for (const c of compensations) {
-          const paint = c.outcome === 'failed' ? colour.red : colour.yellow;
-          console.log(`  ${paint('⟲')} ${safe(c.step)}: ${c.outcome}${c.error ? ` (${safe(c.error)})` : ''}`);
+  /**
+   * A command that acts on a run: `<run>` and the command's own positionals (a signal's name, an approval's
+   * label), then the run as it now stands, what it waits for, and the compensations the act ran (a rollback's,
+   * or a rejection's that the run's policy rolled back). Exit 1 when the run ended failed or needs attention.
+   */
+  const runCommand = (c: {
+    name: string;
+    description: string;
+    positionals?: [string, string][];
+    options?: (command: Command) => Command;
+    act: (runtime: Runtime, runId: string, positionals: string[], opts: Record<string, any>) => Promise<RunInfo>;
+    example: string;
+  }) => {
+    const command = program.command(c.name).description(c.description).argument('<run>', 'run id');
+    for (const positional of c.positionals ?? []) command.argument(...positional);
+    (c.options ?? ((o) => o))(command)
+      .option('--workflows <module>', 'module exporting the workflow definitions (default: the bundled examples)')
+      .addHelpText('after', `\nExamples:\n  ${c.example}`)
+      .action(async (...given: unknown[]) => {
+        const cmd = given.at(-1) as Command;
+        const opts = given.at(-2) as Record<string, any>;
+        const [runId, ...positionals] = given.slice(0, -2) as string[];
+        const options = cmd.optsWithGlobals<GlobalOptions & WorkflowOption>();
+        const { info, compensations } = await withRuntime(options, async (runtime, store) => {
+          const before = await store.streamVersion(runStreamId(runId as string));
+          const info = await c.act(runtime, runId as string, positionals, opts);
+          return { info, compensations: compensationsIn(await store.read(runStreamId(runId as string), { from: before + 1 })) };
+        });
+        if (options.json) printJson({ ...info, compensations });
+        else {
+          const waiting = info.waiting ? ` for ${waitingFor(info.waiting)}` : '';
+          console.log(`${colour.bold(safe(runId as string))} is now ${paintStatus(info.status)}${waiting}`);
+          if (compensations.length > 0) console.log(`compensations, newest step first:`);
+          for (const done of compensations) {
+            const paint = done.outcome === 'failed' ? colour.red : colour.yellow;
+            console.log(`  ${paint('⟲')} ${safe(done.step)}: ${done.outcome}${done.error ? ` (${safe(done.error)})` : ''}`);
+          }
         }
-      }
-      process.exitCode = exitCodeForRun(info.status);
-    });
+        process.exitCode = exitCodeForRun(info.status);
+      });
+  };
 
-  runAction(
-    'rollback',
-    'roll a run back to a checkpoint: compensations newest first, then a RolledBack marker',
-    (c) =>
+  runCommand({
+    name: 'rollback',
+    description: 'roll a run back to a checkpoint: compensations newest first, then a RolledBack marker',
+    options: (c) =>
       c
         .requiredOption('--to <label|version>', "a checkpoint label, a version, 'latest' or 'start'")
-        .requiredOption('--reason <text>', 'why: recorded in the log')
-        .option('--then <what>', "after the rollback: 'stop' (default), 'retry' or 'fail'", 'stop')
+        .requiredOption('--reason <text>', 'why: recorded in the log', recorded)
+        .addOption(new Option('--then <what>', 'after the rollback').choices(['stop', 'retry', 'fail']).default('stop'))
         .option('--past-irreversible', 'go back past irreversible steps, leaving their effects as they are (recorded)'),
-    (runtime, runId, opts) => {
+    act: (runtime, runId, _, opts) => {
       const to = /^\d+$/.test(opts.to) ? Number(opts.to) : opts.to;
       return runtime.rollback(runId, {
         to,
@@ -261,70 +271,48 @@ export function registerRunCommands(program: Command): void {
         ...(opts.pastIrreversible ? { past: 'irreversible' } : {}),
       });
     },
-    'rewind rollback my-run --to planned --reason "hotel was wrong" --then retry',
-  );
-  runAction(
-    'retry',
-    "retry a run's blocked compensation (same idempotency key, fresh retry budget)",
-    (c) => c.option('--note <text>', 'recorded with the retry'),
-    (runtime, runId, opts) => runtime.retryCompensation(runId, opts.note),
-    'rewind retry my-run --note "refund API is back"',
-  );
-  runAction(
-    'resolve',
-    "record that a blocked compensation's effect was undone by hand; the rollback goes on",
-    (c) => c.requiredOption('--note <text>', 'what was done, for the audit trail'),
-    (runtime, runId, opts) => runtime.resolveByHand(runId, opts.note),
-    'rewind resolve my-run --note "refunded in the Stripe dashboard"',
-  );
-  runAction(
-    'cancel',
-    'cancel a run',
-    (c) => c.option('--reason <text>', 'recorded in the log', 'cancelled from the CLI'),
-    (runtime, runId, opts) => runtime.cancel(runId, opts.reason),
-    'rewind cancel my-run --reason "customer withdrew"',
-  );
-  runAction(
-    'resume',
-    'drive a run forward from where its log ends (after a crash, or a rollback with --then stop)',
-    (c) => c,
-    (runtime, runId) => runtime.resume(runId),
-    'rewind resume my-run',
-  );
+    example: 'rewind rollback my-run --to planned --reason "hotel was wrong" --then retry',
+  });
+  runCommand({
+    name: 'retry',
+    description: "retry a run's blocked compensation (same idempotency key, fresh retry budget)",
+    options: (c) => c.option('--note <text>', 'recorded with the retry'),
+    act: (runtime, runId, _, opts) => runtime.retryCompensation(runId, opts.note),
+    example: 'rewind retry my-run --note "refund API is back"',
+  });
+  runCommand({
+    name: 'resolve',
+    description: "record that a blocked compensation's effect was undone by hand; the rollback goes on",
+    options: (c) => c.requiredOption('--note <text>', 'what was done, for the audit trail', recorded),
+    act: (runtime, runId, _, opts) => runtime.resolveByHand(runId, opts.note),
+    example: 'rewind resolve my-run --note "refunded in the Stripe dashboard"',
+  });
+  runCommand({
+    name: 'cancel',
+    description: 'cancel a run',
+    options: (c) => c.option('--reason <text>', 'recorded in the log', 'cancelled from the CLI'),
+    act: (runtime, runId, _, opts) => runtime.cancel(runId, opts.reason),
+    example: 'rewind cancel my-run --reason "customer withdrew"',
+  });
+  runCommand({
+    name: 'resume',
+    description: 'drive a run forward from where its log ends (after a crash, or a rollback with --then stop)',
+    act: (runtime, runId) => runtime.resume(runId),
+    example: 'rewind resume my-run',
+  });
 
-  // Signals and approvals: a run's own positional name or label after the run id.
-  const signalAction = (
-    name: string,
-    description: string,
-    argument: [string, string],
-    configure: (c: Command) => Command,
-    act: (runtime: Runtime, runId: string, what: string, opts: Record<string, any>) => Promise<RunInfo>,
-    example: string,
-  ) =>
-    configure(
-      program
-        .command(name)
-        .description(description)
-        .argument('<run>', 'run id')
-        .argument(...argument)
-        .option('--actor <name>', 'who sends it, recorded in the log')
-        .option('--workflows <module>', 'module exporting the workflow definitions (default: the bundled examples)')
-        .addHelpText('after', `\nExamples:\n  ${example}`),
-    ).action(async (runId: string, what: string, opts: Record<string, any>, cmd: Command) => {
-      const options = cmd.optsWithGlobals<GlobalOptions & WorkflowOption>();
-      const info = await withRuntime(options, (runtime) => act(runtime, runId, what, opts));
-      if (options.json) return printJson(info);
-      console.log(
-        `${colour.bold(safe(runId))} is now ${paintStatus(info.status)}${info.waiting ? ` for ${waitingFor(info.waiting)}` : ''}`,
-      );
-      process.exitCode = exitCodeForRun(info.status);
-    });
-  signalAction(
-    'signal',
-    'send a signal to a run: kept until its ctx.waitFor(name) uses it, and wakes the run if it waits',
-    ['<name>', 'the signal name the run waits for'],
-    (c) => c.option('--data <json>', 'the payload, as JSON (default null)').option('--id <id>', 'the same id twice sends one signal'),
-    (runtime, runId, name, opts) => {
+  // Signals and approvals: a run's own positional name or label after the run id, and who sends it.
+  const actor = (opts: Record<string, any>) => (opts.actor ? { actor: opts.actor as string } : {});
+  runCommand({
+    name: 'signal',
+    description: 'send a signal to a run: kept until its ctx.waitFor(name) uses it, and wakes the run if it waits',
+    positionals: [['<name>', 'the signal name the run waits for']],
+    options: (c) =>
+      c
+        .option('--data <json>', 'the payload, as JSON (default null)')
+        .option('--id <id>', 'the same id twice sends one signal')
+        .option('--actor <name>', 'who sends it, recorded in the log'),
+    act: (runtime, runId, [name], opts) => {
       let payload: unknown = null;
       if (opts.data !== undefined) {
         try {
@@ -333,27 +321,36 @@ export function registerRunCommands(program: Command): void {
           throw new ValidationError(`--data is not JSON: ${(error as Error).message}`, [], `e.g. --data '{"paid": 90}'`);
         }
       }
-      return runtime.signal(runId, name, payload, { ...(opts.actor ? { actor: opts.actor } : {}), ...(opts.id ? { id: opts.id } : {}) });
+      return runtime.signal(runId, name as string, payload, { ...actor(opts), ...(opts.id ? { id: opts.id } : {}) });
     },
-    'rewind signal order-42 payment --data \'{"paid": 90}\' --actor bank-webhook',
-  );
-  signalAction(
-    'approve',
-    'approve what a run asks approval for (ctx.approve(label)): the run goes on',
-    ['<label>', 'the approval the run waits for'],
-    (c) => c.option('--reason <text>', 'why, recorded in the log'),
-    (runtime, runId, label, opts) =>
-      runtime.approve(runId, label, { ...(opts.reason ? { reason: opts.reason } : {}), ...(opts.actor ? { actor: opts.actor } : {}) }),
-    'rewind approve order-42 large-payment --reason "budgeted" --actor ana',
-  );
-  signalAction(
-    'reject',
-    "reject what a run asks approval for: a trigger that goes through the run's failure policy",
-    ['<label>', 'the approval the run waits for'],
-    (c) => c.requiredOption('--reason <text>', 'why, recorded in the log'),
-    (runtime, runId, label, opts) => runtime.reject(runId, label, { reason: opts.reason, ...(opts.actor ? { actor: opts.actor } : {}) }),
-    'rewind reject order-42 large-payment --reason "not in budget" --actor cfo',
-  );
+    example: 'rewind signal order-42 payment --data \'{"paid": 90}\' --actor bank-webhook',
+  });
+  runCommand({
+    name: 'approve',
+    description: 'approve what a run asks approval for (ctx.approve(label)): the run goes on',
+    positionals: [['<label>', 'the approval the run waits for']],
+    options: (c) => c.option('--reason <text>', 'why, recorded in the log').option('--actor <name>', 'who approves, recorded in the log'),
+    act: (runtime, runId, [label], opts) =>
+      runtime.approve(runId, label as string, { ...(opts.reason ? { reason: opts.reason } : {}), ...actor(opts) }),
+    example: 'rewind approve order-42 large-payment --reason "budgeted" --actor ana',
+  });
+  runCommand({
+    name: 'reject',
+    description: "reject what a run asks approval for: a trigger that goes through the run's failure policy",
+    positionals: [['<label>', 'the approval the run waits for']],
+    options: (c) =>
+      c
+        .requiredOption('--reason <text>', 'why, recorded in the log', recorded)
+        .option('--actor <name>', 'who rejects, recorded in the log'),
+    act: (runtime, runId, [label], opts) => runtime.reject(runId, label as string, { reason: opts.reason, ...actor(opts) }),
+    example: 'rewind reject order-42 large-payment --reason "not in budget" --actor cfo',
+  });
+}
+
+/** Text an operator gives for the log (a reason, a note): some, not blank. */
+function recorded(text: string): string {
+  if (text.trim() === '') throw new InvalidArgumentError('give some text: it is recorded in the log');
+  return text;
 }
 
 /** What a waiting run waits for: `approval "x"` or `signal "y"`, and until when. */

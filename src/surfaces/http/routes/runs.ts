@@ -42,6 +42,10 @@ const RollbackInfoSchema = z
     version: z.number().int(),
     targetVersion: z.number().int(),
     label: z.string(),
+    unreached: z
+      .string()
+      .optional()
+      .openapi({ description: 'the label its failure policy asked for, which the run had not reached: it went to `label` instead' }),
     reason: z.string(),
     trigger: z.object({ kind: z.string(), step: z.string().optional(), error: ErrorInfoSchema.optional() }),
   })
