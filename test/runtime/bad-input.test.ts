@@ -174,15 +174,14 @@ describe('bad input gets a typed error and writes nothing', () => {
         (e: RunStateError) => [e.status, e.wanted, e.hint],
       );
     expect(await refusal(runtime.cancel('done'))).toEqual(['completed', 'cancel', 'it has ended: there is nothing left to cancel']);
-    expect(await refusal(runtime.cancel('parked'))).toEqual([
-      'waiting',
-      'cancel',
-      'a waiting run is not cancelled: send the signal it waits for (signal / approve / reject), or let its wait time out',
-    ]);
+    // A waiting run is neither: it takes both (a rollback covers the steps done before the wait).
+    await runtime.start(parked, null, { runId: 'parked-2' });
+    expect((await runtime.rollback('parked-2', { to: 'start', reason: 'x' })).status).toBe('rolled_back');
+    expect((await runtime.cancel('parked')).status).toBe('cancelled');
     expect(await refusal(runtime.rollback('parked', { to: 'start', reason: 'x' }))).toEqual([
-      'waiting',
+      'cancelled',
       'roll back',
-      'a waiting run is not rolled back: send the signal it waits for (signal / approve / reject), or let its wait time out',
+      'a cancelled run stays as it is',
     ]);
   });
 });
