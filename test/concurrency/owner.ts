@@ -1,7 +1,7 @@
 // A run's first owner in the fencing and takeover tests (fencing.test.ts):
-// starts one run of slowWorkflow under a short lease, then prints, as one JSON
-// line, what start() returned or threw and every append the store refused,
-// and exits.
+// starts one run of slowWorkflow under a short lease, prints "refused <code>"
+// as the store refuses an append, then, as one JSON line, what start()
+// returned or threw and every append refused, and exits.
 // Usage: owner <store url> <calls ledger file> <run id> <lease ms> <slow step ms>
 import { createRuntime } from '../../src/runtime/index.js';
 import { openStore } from '../../src/store/open.js';
@@ -38,7 +38,9 @@ function refusalsNoted(inner: EventStore): EventStore {
       try {
         return await fn(...args);
       } catch (error) {
-        refused.push((error as { code?: string }).code ?? String(error));
+        const code = (error as { code?: string }).code ?? String(error);
+        refused.push(code);
+        process.stdout.write(`refused ${code}\n`);
         throw error;
       }
     };
