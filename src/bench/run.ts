@@ -28,6 +28,7 @@ export const SECTIONS: Record<string, Section> = {
   runtime: async (s, url) => (await import('./runtime.js')).benchRuntime(s, url),
   audit: async (s, url) => (await import('./audit.js')).benchAudit(s, url),
   replay: async (s) => (await import('./replay-check.js')).benchReplayCheck(s),
+  ownership: async (s, url) => (await import('./ownership.js')).benchOwnership(s, url),
 };
 
 export async function runBench(options: BenchOptions = {}): Promise<Record<string, unknown>> {

@@ -111,6 +111,8 @@ interface Active {
   requested: boolean;
   /** The inbox's version as far as the watcher has looked. */
   inboxSeen: number;
+  /** A renewal found the lease taken over: the run is another driver's now. */
+  lost: boolean;
 }
 
 /** A run as a caller sees it when another process drives it. */
@@ -623,6 +625,7 @@ export class Runtime {
       poked: false,
       requested: false,
       inboxSeen: 0,
+      lost: false,
     };
     this.#active.set(runId, active);
     const done = () => {
@@ -636,7 +639,10 @@ export class Runtime {
     const unwatch = this.#own.watch(() => void this.#look(runId, active));
     try {
       for (;;) {
-        const taken = await this.#own.take(runId, (error) => active.controller.abort(error));
+        const taken = await this.#own.take(runId, (error) => {
+          active.lost = true;
+          active.controller.abort(error);
+        });
         if ('holder' in taken) {
           const drivenBy = { owner: taken.holder.owner, until: new Date(taken.holder.until).toISOString() };
           if (create && (await this.store.streamVersion(streamOf(runId))) === 0) return { ...placeholder(create), drivenBy };
@@ -658,6 +664,9 @@ export class Runtime {
           if (active.poked || after > Math.max(before, result.inboxSeen)) continue;
           if (this.#active.get(runId) === active) this.#active.delete(runId);
         }
+        // Taken over (this drive was paused past its lease, or another wrote to the run): the run is its new
+        // driver's, and a caller waiting for it to rest waits for that driver, as when the lease was held at the start.
+        if (result.stop === 'lost' || active.lost) return await this.#drivenElsewhere(runId);
         return await this.#infoAfter(runId, result);
       }
     } finally {
@@ -689,6 +698,13 @@ export class Runtime {
     }
     if (result.stop === 'waiting' && 'log' in result && result.until !== undefined && !this.#queue) this.#wakeAt(runId, result.until);
     return result;
+  }
+
+  /** The run as it stands, with `drivenBy` while someone else holds its lease. */
+  async #drivenElsewhere(runId: string): Promise<DrivenRunInfo> {
+    const holder = await this.#own.holder(runId);
+    const info = await this.get(runId);
+    return holder ? { ...info, drivenBy: { owner: holder.owner, until: new Date(holder.until).toISOString() } } : info;
   }
 
   async #infoAfter(runId: string, result: DriveResult): Promise<RunInfo> {

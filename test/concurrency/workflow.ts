@@ -36,3 +36,28 @@ export function chaosWorkflow(ledger: CallLedger) {
     },
   });
 }
+
+/**
+ * The run of the fencing and takeover tests (fencing.test.ts): a slow first
+ * step that does not mind its abort signal, as a call into a provider that
+ * cannot be stopped may not, then two short steps. Every call is counted in
+ * the ledger; `slowMs` is how long the first step takes in this process.
+ */
+export function slowWorkflow(ledger: CallLedger, slowMs: number) {
+  const call = (ms: number) => async (io: StepIO) => {
+    ledger.call('step', io.idempotencyKey, io.attempt);
+    await sleep(ms);
+    return io.idempotencyKey;
+  };
+  return defineWorkflow<null, null, { type: 'None'; data: null }, string>({
+    name: 'slow',
+    initialState: null,
+    apply: (s) => s,
+    run: async (ctx) => {
+      await ctx.step('slow', call(slowMs));
+      await ctx.step('b', call(5));
+      await ctx.step('c', call(5));
+      return 'done';
+    },
+  });
+}
