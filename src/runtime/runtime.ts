@@ -596,8 +596,7 @@ export class Runtime {
   async #untilRest(runId: string, mode: 'drive' | 'resume'): Promise<DrivenRunInfo> {
     for (let delay = LOOK_AGAIN_MS.first; ; delay = Math.min(delay * 2, LOOK_AGAIN_MS.most)) {
       await sleep(delay);
-      // A live lease read is no reason to try; PostgreSQL's acquire also frees a dead holder's lease at once, so there it always tries.
-      if (this.store.backend !== 'postgres' && (await this.#own.holder(runId))) continue;
+      // Tried even while the lease looks live: the acquire also frees the lease of a holder that is gone (its process, its session).
       const info = await this.#drive(runId, mode);
       if (!info.drivenBy) return info;
     }
