@@ -97,7 +97,8 @@ describe('the Merkle tree (RFC 9162)', () => {
         if (all[index] !== leafOf('ff')) expect(verifyInclusion(leafOf('ff'), index, all.length, path, root)).toBe(false);
         const elsewhere = other % all.length;
         if (all[elsewhere] !== all[index]) expect(verifyInclusion(all[index] as string, elsewhere, all.length, path, root)).toBe(false);
-        if (path.length > 0) {
+        // (Unless the path held that very hash there already: fast-check may draw the byte 0xee as a leaf.)
+        if (path.length > 0 && path[other % path.length] !== leafOf('ee')) {
           const bent = [...path];
           bent[other % path.length] = leafOf('ee');
           expect(verifyInclusion(all[index] as string, index, all.length, bent, root)).toBe(false);

@@ -25,7 +25,8 @@ if (withPostgres) {
 }
 
 describe.each(backends)('a LangGraph thread on %s, its process killed again and again', (_name, backend) => {
-  it('resumes each time from the log and ends exactly as an uninterrupted run, its chain whole', async () => {
+  // Six processes, each compiling the child with tsx: a busy machine (other test files beside it) may take a minute.
+  it('resumes each time from the log and ends exactly as an uninterrupted run, its chain whole', { timeout: 120_000 }, async () => {
     const { url, args, options } = backend();
     const until = 300;
     let last = '';
