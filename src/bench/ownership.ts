@@ -9,6 +9,7 @@ import { createRuntime, defineWorkflow } from '../runtime/index.js';
 import { openStore } from '../store/open.js';
 import type { EventStore, LeaseAttempt } from '../store/types.js';
 import { type Contestant, measureInTurns, note, record } from './lib.js';
+import { withoutOwnership } from './without-ownership.js';
 
 const SECTION = 'ownership';
 /** The steps of the run a request is made to: short, so a request meets it mid-step at a random point. */
@@ -131,8 +132,8 @@ export async function benchOwnership(scale: number, databaseUrl: (() => Promise<
     }
     note(
       SECTION,
-      "takeover: from the owner's SIGKILL (mid-step) until resume() in the bench process acquires the run's lease. SQLite waits out " +
-        'what was left of the lease (renewed every third of it); PostgreSQL frees the lease of a holder whose session has ended',
+      "takeover: from the owner's SIGKILL (mid-step) until resume() in the bench process acquires the run's lease. The acquire frees " +
+        'the lease of a holder that is gone (SQLite: its process; PostgreSQL: its session), whatever was left of it',
     );
 
     for (const b of backends) await leaseCost(b, scale);
@@ -298,28 +299,6 @@ function counted(inner: EventStore, writes: Writes): EventStore {
           return bound(...args);
         };
       return bound;
-    },
-  });
-}
-
-/** Ownership off, for comparison: every lease granted without a write, and appends unfenced. */
-function withoutOwnership(inner: EventStore): EventStore {
-  return new Proxy(inner, {
-    get(target, prop) {
-      if (prop === 'acquireLease')
-        return async (streamId: string, owner: string, ms: number): Promise<LeaseAttempt> => ({
-          acquired: true,
-          lease: { streamId, owner, epoch: 1, until: Date.now() + ms },
-        });
-      if (prop === 'renewLeases') return async (_owner: string, ids: string[]) => ids;
-      if (prop === 'releaseLease') return async () => {};
-      if (prop === 'append')
-        return (streamId: string, events: unknown[], options: { expectedVersion?: unknown } = {}) =>
-          target.append(streamId, events as never, { expectedVersion: options.expectedVersion as never });
-      if (prop === 'appendMany')
-        return (appends: { fence?: unknown }[]) => target.appendMany(appends.map(({ fence: _fence, ...rest }) => rest) as never);
-      const value = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
     },
   });
 }

@@ -43,8 +43,8 @@ export interface DriveControl {
   create?: RunStartedData;
   /** The run's lease, carried by every append of this drive (ownership.ts). */
   fence?: Fence;
-  /** What the steps see: aborted on shutdown, and by a cancel request (the step stays open, the run is cancelled). Default `signal`. */
-  stepSignal?: AbortSignal;
+  /** What the steps of a pass see: aborted on shutdown, and by a cancel request (the step stays open, the run is cancelled). Default `signal`. */
+  stepSignal?: () => AbortSignal;
   /** Requests may wait in the inbox: the pass stops at its next ctx call and the driver carries them out (requests.ts). */
   requested?: () => boolean;
   /** Called as the driver reads the inbox for requests: whatever arrived before is seen. */
@@ -91,7 +91,7 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
       breakers: c.breakers,
       clock: c.clock,
       mode,
-      signal: control.stepSignal ?? control.signal,
+      signal: control.stepSignal?.() ?? control.signal,
       shouldPause: () => control.shouldPause() || requested(),
       mailbox,
     });
@@ -105,7 +105,10 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
     control.readingRequests?.();
     await log.flush();
     const { pending } = await inbox();
-    for (const request of pending) {
+    // A cancel first: it has aborted the steps in flight already, so it must not meet a run another request moved
+    // where it is refused (a rollback begun), which would leave those steps to run again.
+    const ordered = [...pending.filter((r) => r.data.kind === 'cancel'), ...pending.filter((r) => r.data.kind !== 'cancel')];
+    for (const request of ordered) {
       let effect: NewRunEvent[] = [];
       let handled: RequestHandledData = { request: request.id, outcome: 'done' };
       try {

@@ -679,11 +679,13 @@ export class Runtime {
     const drive = (created?: RunStartedData) =>
       driveRun(this.#driver, runId, {
         signal: active.controller.signal,
-        stepSignal: AbortSignal.any([active.controller.signal, active.cancelSteps.signal]),
+        stepSignal: () => AbortSignal.any([active.controller.signal, active.cancelSteps.signal]),
         shouldPause: () => active.pause,
         requested: () => active.requested,
         readingRequests: () => {
           active.requested = false;
+          // The cancel that aborted the steps is in the inbox now: carried out, or refused and the run goes on with fresh steps.
+          if (active.cancelSteps.signal.aborted) active.cancelSteps = new AbortController();
         },
         fence,
         mode,

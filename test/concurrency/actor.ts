@@ -3,12 +3,12 @@
 // resume, signal, rollback, cancel, retry a compensation), a few at a time,
 // then waits for what it started to settle and says what it met.
 // Usage: actor <store url> <calls ledger file> <runs> <duration ms> <lease ms> <safe|unsafe>
-//   unsafe: ownership off (every lease granted, no fence): the mutation that must turn the torture red.
+//   unsafe: ownership off (every lease granted, no fence: withoutOwnership): the mutation that must turn the torture red.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { withoutOwnership } from '../../src/bench/without-ownership.js';
 import { RewindError } from '../../src/events/errors.js';
 import { createRuntime } from '../../src/runtime/index.js';
 import { openStore } from '../../src/store/open.js';
-import type { EventStore, LeaseAttempt } from '../../src/store/types.js';
 import { CallLedger } from './calls.js';
 import { chaosWorkflow } from './workflow.js';
 
@@ -66,25 +66,3 @@ while (Date.now() < deadline) {
 await Promise.all(inflight);
 process.stdout.write(`${JSON.stringify({ done, unexpected })}\n`);
 process.exit(0);
-
-/** The mutation: every process believes it owns every run, and nothing is fenced. */
-function withoutOwnership(inner: EventStore): EventStore {
-  return new Proxy(inner, {
-    get(target, prop) {
-      if (prop === 'acquireLease')
-        return async (streamId: string, owner: string, ms: number): Promise<LeaseAttempt> => ({
-          acquired: true,
-          lease: { streamId, owner, epoch: 1, until: Date.now() + ms },
-        });
-      if (prop === 'renewLeases') return async (_owner: string, ids: string[]) => ids;
-      if (prop === 'releaseLease') return async () => {};
-      if (prop === 'append')
-        return (streamId: string, events: unknown[], options: { expectedVersion?: unknown } = {}) =>
-          target.append(streamId, events as never, { expectedVersion: options.expectedVersion as never });
-      if (prop === 'appendMany')
-        return (appends: { fence?: unknown }[]) => target.appendMany(appends.map(({ fence: _fence, ...rest }) => rest) as never);
-      const value = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}

@@ -15,7 +15,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(dirname(actor), { recursive: true, force: true }));
 
 // Leases long enough that a process merely slowed by a busy machine keeps its runs: only a pause or a kill loses them.
-const base = { runs: 20, leaseMs: 1_500 };
+const base = { runs: 20, leaseMs: 2_500 };
 
 describe('concurrency torture on SQLite', () => {
   it('one process alone (the control): each journaled attempt is exactly one call', { timeout: 120_000 }, async () => {
