@@ -3,7 +3,7 @@ import { canonicalJson } from '../events/canonical.js';
 import type { EventEnvelope, Json } from '../events/envelope.js';
 import { ConcurrencyError, RewindError, ValidationError } from '../events/errors.js';
 import { uuidv7 } from '../events/ids.js';
-import type { EventStore, Fence } from '../store/types.js';
+import type { EventStore, Fence, StreamLease } from '../store/types.js';
 import { type BreakerOptions, type BreakerState, Breakers } from './breaker.js';
 import { type Clock, systemClock } from './clock.js';
 import { type DriveResult, type DriverContext, driveRun } from './driver.js';
@@ -643,7 +643,7 @@ export class Runtime {
           active.controller.abort(error);
         });
         if ('holder' in taken) {
-          const drivenBy = { owner: taken.holder.owner, until: new Date(taken.holder.until).toISOString() };
+          const drivenBy = drivenByOf(taken.holder);
           if (create && (await this.store.streamVersion(streamOf(runId))) === 0) return { ...placeholder(create), drivenBy };
           return { ...(await this.get(runId)), drivenBy };
         }
@@ -705,7 +705,7 @@ export class Runtime {
   async #drivenElsewhere(runId: string): Promise<DrivenRunInfo> {
     const holder = await this.#own.holder(runId);
     const info = await this.get(runId);
-    return holder ? { ...info, drivenBy: { owner: holder.owner, until: new Date(holder.until).toISOString() } } : info;
+    return holder ? { ...info, drivenBy: drivenByOf(holder) } : info;
   }
 
   async #infoAfter(runId: string, result: DriveResult): Promise<RunInfo> {
@@ -732,6 +732,11 @@ export class Runtime {
       // The store closed under the watcher: the drive finds out on its own.
     }
   }
+}
+
+/** Who drives a run elsewhere, as callers are told. */
+function drivenByOf(lease: StreamLease): { owner: string; until: string } {
+  return { owner: lease.owner, until: new Date(lease.until).toISOString() };
 }
 
 /** Two requests asking the same (a rollback's target found by either caller aside). */
