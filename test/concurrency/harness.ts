@@ -36,6 +36,14 @@ export interface ChaosOutcome {
   calls: number;
 }
 
+/** What must be empty after any run of the torture: errors no caller should meet, attempts run twice, calls with no attempt, violations. */
+export function faults(out: ChaosOutcome): Pick<ChaosOutcome, 'unexpected' | 'doubles' | 'unjournaled' | 'violations'> {
+  const { unexpected, doubles, unjournaled, violations } = out;
+  return { unexpected, doubles, unjournaled, violations };
+}
+
+export const NO_FAULTS = { unexpected: [], doubles: [], unjournaled: [], violations: [] };
+
 /** Runs the processes, pauses and kills some, settles every run, then holds the log against the ledger of calls. */
 export async function chaos(o: Chaos): Promise<ChaosOutcome> {
   const ledgerFile = join(o.dir, 'calls.db');

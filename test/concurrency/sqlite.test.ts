@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/temp.js';
 import { bundleChild } from '../torture/processes.js';
-import { chaos } from './harness.js';
+import { chaos, faults, NO_FAULTS } from './harness.js';
 
 // The concurrency torture on SQLite: processes acting at random on the same
 // runs at once, against a ledger that counts every call. See harness.ts.
@@ -21,12 +21,7 @@ describe('concurrency torture on SQLite', () => {
   it('one process alone (the control): each journaled attempt is exactly one call', { timeout: 120_000 }, async () => {
     const dir = tempDir('rewind-chaos-');
     const out = await chaos({ ...base, url: `sqlite:${join(dir, 'log.db')}`, dir, actor, processes: 1, durationMs: 3_000, mode: 'safe' });
-    expect(out.unexpected).toEqual([]);
-    expect({ doubles: out.doubles, unjournaled: out.unjournaled, violations: out.violations }).toEqual({
-      doubles: [],
-      unjournaled: [],
-      violations: [],
-    });
+    expect(faults(out)).toEqual(NO_FAULTS);
     expect(out.calls).toBeGreaterThan(20);
   });
 
@@ -35,12 +30,7 @@ describe('concurrency torture on SQLite', () => {
   }, async () => {
     const dir = tempDir('rewind-chaos-');
     const out = await chaos({ ...base, url: `sqlite:${join(dir, 'log.db')}`, dir, actor, processes: 4, durationMs: 6_000, mode: 'safe' });
-    expect(out.unexpected).toEqual([]);
-    expect({ doubles: out.doubles, unjournaled: out.unjournaled, violations: out.violations }).toEqual({
-      doubles: [],
-      unjournaled: [],
-      violations: [],
-    });
+    expect(faults(out)).toEqual(NO_FAULTS);
     // Every kind of act happened, many times.
     for (const action of ['start', 'resume', 'signal', 'rollback', 'cancel', 'retry']) expect(out.done[action] ?? 0).toBeGreaterThan(0);
   });
@@ -60,12 +50,7 @@ describe('concurrency torture on SQLite', () => {
       stops: 1,
       kills: 1,
     });
-    expect(out.unexpected).toEqual([]);
-    expect({ doubles: out.doubles, unjournaled: out.unjournaled, violations: out.violations }).toEqual({
-      doubles: [],
-      unjournaled: [],
-      violations: [],
-    });
+    expect(faults(out)).toEqual(NO_FAULTS);
   });
 
   it('the mutation: with ownership off, attempts run twice (the torture can fail)', { timeout: 120_000 }, async () => {
