@@ -19,14 +19,7 @@ import { Ownership } from './ownership.js';
 import type { RetryOptions } from './policy.js';
 import { type ReplayCheckOptions, type ReplayReport, replayCheck } from './replay-check.js';
 import { effectOf, inboxOf, postRequest, RUN_REQUESTED, type RunRequestData, type RunRequestKind, readInbox } from './requests.js';
-import {
-  appendChecked,
-  blockedStep,
-  checkIrreversible,
-  checkRollbackRequest,
-  type RollbackRequest,
-  resolveTarget,
-} from './rollback/commands.js';
+import { checkRollbackRequest, type RollbackRequest } from './rollback/commands.js';
 import { infoOf, MAX_RUNS_PAGE, type RunFilter, type RunInfo, type RunSummary, readRunInfo, requireRun, runSummaries } from './run-info.js';
 import { streamOf } from './run-log.js';
 import type { RunQueue, RunRequest } from './run-queue.js';

@@ -1,8 +1,7 @@
 import type { Json } from '../events/envelope.js';
 import type { EventStore } from '../store/types.js';
-import type { MailboxSignal } from './context.js';
 import { SIGNAL_SENT, type SignalSentData } from './events.js';
-import { inboxOf, readInbox } from './requests.js';
+import { inboxOf } from './requests.js';
 
 // A run's mailbox: the stream `signals-<runId>`, one SignalSent per signal,
 // appended whether or not the run waits yet (a signal sent early is kept for
@@ -12,11 +11,6 @@ import { inboxOf, readInbox } from './requests.js';
 
 /** The run's inbox, where signals wait for the run (requests.ts). */
 export const mailboxOf = inboxOf;
-
-/** Every signal sent to the run, oldest first. */
-export async function readMailbox(store: EventStore, runId: string): Promise<MailboxSignal[]> {
-  return (await readInbox(store, runId)).signals;
-}
 
 /**
  * Appends a signal to the run's mailbox. The same `id` twice (for this run) is

@@ -1,16 +1,15 @@
 import type { EventEnvelope } from '../../events/envelope.js';
-import { ConcurrencyError, ValidationError } from '../../events/errors.js';
+import { ValidationError } from '../../events/errors.js';
 import { effectiveHistory } from '../../projections/effective-history.js';
 import type { EventStore } from '../../store/types.js';
-import { CheckpointNotFoundError, IrreversibleStepError, RunNotFoundError, RunStateError } from '../errors.js';
-import { asRunEvent, type CheckpointIndex, isRunEvent, type NewRunEvent, type RollbackAfter, RunEvents, START_LABEL } from '../events.js';
-import { type RunStatus, statusAfter } from '../journal.js';
+import { CheckpointNotFoundError, IrreversibleStepError } from '../errors.js';
+import { asRunEvent, type CheckpointIndex, isRunEvent, type RollbackAfter, RunEvents, START_LABEL } from '../events.js';
 import { streamOf } from '../run-log.js';
 
-// Operators' requests to the protocol: a rollback, a retried compensation, a
-// step resolved by hand, a cancel. Each is validated against the run's last
-// event and appended at exactly that version, so it lands on the state it was
-// decided for or not at all; the driver then carries it out.
+// What operators' requests to the protocol need: a rollback request's shape,
+// its target and the irreversible steps it would pass, the step a retry or a
+// resolve is about. The requests themselves go through the run's driver
+// (requests.ts), which appends their effect at the version it decided on.
 
 export interface RollbackRequest {
   /** 'latest', 'start', a checkpoint label, or the version of an effective checkpoint. */
@@ -40,33 +39,6 @@ export function checkRollbackRequest(request: RollbackRequest): RollbackAfter {
       "runtime.rollback(runId, { to: 'latest', reason: 'why' })",
     );
   return after;
-}
-
-/**
- * Reads the last event, checks the status, appends what `make` returns at
- * exactly that version; reads again and re-decides if someone wrote in between.
- */
-export async function appendChecked(
-  store: EventStore,
-  runId: string,
-  allowed: readonly RunStatus[],
-  wanted: string,
-  hint: string | ((status: RunStatus) => string),
-  make: (tail: EventEnvelope) => NewRunEvent[] | Promise<NewRunEvent[]>,
-): Promise<void> {
-  for (let tries = 0; ; tries++) {
-    const [tail] = await store.read(streamOf(runId), { direction: 'backward', limit: 1 });
-    if (!tail) throw new RunNotFoundError(runId);
-    const status = statusAfter(tail);
-    if (!allowed.includes(status)) throw new RunStateError(runId, status, wanted, typeof hint === 'string' ? hint : hint(status));
-    const events = await make(tail);
-    try {
-      await store.append(streamOf(runId), events, { expectedVersion: tail.version });
-      return;
-    } catch (error) {
-      if (!(error instanceof ConcurrencyError) || tries >= 20) throw error;
-    }
-  }
 }
 
 /**
