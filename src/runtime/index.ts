@@ -81,6 +81,7 @@ export {
   type RetryOptions,
   type StaticPolicy,
 } from './policy.js';
+export * from './reactions/index.js';
 export {
   builtInProjections,
   type CheckpointDoc,

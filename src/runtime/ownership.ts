@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { EventStore, Fence, StreamLease } from '../store/types.js';
-import { streamOf } from './run-log.js';
 
 /** How often a runtime looks for news (requests, signals) while it drives runs: a local read of a counter. */
 const WATCH_MS = 20;
@@ -14,7 +13,7 @@ export interface OwnershipOptions {
 }
 
 /**
- * The runs one runtime owns: at most one driver per run, across processes.
+ * The runs (and reactions) one runtime owns: at most one driver per run, across processes.
  * A run is driven only under its lease (store/leases.ts), taken before the
  * first read of a drive, renewed while the drive goes on, released when it
  * rests; every append of the drive carries the lease as a fence, so a driver
@@ -41,31 +40,31 @@ export class Ownership {
   }
 
   /**
-   * Takes the run's lease for a drive: the fence its appends carry, or the
-   * lease of whoever drives it now. `lost` is called should a renewal find
-   * the lease taken over.
+   * Takes a stream's lease (a run's, for a drive; a reaction's control
+   * stream): the fence its appends carry, or the lease of whoever holds it
+   * now. `lost` is called should a renewal find the lease taken over.
    */
-  async take(runId: string, lost: (error: Error) => void): Promise<{ fence: Fence } | { holder: StreamLease }> {
-    const got = await this.#store.acquireLease(streamOf(runId), this.owner, this.leaseMs);
+  async take(streamId: string, lost: (error: Error) => void): Promise<{ fence: Fence } | { holder: StreamLease }> {
+    const got = await this.#store.acquireLease(streamId, this.owner, this.leaseMs);
     if (!got.acquired) return { holder: got.holder };
     const fence = { owner: this.owner, epoch: got.lease.epoch };
-    this.#held.set(runId, { fence, lost });
+    this.#held.set(streamId, { fence, lost });
     this.#renewTimer ??= setInterval(() => void this.#renew(), Math.max(10, Math.floor(this.leaseMs / 3))).unref();
     return { fence };
   }
 
-  /** Lets the run go (a lease taken over since stays with its new holder). */
-  async release(runId: string): Promise<void> {
-    const held = this.#held.get(runId);
+  /** Lets the stream go (a lease taken over since stays with its new holder). */
+  async release(streamId: string): Promise<void> {
+    const held = this.#held.get(streamId);
     if (!held) return;
-    this.#held.delete(runId);
+    this.#held.delete(streamId);
     if (this.#held.size === 0) this.#stopRenewing();
-    await this.#store.releaseLease(streamOf(runId), this.owner, held.fence.epoch).catch(() => {});
+    await this.#store.releaseLease(streamId, this.owner, held.fence.epoch).catch(() => {});
   }
 
-  /** Who holds the run's lease now, if anyone does (a lapsed or released lease is no one's). */
-  async holder(runId: string): Promise<StreamLease | undefined> {
-    const lease = await this.#store.leaseOf(streamOf(runId));
+  /** Who holds the stream's lease now, if anyone does (a lapsed or released lease is no one's). */
+  async holder(streamId: string): Promise<StreamLease | undefined> {
+    const lease = await this.#store.leaseOf(streamId);
     return lease && lease.until > Date.now() ? lease : undefined;
   }
 
@@ -118,14 +117,14 @@ export class Ownership {
       const kept = new Set(
         await this.#store.renewLeases(
           this.owner,
-          snapshot.map(([runId]) => streamOf(runId)),
+          snapshot.map(([streamId]) => streamId),
           this.leaseMs,
         ),
       );
-      for (const [runId, held] of snapshot) {
-        if (kept.has(streamOf(runId)) || this.#held.get(runId) !== held) continue;
-        this.#held.delete(runId);
-        held.lost(new Error(`the lease on run ${runId} was taken over by another driver`));
+      for (const [streamId, held] of snapshot) {
+        if (kept.has(streamId) || this.#held.get(streamId) !== held) continue;
+        this.#held.delete(streamId);
+        held.lost(new Error(`the lease on ${streamId} was taken over by another process`));
       }
     } catch {
       // The store is unreachable: the fence keeps a lapsed holder from writing, and the next renewal tries again.

@@ -17,6 +17,9 @@ import type { RunDiff } from './model/run-diff.js';
 import type { StateAt } from './model/state-at.js';
 import { Ownership } from './ownership.js';
 import type { RetryOptions } from './policy.js';
+import type { Reaction } from './reactions/definition.js';
+import { Reactions } from './reactions/reactions.js';
+import type { ReactionEvent } from './reactions/reactor.js';
 import { type ReplayCheckOptions, type ReplayReport, replayCheck } from './replay-check.js';
 import { effectOf, inboxOf, postRequest, RUN_REQUESTED, type RunRequestData, type RunRequestKind, readInbox } from './requests.js';
 import { checkRollbackRequest, type RollbackRequest } from './rollback/commands.js';
@@ -55,6 +58,15 @@ export interface RuntimeOptions {
   leaseMs?: number;
   /** Names this runtime in run leases and in `drivenBy`. Default host:pid:random. */
   owner?: string;
+  /**
+   * Reactions (defineReaction) this runtime runs in the background until
+   * close(): each follows the log while this process holds its lease, so
+   * every process may be given the same ones. With a queue, the runs they
+   * start are left to the workers.
+   */
+  reactions?: Reaction[];
+  /** Told what the reactions do (acted, retrying, parked), for logs and metrics. */
+  onReaction?: (event: ReactionEvent) => void;
 }
 
 /** How long to wait between looks at a run another process drives. */
@@ -68,6 +80,8 @@ export interface SignalOptions {
   actor?: string;
   /** Sending the same id twice sends one signal. */
   id?: string;
+  /** Return once the signal is recorded: the run goes on in the background here (or with its driver elsewhere). */
+  detach?: boolean;
 }
 
 /** For requests (cancel, rollback, retryCompensation, resolveByHand) and resume. */
@@ -80,6 +94,8 @@ export interface RequestOptions {
   wait?: boolean;
   /** Who asks, recorded with the request and the events it leads to. */
   actor?: string;
+  /** Return once the request is posted: its driver (this runtime, in the background, when no one drives the run) carries it out. */
+  detach?: boolean;
 }
 
 export interface StartOptions {
@@ -171,7 +187,11 @@ export class Runtime {
       throw new ValidationError('owner must be a non-empty string of at most 200 characters');
     this.#own = new Ownership(this.store, { leaseMs, ...(options.owner ? { owner: options.owner } : {}) });
     for (const workflow of options.workflows ?? []) this.register(workflow);
+    this.reactions = new Reactions(this, this.#own, options.reactions ?? [], options.onReaction ?? (() => {}));
   }
+
+  /** The reactions run here, and the status, skip and retry of every reaction of the log. */
+  readonly reactions: Reactions;
 
   /** Names this runtime in the leases of the runs it drives (and in other processes' `drivenBy`). */
   get owner(): string {
@@ -380,6 +400,7 @@ export class Runtime {
       return this.get(runId);
     }
     // Driven elsewhere: that driver looks at its inbox before it rests (drivenBy says who it is).
+    if (options.detach && !this.#queue) return this.#background(runId);
     return this.#handOff(runId, 'signal');
   }
 
@@ -460,6 +481,7 @@ export class Runtime {
     }
     const requested = { requested: { id, kind: data.kind } };
     if (this.#queue) return { ...(await this.#handOff(runId, queued)), ...requested };
+    if (options.detach) return { ...(await this.#background(runId)), ...requested };
     if (options.wait === false) {
       const info = await this.#drive(runId, 'drive');
       return info.drivenBy ? { ...info, ...requested } : info;
@@ -489,6 +511,7 @@ export class Runtime {
 
   /** Stops driving every run (nothing new starts; their steps see an aborted signal) and waits for them to let go. */
   async close(): Promise<void> {
+    await this.reactions.close();
     for (const timer of this.#wakeups.values()) clearTimeout(timer);
     this.#wakeups.clear();
     const active = [...this.#active.values()];
@@ -520,6 +543,12 @@ export class Runtime {
     if (!active) return;
     active.pause = true;
     await active.promise.catch(() => {});
+  }
+
+  /** Drives the run in the background (joining a drive here, or finding its driver elsewhere) and says how it stands now. */
+  async #background(runId: string): Promise<RunInfo> {
+    this.#drive(runId, 'drive').catch(() => {});
+    return this.get(runId);
   }
 
   /**
@@ -631,7 +660,7 @@ export class Runtime {
     const unwatch = this.#own.watch(() => void this.#look(runId, active));
     try {
       for (;;) {
-        const taken = await this.#own.take(runId, (error) => {
+        const taken = await this.#own.take(streamOf(runId), (error) => {
           active.lost = true;
           active.controller.abort(error);
         });
@@ -648,7 +677,7 @@ export class Runtime {
         const result = await this.#driveOnce(runId, mode, active, taken.fence, create);
         // Until the run is written, a drive that looks again still creates it.
         if (create && 'log' in result && result.log.version > 0) create = undefined;
-        await this.#own.release(runId);
+        await this.#own.release(streamOf(runId));
         const rested = result.stop !== 'lost' && result.stop !== 'paused' && !active.controller.signal.aborted;
         if (rested) {
           const after = await this.store.streamVersion(inboxOf(runId));
@@ -663,7 +692,7 @@ export class Runtime {
       }
     } finally {
       unwatch();
-      await this.#own.release(runId);
+      await this.#own.release(streamOf(runId));
     }
   }
 
@@ -696,7 +725,7 @@ export class Runtime {
 
   /** The run as it stands, with `drivenBy` while someone else holds its lease. */
   async #drivenElsewhere(runId: string): Promise<DrivenRunInfo> {
-    const holder = await this.#own.holder(runId);
+    const holder = await this.#own.holder(streamOf(runId));
     const info = await this.get(runId);
     return holder ? { ...info, drivenBy: drivenByOf(holder) } : info;
   }

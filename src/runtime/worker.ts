@@ -4,6 +4,8 @@ import { ValidationError } from '../events/errors.js';
 import type { EventStore } from '../store/types.js';
 import { RunNotFoundError, type SerializedError, serializeError } from './errors.js';
 import type { RunStatus } from './journal.js';
+import { checkReactions, type Reaction } from './reactions/definition.js';
+import type { ReactionEvent } from './reactions/reactor.js';
 import { type ClaimedRun, openRunQueue, type RunQueue, type RunRequest } from './run-queue.js';
 import { createRuntime, type Runtime, type RuntimeOptions } from './runtime.js';
 import type { Workflow } from './workflow.js';
@@ -23,7 +25,13 @@ export interface WorkerOptions {
   /** Default: openRunQueue(store), closed again by stop(). */
   queue?: RunQueue;
   /** Passed on to the runtime that drives the runs (clock, breakers, compensation retries). */
-  runtime?: Omit<RuntimeOptions, 'store' | 'workflows' | 'queue'>;
+  runtime?: Omit<RuntimeOptions, 'store' | 'workflows' | 'queue' | 'reactions' | 'onReaction'>;
+  /**
+   * Reactions (defineReaction) this worker runs while started: each one by one
+   * worker at a time (its lease), taken over by another when that worker stops
+   * or dies. The runs they start go to the queue, for any worker.
+   */
+  reactions?: Reaction[];
   onEvent?: (event: WorkerEvent) => void;
 }
 
@@ -37,7 +45,9 @@ export type WorkerEvent =
   /** Another worker holds the run now (this one's lease lapsed): stopped driving it, wrote nothing more. */
   | { type: 'lost'; worker: string; runId: string }
   | { type: 'error'; worker: string; runId?: string; error: SerializedError }
-  | { type: 'stopped'; worker: string };
+  | { type: 'stopped'; worker: string }
+  /** What one of its reactions did (acted, retrying, parked, error). */
+  | { type: 'reaction'; worker: string; event: ReactionEvent };
 
 export interface Worker {
   readonly id: string;
@@ -73,11 +83,16 @@ class RunWorker implements Worker {
   readonly id: string;
   readonly #store: EventStore;
   readonly #workflows: string[];
+  readonly #workflowDefs: Workflow[];
   readonly #concurrency: number;
   readonly #leaseMs: number;
   readonly #pollMs: number;
   readonly #onEvent: (event: WorkerEvent) => void;
   readonly #runtime: Runtime;
+  readonly #reactions: Reaction[];
+  readonly #leaseOptions: Pick<RuntimeOptions, 'leaseMs' | 'owner'>;
+  /** Runs the reactions while started; its starts go through the queue. */
+  #reactor: Runtime | undefined;
   readonly #held = new Map<string, Held>();
   #queue: RunQueue | undefined;
   readonly #ownsQueue: boolean;
@@ -105,6 +120,7 @@ class RunWorker implements Worker {
     this.id = o.id ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     this.#store = o.store;
     this.#workflows = o.workflows.map((w) => w.name);
+    this.#workflowDefs = o.workflows;
     this.#concurrency = concurrency;
     this.#leaseMs = leaseMs;
     this.#pollMs = pollMs;
@@ -114,6 +130,9 @@ class RunWorker implements Worker {
     // Its own runtime, with no queue: this is where runs are driven, not handed off.
     // The runs it drives are leased like any runtime's, for as long as its claims and under its name.
     this.#runtime = createRuntime({ leaseMs, owner: this.id, ...o.runtime, store: o.store, workflows: o.workflows });
+    this.#reactions = o.reactions ?? [];
+    checkReactions(this.#reactions);
+    this.#leaseOptions = { leaseMs, owner: this.id };
   }
 
   get running(): readonly string[] {
@@ -131,6 +150,16 @@ class RunWorker implements Worker {
       return;
     }
     this.#state = 'running';
+    if (this.#reactions.length > 0) {
+      this.#reactor = createRuntime({
+        ...this.#leaseOptions,
+        store: this.#store,
+        workflows: [...this.#workflowDefs],
+        queue,
+        reactions: this.#reactions,
+        onReaction: (event) => this.#emit({ type: 'reaction', worker: this.id, event }),
+      });
+    }
     this.#unwake = this.#queue.onWake(() => this.#fill());
     // Not unref'd: a started worker keeps its process alive, as a listening server does, until stop().
     this.#pollTimer = setInterval(() => this.#fill(), this.#pollMs);
@@ -148,6 +177,8 @@ class RunWorker implements Worker {
 
   async #stop(graceMs: number): Promise<void> {
     this.#state = 'stopping';
+    // Reactions first: nothing new is started while the runs finish.
+    await this.#reactor?.close();
     clearInterval(this.#pollTimer);
     this.#unwake?.();
     // A claim in flight hands its runs back (or to #held) before we look.

@@ -55,6 +55,18 @@ function isoNow(): string {
 }
 
 const backends = new WeakMap<EventStore, StorageBackend>();
+const systemWriters = new WeakMap<EventStore, (append: StreamAppend) => Promise<AppendResult>>();
+
+/**
+ * Appends to one of Rewind's own streams ('$…'), which applications cannot
+ * write: for the layers that keep their records in the log (reactions' control
+ * streams). Expected version and fence hold as for any append.
+ */
+export function appendSystem(store: EventStore, append: StreamAppend): Promise<AppendResult> {
+  const write = systemWriters.get(store);
+  if (!write) throw new ValidationError(`this store (${store.backend}) was not opened by openStore and cannot keep Rewind's own records`);
+  return write(append);
+}
 
 /**
  * The backend under a Store. For the layers that keep their own data beside
@@ -81,6 +93,7 @@ export class Store implements EventStore {
   constructor(backend: StorageBackend, options: EventStoreOptions = {}) {
     this.#backend = backend;
     backends.set(this, backend);
+    systemWriters.set(this, (append) => this.#appendSystem(append));
     this.registry = options.registry ?? new EventRegistry();
     this.#now = options.now ?? isoNow;
     if (options.maxEventBytes !== undefined && !(Number.isInteger(options.maxEventBytes) && options.maxEventBytes > 0)) {

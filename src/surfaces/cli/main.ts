@@ -7,6 +7,7 @@ import { registerBenchCommand } from './commands/bench.js';
 import { registerLogCommands } from './commands/log.js';
 import { registerMcpCommand } from './commands/mcp.js';
 import { registerProjectionCommands } from './commands/projections.js';
+import { registerReactionCommands } from './commands/reactions.js';
 import { registerReplayCommands } from './commands/replay.js';
 import { registerRunCommands } from './commands/runs.js';
 import { registerServeCommand } from './commands/serve.js';
@@ -32,6 +33,7 @@ export function buildProgram({ json = false }: { json?: boolean } = {}): Command
   registerLogCommands(program);
   registerAuditCommands(program);
   registerProjectionCommands(program);
+  registerReactionCommands(program);
   registerReplayCommands(program);
   registerWorkerCommand(program);
   registerServeCommand(program);

@@ -1,5 +1,6 @@
 import { ValidationError } from '../../events/errors.js';
 import type { Workflow } from '../../runtime/index.js';
+import { isReaction, type Reaction } from '../../runtime/reactions/definition.js';
 import { loadExamples } from './examples.js';
 import { importUserModule } from './load-module.js';
 
@@ -33,4 +34,11 @@ function isWorkflow(value: unknown): value is Workflow {
     typeof (value as Workflow).run === 'function' &&
     typeof (value as Workflow).name === 'string'
   );
+}
+
+/** The reactions (defineReaction) the --workflows module exports, as `reactions` or any named export; none without a module. */
+export async function loadReactions(modulePath?: string): Promise<Reaction[]> {
+  if (!modulePath) return [];
+  const mod = await importUserModule(modulePath, '--workflows');
+  return [...new Set([mod.reactions, mod.default, ...Object.values(mod)].flat().filter(isReaction))];
 }

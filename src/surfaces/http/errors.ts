@@ -64,6 +64,8 @@ const STATUS_BY_CODE: Record<string, ContentfulStatusCode> = {
   NON_DETERMINISM: 409,
   // A rollback past a step whose effect cannot be undone, not accepted (past: 'irreversible').
   IRREVERSIBLE_STEP: 409,
+  // A reaction skipped or retried while it is not parked on an event.
+  REACTION_STATE: 409,
   STORE_CLOSED: 503,
 };
 

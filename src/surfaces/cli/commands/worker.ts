@@ -1,12 +1,13 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { openProjections } from '../../../projections/index.js';
+import type { ActionOutcome, ReactionEvent } from '../../../runtime/reactions/index.js';
 import { builtInProjections } from '../../../runtime/read-models.js';
 import { createWorker, type WorkerEvent } from '../../../runtime/worker.js';
 import { startSealing } from '../../../store/audit/sealer.js';
 import { type GlobalOptions, withStore } from '../context.js';
 import { signingKeyIf } from '../keys.js';
 import { colour } from '../output.js';
-import { loadWorkflows } from '../workflows.js';
+import { loadReactions, loadWorkflows } from '../workflows.js';
 
 interface WorkerCommandOptions {
   workflows?: string;
@@ -42,7 +43,8 @@ export function registerWorkerCommand(program: Command): void {
         '',
         'Several workers may share one PostgreSQL database (or, on one machine, one SQLite file):',
         'each run is driven by one worker at a time, and a run whose worker dies is taken over',
-        'once its lease lapses. A second SIGINT stops at once. Workers also keep the built-in read models',
+        'once its lease lapses. Reactions the module exports (defineReaction) run here too, each in one worker at a time.',
+        'A second SIGINT stops at once. Workers also keep the built-in read models',
         'live (several at once is safe: each batch is written only if the projection is still where it was read).',
         'With a signing key (--key or REWIND_SIGNING_KEY) they also seal the log periodically (see `rewind seal`).',
         '',
@@ -55,6 +57,7 @@ export function registerWorkerCommand(program: Command): void {
     .action(async (opts: WorkerCommandOptions, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions & WorkerCommandOptions>();
       const workflows = await loadWorkflows(opts.workflows);
+      const reactions = await loadReactions(opts.workflows);
       // Read before anything starts: a key that cannot be read stops the worker here.
       const key = opts.seal ? signingKeyIf(opts.key) : undefined;
       // Seals are reported like the worker's own events: a line per seal, or a JSON object with --json.
@@ -72,6 +75,7 @@ export function registerWorkerCommand(program: Command): void {
           workflows,
           concurrency: opts.concurrency,
           leaseMs: opts.leaseMs,
+          reactions,
           ...(opts.id ? { id: opts.id } : {}),
           onEvent: (event) =>
             process.stdout.write(`${options.json ? JSON.stringify({ at: new Date().toISOString(), ...event }) : describe(event)}\n`),
@@ -134,6 +138,36 @@ function describe(e: WorkerEvent): string {
       return `${head} ${colour.red('error')}${e.runId ? ` ${e.runId}` : ''}: ${e.error.message}`;
     case 'stopped':
       return `${head} stopped`;
+    case 'reaction':
+      return `${head} ${describeReaction(e.event)}`;
+  }
+}
+
+function describeReaction(e: ReactionEvent): string {
+  const at = `reaction ${e.reaction}`;
+  switch (e.type) {
+    case 'acted':
+    case 'undone':
+      return `${colour.cyan(at)} ${e.type === 'undone' ? 'undid after a rollback' : 'acted on'} event ${e.position}: ${e.outcomes.map(outcomeText).join(', ') || 'nothing to do'}`;
+    case 'retrying':
+      return `${colour.yellow(at)} failed on event ${e.position} (attempt ${e.attempt}): ${e.error.message}; again in ${e.retryInMs} ms`;
+    case 'parked':
+      return `${colour.red(at)} parked on event ${e.position}: ${e.error.message} (rewind reactions retry|skip ${e.reaction})`;
+    case 'error':
+      return `${colour.red(at)} store error: ${e.error.message}`;
+  }
+}
+
+function outcomeText(o: ActionOutcome): string {
+  switch (o.kind) {
+    case 'started':
+      return `started ${o.runId}`;
+    case 'signalled':
+      return `signalled ${o.runId} (${o.name})${o.started ? ', started it' : ''}`;
+    case 'requested':
+      return `asked ${o.runId} to ${o.request}`;
+    case 'refused':
+      return `refused by ${o.runId}: ${o.reason}`;
   }
 }
 
