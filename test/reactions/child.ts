@@ -1,0 +1,39 @@
+import { createWorker } from '../../src/runtime/index.js';
+import { openStore } from '../../src/store/open.js';
+import { CallLedger } from '../concurrency/calls.js';
+import { reactions, workflows } from './world.js';
+
+// One worker process of the reactions torture. With a kill chance, it dies
+// (SIGKILL, by its own hand) right before storing a reaction's position, that
+// is, after acting on a page and before the position says so.
+// Usage: child.mjs <store url> <ledger file> <safe|unsafe> <kill chance per stored position>
+
+const [url, ledgerFile, mode, chance] = process.argv.slice(2) as [string, string, 'safe' | 'unsafe', string];
+const store = await openStore(url);
+const killChance = Number(chance);
+const checkpoint = store.checkpoint.bind(store);
+store.checkpoint = async (consumer, position) => {
+  if (consumer.startsWith('reaction:') && Math.random() < killChance) process.kill(process.pid, 'SIGKILL');
+  return checkpoint(consumer, position);
+};
+const ledger = new CallLedger(ledgerFile);
+const worker = createWorker({
+  store,
+  workflows: workflows(ledger),
+  reactions: reactions(mode),
+  concurrency: 16,
+  leaseMs: 1_000,
+  pollMs: 50,
+  onEvent: (e) => {
+    if (e.type === 'error' || (e.type === 'reaction' && (e.event.type === 'parked' || e.event.type === 'error')))
+      process.stderr.write(`${JSON.stringify(e)}\n`);
+  },
+});
+await worker.start();
+process.on('SIGTERM', () => {
+  void worker.stop({ graceMs: 1_000 }).then(async () => {
+    await store.close();
+    ledger.close();
+    process.exit(0);
+  });
+});
