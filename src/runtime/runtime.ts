@@ -10,7 +10,7 @@ import { type DriveResult, type DriverContext, driveRun } from './driver.js';
 import { RunConflictError, RunNotFoundError, RunStateError, UnknownWorkflowError } from './errors.js';
 import { isRunEvent, RunEvents, type RunStartedData } from './events.js';
 import { type ForkOptions, writeFork } from './fork.js';
-import { statusAfter } from './journal.js';
+import { type RunStatus, statusAfter } from './journal.js';
 import { historyOf, type RunHistory } from './model/history.js';
 import type { At } from './model/point.js';
 import type { RunDiff } from './model/run-diff.js';
@@ -68,6 +68,9 @@ export interface RuntimeOptions {
   /** Told what the reactions do (acted, retrying, parked), for logs and metrics. */
   onReaction?: (event: ReactionEvent) => void;
 }
+
+/** Where a run stops for good (what `wait(runId, { until: 'end' })` waits for). */
+const ENDED: ReadonlySet<RunStatus> = new Set(['completed', 'failed', 'cancelled']);
 
 /** How long to wait between looks at a run another process drives. */
 const LOOK_AGAIN_MS = { first: 10, most: 250 };
@@ -293,11 +296,26 @@ export class Runtime {
     await active.promise.catch(() => {});
   }
 
-  /** Settles when this runtime stops driving the run (at once when it is not driving it). */
-  async wait(runId: string): Promise<RunInfo> {
-    const active = this.#active.get(runId);
-    if (active) return active.promise;
-    return this.get(runId);
+  /**
+   * Settles when this runtime stops driving the run (at once when it is not
+   * driving it); with `until: 'end'`, once the run has completed, failed or
+   * been cancelled, wherever it is driven (a run that waits for a signal a
+   * reaction sends, say). `timeoutMs` ends the wait with a RunStateError.
+   */
+  async wait(runId: string, options: { until?: 'rest' | 'end'; timeoutMs?: number } = {}): Promise<RunInfo> {
+    const { until = 'rest', timeoutMs } = options;
+    if (until !== 'rest' && until !== 'end') throw new ValidationError("until must be 'rest' or 'end'");
+    if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs >= 0))
+      throw new ValidationError('timeoutMs must be a number of milliseconds, at least 0');
+    const deadline = Date.now() + (timeoutMs ?? Number.POSITIVE_INFINITY);
+    for (let delay = LOOK_AGAIN_MS.first; ; delay = Math.min(delay * 2, LOOK_AGAIN_MS.most)) {
+      const active = this.#active.get(runId);
+      const info = active ? await active.promise : await this.get(runId);
+      if (until === 'rest' || ENDED.has(info.status)) return info;
+      if (Date.now() + delay > deadline)
+        throw new RunStateError(runId, info.status, `end within ${timeoutMs} ms`, 'wait longer, or look at what it waits for (runtime.get)');
+      await sleep(delay);
+    }
   }
 
   /** The run as its newest checkpoint and the events after it tell (see run-info.ts). */
