@@ -197,3 +197,19 @@ export function toJson(meta: Record<string, unknown> = {}): Record<string, unkno
     notes,
   };
 }
+
+/** Records a latency measured elsewhere (ms per op). */
+export function recordLatency(section: string, name: string, ms: number): void {
+  record({ section, name, ops: 1, seconds: ms / 1000, unit: 'ms', kind: 'latency' });
+}
+
+/** The value at quantile q of the samples (q 0.5: the median). */
+export function quantile(samples: number[], q: number): number {
+  const sorted = [...samples].sort((x, y) => x - y);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
+}
+
+/** One decimal unless whole. */
+export function fmt1(n: number): string {
+  return Number.isInteger(n) ? String(n) : n.toFixed(1);
+}

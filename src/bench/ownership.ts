@@ -8,7 +8,7 @@ import { RunStateError } from '../runtime/errors.js';
 import { createRuntime, defineWorkflow } from '../runtime/index.js';
 import { openStore } from '../store/open.js';
 import type { EventStore, LeaseAttempt } from '../store/types.js';
-import { type Contestant, measureInTurns, note, record } from './lib.js';
+import { type Contestant, fmt1, measureInTurns, note, quantile, record, recordLatency } from './lib.js';
 import { withoutOwnership } from './without-ownership.js';
 
 const SECTION = 'ownership';
@@ -341,15 +341,5 @@ async function leaseCost(b: Backend, scale: number): Promise<void> {
 
 /** A figure of one measured time, in ms. */
 function latency(name: string, ms: number): void {
-  record({ section: SECTION, name, ops: 1, seconds: ms / 1000, unit: 'ms', kind: 'latency' });
-}
-
-/** The value at quantile q of the samples (q 0.5: the median). */
-function quantile(samples: number[], q: number): number {
-  const sorted = [...samples].sort((x, y) => x - y);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
-}
-
-function fmt1(n: number): string {
-  return Number.isInteger(n) ? String(n) : n.toFixed(1);
+  recordLatency(SECTION, name, ms);
 }

@@ -29,6 +29,7 @@ export const SECTIONS: Record<string, Section> = {
   audit: async (s, url) => (await import('./audit.js')).benchAudit(s, url),
   replay: async (s) => (await import('./replay-check.js')).benchReplayCheck(s),
   ownership: async (s, url) => (await import('./ownership.js')).benchOwnership(s, url),
+  reactions: async (s, url) => (await import('./reactions.js')).benchReactions(s, url),
 };
 
 export async function runBench(options: BenchOptions = {}): Promise<Record<string, unknown>> {

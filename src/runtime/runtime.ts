@@ -313,7 +313,12 @@ export class Runtime {
       const info = active ? await active.promise : await this.get(runId);
       if (until === 'rest' || ENDED.has(info.status)) return info;
       if (Date.now() + delay > deadline)
-        throw new RunStateError(runId, info.status, `end within ${timeoutMs} ms`, 'wait longer, or look at what it waits for (runtime.get)');
+        throw new RunStateError(
+          runId,
+          info.status,
+          `end within ${timeoutMs} ms`,
+          'wait longer, or look at what it waits for (runtime.get)',
+        );
       await sleep(delay);
     }
   }

@@ -116,7 +116,7 @@ export class Reactor {
     let position = from;
     while (!signal.aborted) {
       // Listen before reading, so an append between the read and the wait still wakes us.
-      const woken = wakeUp(this.#backend, signal);
+      const woken = this.#wake(signal);
       await this.#readControl();
       if (this.#state.parked) {
         await woken.promise;
@@ -142,6 +142,19 @@ export class Reactor {
       if (full) woken.cancel();
       else await woken.promise;
     }
+  }
+
+  /**
+   * Resolves when the log may have grown: an append here or a NOTIFY (the
+   * backend's wake-up), or the store's change counter moving (another
+   * process's commit to the SQLite file, seen within 20 ms rather than at the
+   * backend's poll).
+   */
+  #wake(signal: AbortSignal): { promise: Promise<void>; cancel: () => void } {
+    const woken = wakeUp(this.#backend, signal);
+    const unwatch = this.#own.watch(() => woken.cancel());
+    void woken.promise.then(unwatch);
+    return woken;
   }
 
   /** The first process to run the reaction says where it starts. */
