@@ -23,7 +23,10 @@ describe('examples/reviews', () => {
     // Each review request is one reviewer; each review one signal to the writer.
     const requests = (await store.read('run-essay-1')).filter((e) => e.type === 'ReviewRequested');
     expect(reviewers).toEqual(requests.map((e) => `review-requests:${e.id}`));
-    expect((await store.read('signals-essay-1')).map((e) => e.metadata?.actor)).toEqual(['reaction:review-answers', 'reaction:review-answers']);
+    expect((await store.read('signals-essay-1')).map((e) => e.metadata?.actor)).toEqual([
+      'reaction:review-answers',
+      'reaction:review-answers',
+    ]);
     expect((await store.verify()).ok).toBe(true);
   });
 });

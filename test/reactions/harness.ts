@@ -153,7 +153,12 @@ async function allStreams(store: EventStore, prefix: string): Promise<string[]> 
   }
 }
 
-async function check(store: EventStore, ledger: CallLedger, victims: Set<number>, violations: string[]): Promise<Omit<TortureOutcome, 'killed' | 'selfKilled'>> {
+async function check(
+  store: EventStore,
+  ledger: CallLedger,
+  victims: Set<number>,
+  violations: string[],
+): Promise<Omit<TortureOutcome, 'killed' | 'selfKilled'>> {
   const source: EventEnvelope[] = [];
   for (let from = 0; ; ) {
     const page = await store.readAll({ from, limit: 5000, filter: { streamPrefix: 'src-' } });

@@ -12,7 +12,10 @@ export const STREAMS = 200;
 export const BOXES = 50;
 export const PINGS_PER_BOX = 10;
 
-export type SourceEvent = { type: 'Order'; data: { order: number } } | { type: 'Ping'; data: { box: number; n: number } } | { type: 'Noise'; data: { i: number } };
+export type SourceEvent =
+  | { type: 'Order'; data: { order: number } }
+  | { type: 'Ping'; data: { box: number; n: number } }
+  | { type: 'Noise'; data: { i: number } };
 
 /** The i-th event the test appends, and its stream: 1,000 orders, 500 pings (10 per box), the rest noise. */
 export function sourceEvent(i: number): { streamId: string; event: SourceEvent } {
@@ -67,7 +70,12 @@ export function reactions(mode: 'safe' | 'unsafe'): Reaction[] {
       on: { types: ['Ping'] },
       act: (e) => {
         const { box, n } = e.data as { box: number; n: number };
-        return { signal: `box-${box}`, name: 'ping', payload: { n }, start: { workflow: 'mailbox', input: { box, expected: PINGS_PER_BOX } } };
+        return {
+          signal: `box-${box}`,
+          name: 'ping',
+          payload: { n },
+          start: { workflow: 'mailbox', input: { box, expected: PINGS_PER_BOX } },
+        };
       },
     }),
   ];

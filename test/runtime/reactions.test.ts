@@ -98,7 +98,10 @@ describe('reactions', () => {
     const store = await makeStore();
     const first = createRuntime({ store, workflows: [writer, reviewer], reactions: [startReviewer, answerWriter] });
     await first.start(writer, { draft: 'a long draft' }, { runId: 'w1' });
-    await until(() => first.get('w1'), (i) => i.status === 'completed');
+    await until(
+      () => first.get('w1'),
+      (i) => i.status === 'completed',
+    );
     await first.reactions.settled();
     await first.close();
     const before = await store.headPosition();
@@ -145,9 +148,15 @@ describe('reactions', () => {
     const { events } = await store.append('order-1', [{ type: 'Placed', data: {} }]);
     const placed = events[0] as EventEnvelope;
     const runId = `follow:${placed.id}`;
-    await until(() => runtime.get(runId).catch(() => undefined), (i) => i?.status === 'waiting');
+    await until(
+      () => runtime.get(runId).catch(() => undefined),
+      (i) => i?.status === 'waiting',
+    );
     await store.append('order-1', [{ type: 'RolledBack', data: { targetVersion: 0 } }]);
-    const info = await until(() => runtime.get(runId), (i) => i.status === 'cancelled');
+    const info = await until(
+      () => runtime.get(runId),
+      (i) => i.status === 'cancelled',
+    );
     expect(info.status).toBe('cancelled');
     await runtime.close();
   });
@@ -166,7 +175,10 @@ describe('reactions', () => {
       ],
     });
     await store.append('k', [{ type: 'Kick', data: null }]);
-    const info = await until(() => runtime.get('w9').catch(() => undefined), (i) => i?.status === 'completed');
+    const info = await until(
+      () => runtime.get('w9').catch(() => undefined),
+      (i) => i?.status === 'completed',
+    );
     expect(info?.output).toEqual({ draft: 'x', verdict: 'fine' });
     await runtime.close();
   });
@@ -203,7 +215,13 @@ describe('reactions', () => {
       name: 'fragile',
       state: 'parked',
       position: (events[0] as EventEnvelope).position - 1,
-      parked: { position: (events[0] as EventEnvelope).position, eventId: (events[0] as EventEnvelope).id, type: 'Job', attempts: 2, error: { message: 'the mail server said no' } },
+      parked: {
+        position: (events[0] as EventEnvelope).position,
+        eventId: (events[0] as EventEnvelope).id,
+        type: 'Job',
+        attempts: 2,
+        error: { message: 'the mail server said no' },
+      },
     });
     expect(acted).toEqual(['a']);
     expect(seen.filter((e) => e.type === 'retrying')).toHaveLength(1);
@@ -213,7 +231,11 @@ describe('reactions', () => {
     expect(acted).toEqual(['a', 'c']);
     await expect(runtime.reactions.retry('fragile')).rejects.toMatchObject({ code: 'REACTION_STATE' });
     const control = await store.read('$rewind-reaction-fragile');
-    expect(control.map((e) => e.type)).toEqual([ReactionEvents.ReactionStarted, ReactionEvents.ReactionParked, ReactionEvents.ReactionSkipped]);
+    expect(control.map((e) => e.type)).toEqual([
+      ReactionEvents.ReactionStarted,
+      ReactionEvents.ReactionParked,
+      ReactionEvents.ReactionSkipped,
+    ]);
     expect(control[2]?.data).toMatchObject({ actor: 'ops', reason: 'bad job' });
     failing = false;
     await runtime.close();
@@ -238,7 +260,10 @@ describe('reactions', () => {
       ],
     });
     await store.append('jobs', [{ type: 'Job', data: { id: 'a' } }]);
-    await until(() => runtime.reactions.status(), (s) => s[0]?.state === 'parked');
+    await until(
+      () => runtime.reactions.status(),
+      (s) => s[0]?.state === 'parked',
+    );
     up = true;
     await runtime.reactions.retry('needs-service');
     await runtime.reactions.settled();
@@ -262,7 +287,10 @@ describe('reactions', () => {
       ],
     });
     await store.append('s', [{ type: 'Go', data: null }]);
-    const statuses = await until(() => runtime.reactions.status(), (s) => s.find((r) => r.name === 'broken')?.state === 'parked');
+    const statuses = await until(
+      () => runtime.reactions.status(),
+      (s) => s.find((r) => r.name === 'broken')?.state === 'parked',
+    );
     expect(statuses.find((r) => r.name === 'broken')?.parked).toMatchObject({ attempts: 1, error: { code } });
     await runtime.reactions.settled();
     expect(other).toHaveLength(1);
@@ -273,7 +301,11 @@ describe('reactions', () => {
     expect(() => defineReaction({ name: 'has space', on: { types: [] }, act: 1 as never })).toThrowError(
       expect.objectContaining({
         code: 'VALIDATION',
-        issues: ['name must be 1-80 letters, digits, _ . or -', 'on.types must be a non-empty array of event types', 'act must be a function of the event answering what to do'],
+        issues: [
+          'name must be 1-80 letters, digits, _ . or -',
+          'on.types must be a non-empty array of event types',
+          'act must be a function of the event answering what to do',
+        ],
       }),
     );
     const store = { append: () => {} } as never;
@@ -287,9 +319,14 @@ describe('reactions', () => {
     const acted: number[] = [];
     const runtime = createRuntime({
       store,
-      reactions: [defineReaction({ name: 'fresh', from: 'now', on: { types: ['Go'] }, act: (e) => void acted.push((e.data as { n: number }).n) })],
+      reactions: [
+        defineReaction({ name: 'fresh', from: 'now', on: { types: ['Go'] }, act: (e) => void acted.push((e.data as { n: number }).n) }),
+      ],
     });
-    await until(() => runtime.reactions.status(), (s) => s.length === 1);
+    await until(
+      () => runtime.reactions.status(),
+      (s) => s.length === 1,
+    );
     await store.append('s', [{ type: 'Go', data: { n: 2 } }]);
     await runtime.reactions.settled();
     expect(acted).toEqual([2]);
@@ -313,7 +350,8 @@ describe('reactions', () => {
         }),
       ],
     });
-    for (let n = 0; n < 10; n++) await store.appendMany(['a', 'b', 'c'].map((s) => ({ streamId: s, events: [{ type: 'N', data: { n } }] })));
+    for (let n = 0; n < 10; n++)
+      await store.appendMany(['a', 'b', 'c'].map((s) => ({ streamId: s, events: [{ type: 'N', data: { n } }] })));
     await runtime.reactions.settled();
     const tenInOrder = Array.from({ length: 10 }, (_, i) => i);
     expect(Object.fromEntries(order)).toEqual({ a: tenInOrder, b: tenInOrder, c: tenInOrder });
