@@ -6,9 +6,9 @@ import { reactions, workflows } from './world.js';
 // One worker process of the reactions torture. With a kill chance, it dies
 // (SIGKILL, by its own hand) right before storing a reaction's position, that
 // is, after acting on a page and before the position says so.
-// Usage: child.mjs <store url> <ledger file> <safe|unsafe> <kill chance per stored position>
+// Usage: child.mjs <store url> <ledger file> <safe|unsafe> <kill chance per stored position> <events>
 
-const [url, ledgerFile, mode, chance] = process.argv.slice(2) as [string, string, 'safe' | 'unsafe', string];
+const [url, ledgerFile, mode, chance, events] = process.argv.slice(2) as [string, string, 'safe' | 'unsafe', string, string];
 const store = await openStore(url);
 const killChance = Number(chance);
 const checkpoint = store.checkpoint.bind(store);
@@ -20,7 +20,7 @@ const ledger = new CallLedger(ledgerFile);
 const worker = createWorker({
   store,
   workflows: workflows(ledger),
-  reactions: reactions(mode),
+  reactions: reactions(mode, Number(events)),
   concurrency: 16,
   leaseMs: 1_000,
   pollMs: 50,

@@ -6,7 +6,7 @@ import { reactionStatuses } from '../../src/runtime/index.js';
 import { openStore } from '../../src/store/open.js';
 import type { EventStore } from '../../src/store/types.js';
 import { CallLedger } from '../concurrency/calls.js';
-import { BOXES, EVENTS, PINGS_PER_BOX, sourceEvent } from './world.js';
+import { BOXES, pingsPerBox, sourceEvent } from './world.js';
 
 export interface ReactionsTorture {
   url: string;
@@ -18,9 +18,13 @@ export interface ReactionsTorture {
   processes: number;
   /** SIGKILLs from outside, spread over the appends (each killed process replaced). */
   kills: number;
+  /** Pauses past the lease (SIGSTOP, 2.5 s, SIGCONT): another process takes the reactions and the runs over meanwhile. */
+  stops?: number;
   /** Each stored position, the chance the process kills itself just before it (after acting on the page). */
   killAtSave: number;
-  /** How long the appends of the 10,000 events are spread over. */
+  /** Events appended (a multiple of 1,000): one in 10 starts a run, one in 20 signals a mailbox run. */
+  events: number;
+  /** How long the appends are spread over. */
   appendMs: number;
 }
 
@@ -40,7 +44,7 @@ export interface TortureOutcome {
   sent: number;
 }
 
-/** Appends the 10,000 events while worker processes run the reactions and get killed; then waits for everything to settle and holds the log to the events. */
+/** Appends the events while worker processes run the reactions and get killed; then waits for everything to settle and holds the log to the events. */
 export async function tortureReactions(o: ReactionsTorture): Promise<TortureOutcome> {
   const ledgerFile = join(o.dir, 'calls.db');
   const violations: string[] = [];
@@ -51,7 +55,7 @@ export async function tortureReactions(o: ReactionsTorture): Promise<TortureOutc
   const running = new Set<ChildProcess>();
   const exits: Promise<void>[] = [];
   const launch = (): ChildProcess => {
-    const child = spawn(process.execPath, [o.child, o.url, ledgerFile, o.mode, String(chance)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [o.child, o.url, ledgerFile, o.mode, String(chance), String(o.events)], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
     running.add(child);
@@ -78,9 +82,12 @@ export async function tortureReactions(o: ReactionsTorture): Promise<TortureOutc
   try {
     // The events, in 50 appends spread over appendMs, with the kills among them.
     const batches = 50;
-    const per = EVENTS / batches;
+    const per = o.events / batches;
     let lastSource = 0;
-    const killAt = new Set(Array.from({ length: o.kills }, (_, k) => Math.floor(((k + 0.5) * batches) / Math.max(1, o.kills))));
+    const spread = (n: number, offset: number) =>
+      new Set(Array.from({ length: n }, (_, k) => Math.floor(((k + offset) * batches) / Math.max(1, n))));
+    const killAt = spread(o.kills, 0.5);
+    const stopAt = spread(o.stops ?? 0, 0.25);
     for (let b = 0; b < batches; b++) {
       const byStream = new Map<string, { type: string; data: unknown }[]>();
       for (let i = b * per; i < (b + 1) * per; i++) {
@@ -96,6 +103,15 @@ export async function tortureReactions(o: ReactionsTorture): Promise<TortureOutc
           victim.kill('SIGKILL');
         }
       }
+      if (stopAt.has(b)) {
+        const paused = [...running][0];
+        if (paused?.pid) {
+          victims.add(paused.pid);
+          paused.kill('SIGSTOP');
+          await sleep(2_500);
+          paused.kill('SIGCONT');
+        }
+      }
       await sleep(o.appendMs / batches);
     }
     // No more dying by its own hand: the processes launched from now on finish the work.
@@ -107,7 +123,7 @@ export async function tortureReactions(o: ReactionsTorture): Promise<TortureOutc
     await Promise.all(exits);
   }
   try {
-    return { ...(await check(store, ledger, victims, violations)), killed: killedByUs.size, selfKilled };
+    return { ...(await check(store, o.events, ledger, victims, violations)), killed: killedByUs.size, selfKilled };
   } finally {
     ledger.close();
     await store.close();
@@ -155,6 +171,7 @@ async function allStreams(store: EventStore, prefix: string): Promise<string[]> 
 
 async function check(
   store: EventStore,
+  events: number,
   ledger: CallLedger,
   victims: Set<number>,
   violations: string[],
@@ -166,7 +183,7 @@ async function check(
     if (page.length < 5000) break;
     from = (page.at(-1) as EventEnvelope).position + 1;
   }
-  if (source.length !== EVENTS) violations.push(`${source.length} source events, not ${EVENTS}`);
+  if (source.length !== events) violations.push(`${source.length} source events, not ${events}`);
 
   // Every order started exactly one run (its id derived from the event), and it completed; no other fulfil run exists.
   const starts: string[] = [];
@@ -193,7 +210,7 @@ async function check(
     if (got.length !== 1) starts.push(`order ${order} (event ${e.id}): ${got.length} runs`);
     else if (got[0] !== `run-orders:${e.id}`) starts.push(`order ${order}: run ${got[0]}, not run-orders:${e.id}`);
   }
-  if (fulfilRuns.size !== EVENTS / 10) starts.push(`${fulfilRuns.size} orders have runs, not ${EVENTS / 10}`);
+  if (fulfilRuns.size !== events / 10) starts.push(`${fulfilRuns.size} orders have runs, not ${events / 10}`);
 
   // Every ping is exactly one signal in its box's mailbox, under the event's key, and each box got all its pings.
   const signals: string[] = [];
@@ -204,7 +221,7 @@ async function check(
     for (const s of mailbox.filter((m) => m.type === 'SignalSent')) sent.set(s.id, (sent.get(s.id) ?? 0) + 1);
     const [last] = await store.read(`run-box-${box}`, { direction: 'backward', limit: 1 });
     const output = (last?.data as { output?: number[] } | undefined)?.output;
-    if (output?.length !== PINGS_PER_BOX) signals.push(`box ${box} ended with ${JSON.stringify(output)}`);
+    if (output?.length !== pingsPerBox(events)) signals.push(`box ${box} ended with ${JSON.stringify(output)}`);
   }
   for (const p of pings) {
     const box = (p.data as { box: number }).box;

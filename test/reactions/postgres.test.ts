@@ -19,7 +19,7 @@ afterAll(() => rmSync(dirname(child), { recursive: true, force: true }));
 const clean = { starts: [], signals: [], doubles: [], violations: [] };
 
 describe('reactions torture on PostgreSQL', () => {
-  it('two workers killed 20 times: every order starts exactly one run, every ping is exactly one signal, all runs complete', {
+  it('two workers killed 20 times and paused past their leases twice: every order starts exactly one run, every ping is exactly one signal, all runs complete', {
     timeout: 240_000,
   }, async () => {
     const dir = tempDir('rewind-reactions-');
@@ -28,8 +28,10 @@ describe('reactions torture on PostgreSQL', () => {
       dir,
       child,
       mode: 'safe',
+      events: 10_000,
       processes: 2,
       kills: 20,
+      stops: 2,
       killAtSave: 0.05,
       appendMs: 8_000,
     });

@@ -18,7 +18,7 @@ afterAll(() => rmSync(dirname(child), { recursive: true, force: true }));
 const clean = { starts: [], signals: [], doubles: [], violations: [] };
 
 describe('reactions torture on SQLite', () => {
-  it('two workers killed 20 times: every order starts exactly one run, every ping is exactly one signal, all runs complete', {
+  it('two workers killed 20 times and paused past their leases twice: every order starts exactly one run, every ping is exactly one signal, all runs complete', {
     timeout: 240_000,
   }, async () => {
     const dir = tempDir('rewind-reactions-');
@@ -27,8 +27,10 @@ describe('reactions torture on SQLite', () => {
       dir,
       child,
       mode: 'safe',
+      events: 10_000,
       processes: 2,
       kills: 20,
+      stops: 2,
       killAtSave: 0.05,
       appendMs: 8_000,
     });
@@ -38,6 +40,26 @@ describe('reactions torture on SQLite', () => {
     expect(selfKilled).toBeGreaterThan(0);
   });
 
+  it('one worker alone, never killed (the control): the same counts, and each journaled attempt is one call', {
+    timeout: 240_000,
+  }, async () => {
+    const dir = tempDir('rewind-reactions-');
+    const out = await tortureReactions({
+      url: `sqlite:${join(dir, 'log.db')}`,
+      dir,
+      child,
+      mode: 'safe',
+      events: 2_000,
+      processes: 1,
+      kills: 0,
+      killAtSave: 0,
+      appendMs: 2_000,
+    });
+    const { killed, selfKilled, runs, sent, ...faults } = out;
+    expect(faults).toEqual(clean);
+    expect({ runs, sent, killed, selfKilled }).toEqual({ runs: 250, sent: 100, killed: 0, selfKilled: 0 });
+  });
+
   it('the mutation: run ids not derived from the event start a second run for an event acted on again', { timeout: 240_000 }, async () => {
     const dir = tempDir('rewind-reactions-');
     const out = await tortureReactions({
@@ -45,6 +67,7 @@ describe('reactions torture on SQLite', () => {
       dir,
       child,
       mode: 'unsafe',
+      events: 2_000,
       processes: 2,
       kills: 0,
       killAtSave: 0.3,

@@ -7,17 +7,20 @@ import type { CallLedger } from '../concurrency/calls.js';
 // and noise; every call of a step function counted in a ledger that
 // deduplicates nothing.
 
-export const EVENTS = 10_000;
 export const STREAMS = 200;
 export const BOXES = 50;
-export const PINGS_PER_BOX = 10;
+
+/** Each box gets one ping in every 20 × BOXES events. */
+export function pingsPerBox(events: number): number {
+  return events / 20 / BOXES;
+}
 
 export type SourceEvent =
   | { type: 'Order'; data: { order: number } }
   | { type: 'Ping'; data: { box: number; n: number } }
   | { type: 'Noise'; data: { i: number } };
 
-/** The i-th event the test appends, and its stream: 1,000 orders, 500 pings (10 per box), the rest noise. */
+/** The i-th event the test appends, and its stream: one in 10 an order, one in 20 a ping, the rest noise. */
 export function sourceEvent(i: number): { streamId: string; event: SourceEvent } {
   const streamId = `src-${i % STREAMS}`;
   if (i % 10 === 0) return { streamId, event: { type: 'Order', data: { order: i } } };
@@ -54,7 +57,7 @@ export function workflows(ledger: CallLedger): Workflow[] {
  * 'unsafe' (the mutation): each start under a fresh id, so an event acted on
  * again after a crash starts a second run.
  */
-export function reactions(mode: 'safe' | 'unsafe'): Reaction[] {
+export function reactions(mode: 'safe' | 'unsafe', events: number): Reaction[] {
   return [
     defineReaction({
       name: 'orders',
@@ -74,7 +77,7 @@ export function reactions(mode: 'safe' | 'unsafe'): Reaction[] {
           signal: `box-${box}`,
           name: 'ping',
           payload: { n },
-          start: { workflow: 'mailbox', input: { box, expected: PINGS_PER_BOX } },
+          start: { workflow: 'mailbox', input: { box, expected: pingsPerBox(events) } },
         };
       },
     }),
