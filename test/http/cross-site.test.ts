@@ -29,6 +29,8 @@ const ACTIONS: Record<string, { path: string; body?: unknown }> = {
   'POST /runs/{runId}/approvals/{label}': { path: '/runs/review-1/approvals/pay', body: { approved: true } },
   'POST /runs/{runId}/cancel': { path: '/runs/review-1/cancel', body: {} },
   'POST /runs/{runId}/fork': { path: '/runs/trip-1/fork', body: {} },
+  'POST /reactions/{name}/skip': { path: '/reactions/mailer/skip', body: { reason: 'from a test' } },
+  'POST /reactions/{name}/retry': { path: '/reactions/mailer/retry', body: {} },
 };
 
 const json = (body: unknown): Record<string, string> => (body === undefined ? {} : { 'content-type': 'application/json' });

@@ -41,6 +41,20 @@ describe('the OpenAPI document', () => {
     const append = doc.paths['/streams/{streamId}/events'].post;
     expect(append.requestBody.required).toBe(true);
     expect(Object.keys(append.responses)).toEqual(expect.arrayContaining(['400', '403', '409', '413']));
+    // An operator's word on a parked reaction: a JSON body ({} at least), refused with 409 when it is not parked.
+    const skip = doc.paths['/reactions/{name}/skip'].post;
+    expect(skip.requestBody.required).toBe(true);
+    expect(Object.keys(skip.responses)).toEqual(expect.arrayContaining(['200', '400', '403', '404', '409']));
+    expect(doc.components.schemas.ReactionStatus.required).toEqual([
+      'name',
+      'state',
+      'position',
+      'head',
+      'lagEvents',
+      'parked',
+      'skipped',
+      'heldBy',
+    ]);
   });
 
   it('answers every documented GET without a path parameter with 200', async () => {

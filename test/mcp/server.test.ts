@@ -3,7 +3,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { describe, expect, it } from 'vitest';
-import { createRuntime, defineWorkflow, RunEvents, type Runtime } from '../../src/runtime/index.js';
+import type { EventEnvelope } from '../../src/events/envelope.js';
+import { createRuntime, defineReaction, defineWorkflow, RunEvents, type Runtime } from '../../src/runtime/index.js';
 import { openStore } from '../../src/store/open.js';
 import { createMcpServer, type McpServerOptions } from '../../src/surfaces/mcp/index.js';
 import { makeStore } from '../runtime/helpers.js';
@@ -38,7 +39,7 @@ describe('MCP server beside the runs', () => {
     const client = await connect({ runtime, store });
 
     const tools = (await client.listTools()).tools.map((t) => t.name).sort();
-    expect(tools).toEqual(['history', 'list_checkpoints', 'list_runs', 'rollback', 'signal_run', 'state_at']);
+    expect(tools).toEqual(['history', 'list_checkpoints', 'list_reactions', 'list_runs', 'rollback', 'signal_run', 'state_at']);
     const rollbackTool = (await client.listTools()).tools.find((t) => t.name === 'rollback');
     expect(rollbackTool?.inputSchema.required).toEqual(expect.arrayContaining(['runId', 'to', 'reason']));
 
@@ -107,6 +108,56 @@ describe('MCP server beside the runs', () => {
 
     expect(await store.headPosition()).toBe(before);
     await client.close();
+    await store.close();
+  });
+
+  it('lists the reactions of the log, read-only: one parked on an event shows that event and the error', async () => {
+    const store = await makeStore();
+    const runtime = createRuntime({
+      store,
+      reactions: [
+        defineReaction({
+          name: 'mailer',
+          on: { types: ['Mail'] },
+          retry: { attempts: 1, initialDelayMs: 1 },
+          act: () => {
+            throw new Error('the mail server said no');
+          },
+        }),
+      ],
+    });
+    const client = await connect({ runtime, store });
+    const tool = (await client.listTools()).tools.find((t) => t.name === 'list_reactions');
+    expect(tool?.annotations).toEqual({ readOnlyHint: true });
+    const { events } = await store.append('mails', [{ type: 'Mail', data: { to: 'ada' } }]);
+    const mail = events[0] as EventEnvelope;
+    await expect.poll(async () => (await call(client, 'list_reactions')).reactions[0]?.state).toBe('parked');
+    const before = await store.headPosition();
+    expect(await call(client, 'list_reactions')).toEqual({
+      reactions: [
+        {
+          name: 'mailer',
+          state: 'parked',
+          position: mail.position - 1,
+          head: before,
+          lagEvents: before - mail.position + 1,
+          parked: {
+            position: mail.position,
+            eventId: mail.id,
+            streamId: 'mails',
+            type: 'Mail',
+            error: { name: 'Error', message: 'the mail server said no' },
+            attempts: 1,
+            at: expect.any(String),
+          },
+          skipped: 0,
+          heldBy: { owner: expect.any(String), until: expect.any(String) },
+        },
+      ],
+    });
+    expect(await store.headPosition()).toBe(before);
+    await client.close();
+    await runtime.close();
     await store.close();
   });
 

@@ -13,7 +13,8 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exampleWorkflows } from '../../examples/index.js';
 import { runTravelDemo } from '../../examples/travel.js';
-import { createRuntime, defineWorkflow, type Runtime, runStreamId } from '../../src/runtime/index.js';
+import type { EventEnvelope } from '../../src/events/envelope.js';
+import { createRuntime, defineReaction, defineWorkflow, ReactionEvents, type Runtime, runStreamId } from '../../src/runtime/index.js';
 import { openStore } from '../../src/store/open.js';
 import type { EventStore } from '../../src/store/types.js';
 import { type RunningServer, startServer } from '../../src/surfaces/http/server.js';
@@ -76,6 +77,20 @@ const refund = defineWorkflow<{ cents: number }, null>({
   },
 });
 
+/** A reaction that mails each invoice, and cannot while the mail server is down: it parks on that invoice. */
+const mailServer = { up: true };
+const mailed: string[] = [];
+const mailer = defineReaction({
+  name: 'invoice-mailer',
+  on: { types: ['InvoiceIssued'] },
+  retry: { attempts: 1, initialDelayMs: 1 },
+  act: (e) => {
+    const { to } = e.data as { to: string };
+    if (!mailServer.up) throw new Error(`the mail server refused the invoice for ${to}`);
+    mailed.push(to);
+  },
+});
+
 let dir: string;
 let store: EventStore;
 let runtime: Runtime;
@@ -108,6 +123,7 @@ beforeAll(async () => {
   runtime = createRuntime({
     store,
     workflows: [...exampleWorkflows(), payout, report, refund],
+    reactions: [mailer],
     compensationRetry: { attempts: 2, initialDelayMs: 1 },
   });
   await runtime.start(report, { month: '2026-10' }, { runId: FAILED });
@@ -413,6 +429,70 @@ describe('web debugger in headless Chromium', () => {
     await expect.poll(() => row(1).innerText()).toContain(`fork of ${RUN} at v2`);
     const [started] = await store.read(runStreamId(forkId), { from: 1, to: 1 });
     expect(started?.data).toMatchObject({ forkedFrom: { runId: RUN, version: 2 } });
+  });
+
+  it('shows a parked reaction with its event and error; Retry and Skip, each after its dialog, move it on', async () => {
+    const parkedOn = async (to: string) => {
+      mailServer.up = false;
+      const { events } = await store.append('invoices', [{ type: 'InvoiceIssued', data: { to } }]);
+      await expect.poll(async () => (await runtime.reactions.status()).find((r) => r.name === mailer.name)?.state).toBe('parked');
+      return events[0] as EventEnvelope;
+    };
+    const first = await parkedOn('acme');
+    // Reached from the navigation.
+    await page.goto(`${server.url}/#/`);
+    await page.locator('[data-nav=reactions]').click();
+    await expect.poll(() => page.url()).toContain('#/reactions');
+    const row = page.locator(`tr[data-reaction="${mailer.name}"]`);
+    await expect.poll(() => row.getAttribute('data-state')).toBe('parked');
+    expect(await row.locator('.pill').innerText()).toBe('parked');
+    expect(await row.locator('[data-testid=parked]').innerText()).toMatch(
+      new RegExp(`^event ${first.position} InvoiceIssued of invoices · \\d+s ago · after 1 attempt\\n`),
+    );
+    expect(await row.locator('[data-testid=parked-error]').innerText()).toBe('Error: the mail server refused the invoice for acme');
+    // It waits at the position before the invoice, two behind the head (the invoice, then its own ReactionParked); this runtime runs it.
+    const owner = (await runtime.reactions.status()).find((r) => r.name === mailer.name)?.heldBy?.owner;
+    expect(owner).toEqual(expect.any(String));
+    expect(await store.headPosition()).toBe(first.position + 1);
+    await expect
+      .poll(async () => (await row.locator('td').allInnerTexts()).slice(1, 5))
+      .toEqual([mailer.name, String(first.position - 1), '2', owner]);
+    expect(await page.locator('[data-testid=live]').innerText()).toContain('live');
+    await shot('reactions-parked');
+
+    // Retry, the cause fixed: the invoice is mailed and the reaction follows the log again.
+    mailServer.up = true;
+    await row.locator('[data-action=retry]').click();
+    await page.locator('.modal input[name=reason]').fill('mail server is back');
+    await page.locator('.modal [data-testid=confirm]').click();
+    await expect.poll(() => row.getAttribute('data-state')).toBe('ok');
+    await expect.poll(() => mailed).toEqual(['acme']);
+    expect(await row.locator('[data-action]').count()).toBe(0);
+    const control = `$rewind-reaction-${mailer.name}`;
+    expect((await store.read(control)).at(-1)).toMatchObject({
+      type: ReactionEvents.ReactionRetried,
+      data: { position: first.position, reason: 'mail server is back' },
+    });
+
+    // Parked again on the next invoice; the page sees it without a reload. Skip needs a reason.
+    const second = await parkedOn('globex');
+    await expect.poll(() => row.getAttribute('data-state')).toBe('parked');
+    expect(await row.locator('[data-testid=parked-error]').innerText()).toBe('Error: the mail server refused the invoice for globex');
+    await row.locator('[data-action=skip]').click();
+    expect(await page.locator('.modal [data-testid=confirm]').isDisabled()).toBe(true);
+    await page.locator('.modal input[name=reason]').fill('globex was invoiced by hand');
+    await page.locator('.modal input[name=actor]').fill('ana');
+    await page.locator('.modal [data-testid=confirm]').click();
+    await expect.poll(() => row.getAttribute('data-state')).toBe('ok');
+    expect((await store.read(control)).at(-1)).toMatchObject({
+      type: ReactionEvents.ReactionSkipped,
+      data: { position: second.position, reason: 'globex was invoiced by hand', actor: 'ana' },
+    });
+    // Gone past without acting, and caught up with the log.
+    await expect.poll(() => row.locator('[data-testid=behind]').innerText()).toBe('0');
+    expect(await row.innerText()).toContain('1 event skipped');
+    expect(mailed).toEqual(['acme']);
+    mailServer.up = true;
   });
 
   it('keeps a bearer token in sessionStorage and sends it', async () => {

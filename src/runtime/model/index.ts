@@ -10,7 +10,8 @@
  * - the history view: every event with its mark (history.ts);
  * - a point in a run and the state there (point.ts, state-at.ts);
  * - two runs compared, and two states (run-diff.ts, state-diff.ts);
- * - one line per event (timeline.ts).
+ * - one line per event (timeline.ts);
+ * - what the log says of a reaction (reaction.ts: a type, read by reactions/status.ts).
  */
 export type { EventEnvelope, EventMetadata, Json } from '../../events/envelope.js';
 export type { SerializedError } from '../errors.js';
@@ -19,6 +20,7 @@ export { checkpointIndexOf, effectiveEvents, foldState, isDomainEvent, rollbacks
 export type { RollbackInfo } from '../workflow.js';
 export * from './history.js';
 export * from './point.js';
+export type * from './reaction.js';
 export * from './run.js';
 export * from './run-diff.js';
 export * from './state-at.js';

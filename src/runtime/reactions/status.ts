@@ -1,25 +1,12 @@
 import { ConcurrencyError } from '../../events/errors.js';
 import { appendSystem } from '../../store/event-store.js';
 import type { EventStore } from '../../store/types.js';
-import { type ControlState, controlState, type OperatorData, ReactionEvents, type ReactionParkedData } from './control.js';
+import type { ReactionStatus } from '../model/reaction.js';
+import { type ControlState, controlState, type OperatorData, ReactionEvents } from './control.js';
 import { consumerOf, controlStreamOf } from './definition.js';
 import { ReactionNotFoundError, ReactionStateError } from './errors.js';
 
-export interface ReactionStatus {
-  name: string;
-  /** ok: following the log; parked: waiting on an event `act` could not handle, until an operator skips or retries it. */
-  state: 'ok' | 'parked';
-  /** The last position it handled. */
-  position: number;
-  head: number;
-  /** Positions between its position and the head of the log (stored positions move after each page). */
-  lagEvents: number;
-  parked: (ReactionParkedData & { at: string }) | null;
-  /** Events an operator skipped. */
-  skipped: number;
-  /** Who runs it now (a runtime or worker holding its lease), if anyone. */
-  heldBy: { owner: string; until: string } | null;
-}
+export type { ReactionStatus };
 
 const PREFIX = controlStreamOf('');
 

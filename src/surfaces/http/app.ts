@@ -18,6 +18,7 @@ import { Metrics } from './metrics.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerLiveRoutes } from './routes/live.js';
 import { registerProjectionRoutes } from './routes/projections.js';
+import { registerReactionRoutes } from './routes/reactions.js';
 import { registerRunRoutes } from './routes/runs.js';
 import type { Api, Deps, Env } from './routes/shared.js';
 import { registerSystemRoutes } from './routes/system.js';
@@ -107,6 +108,7 @@ export function createApp(options: AppOptions): RewindApp {
   registerSystemRoutes(app, deps);
   registerEventRoutes(app, deps);
   registerLiveRoutes(app, deps);
+  registerReactionRoutes(app, deps);
   if (options.projections) registerProjectionRoutes(app, options.projections);
   if (options.runtime) {
     const workflows = options.workflows ?? [];

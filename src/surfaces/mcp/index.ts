@@ -35,7 +35,15 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { RewindError } from '../../events/errors.js';
-import { type At, MAX_RUNS_PAGE, type RunContext, type RunHistory, type Runtime, runStreamId } from '../../runtime/index.js';
+import {
+  type At,
+  MAX_RUNS_PAGE,
+  type RunContext,
+  type RunHistory,
+  type Runtime,
+  reactionStatuses,
+  runStreamId,
+} from '../../runtime/index.js';
 import { isJsonObject } from '../../runtime/model/index.js';
 import type { EventStore } from '../../store/types.js';
 
@@ -233,6 +241,17 @@ export function createMcpServer(options: McpServerOptions): McpServer {
         },
         (args) =>
           answer(() => runtime.listPage({ status: args.status as never, workflow: args.workflow, after: args.after, limit: args.limit })),
+      );
+      server.registerTool(
+        'list_reactions',
+        {
+          description:
+            'Reactions that follow the log (defineReaction) and have run against this store: position, events behind, who runs each, ' +
+            "and for one parked on an event (its act kept failing) that event and the error. An operator skips or retries it ('rewind reactions').",
+          inputSchema: {},
+          annotations: { readOnlyHint: true },
+        },
+        () => answer(async () => ({ reactions: await reactionStatuses(store) })),
       );
     }
   }

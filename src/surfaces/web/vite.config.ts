@@ -7,7 +7,7 @@ import { defineConfig } from 'vite';
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
 /** API paths the dev server forwards to a running `rewind serve` (REWIND_API, default http://127.0.0.1:4600). */
-const API = ['/runs', '/streams', '/events', '/verify', '/health', '/metrics', '/openapi.json'];
+const API = ['/runs', '/reactions', '/streams', '/events', '/verify', '/health', '/metrics', '/openapi.json'];
 
 export default defineConfig({
   root: here('./app'),

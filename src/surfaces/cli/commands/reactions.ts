@@ -24,13 +24,15 @@ export function registerReactionCommands(program: Command): void {
     .action(async (_opts, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions>();
       const statuses = await withStore(options, (store) => reactionStatuses(store), 'read');
+      const parked = statuses.filter((s) => s.state === 'parked');
+      // A parked reaction is a failure found, with --json too (as verify and replay say theirs), for scripts that check.
+      if (parked.length > 0) process.exitCode = EXIT.failed;
       if (options.json) return printJson(statuses);
       if (statuses.length === 0) {
         console.log('no reaction has run against this log yet (give them to createRuntime({ reactions }) or `rewind worker --workflows`)');
         return;
       }
       console.log(table(statuses.map(row), ['reaction', 'state', 'position', 'behind', 'held by', 'parked on']));
-      const parked = statuses.filter((s) => s.state === 'parked');
       for (const s of parked) console.log(`\n${colour.red(s.name)} ${parkedText(s)}`);
       if (parked.length > 0) {
         console.log(
@@ -38,7 +40,6 @@ export function registerReactionCommands(program: Command): void {
             '\nfix the cause (or the code) and `rewind reactions retry NAME`, or go past the event: `rewind reactions skip NAME --reason …`',
           ),
         );
-        process.exitCode = EXIT.failed;
       }
     });
 

@@ -1,6 +1,6 @@
 // A tiny client for the Rewind HTTP API (same origin). The bearer token, when
 // the server has one, is kept in sessionStorage: it leaves with the tab.
-import type { EventEnvelope, RunInfo, RunStatus, RunSummary } from './model';
+import type { EventEnvelope, ReactionStatus, RunInfo, RunStatus, RunSummary } from './model';
 
 const TOKEN_KEY = 'rewind.token';
 
@@ -135,11 +135,26 @@ export async function stateAt(runId: string, version: number): Promise<unknown> 
   return body.state;
 }
 
+/** Every reaction that has run against the log (GET /reactions), read from the log by the server. */
+export async function listReactions(): Promise<ReactionStatus[]> {
+  return (await call<{ reactions: ReactionStatus[] }>('/reactions')).reactions;
+}
+
+/** An operator's word on a parked reaction: go past its event ('skip') or try it again ('retry'); 409 when it is not parked. */
+export function settleReaction(
+  name: string,
+  how: 'skip' | 'retry',
+  body: { reason?: string; actor?: string },
+): Promise<ReactionStatus & { httpStatus: number }> {
+  return call<ReactionStatus>(`/reactions/${enc(name)}/${how}`, { method: 'POST', body });
+}
+
 export interface Capabilities {
   runs: boolean;
   stateAt: boolean;
   fork: boolean;
   retry: boolean;
+  reactions: boolean;
 }
 
 /** What this server offers, from its OpenAPI document: routes the time-travel work may add later light up by themselves. */
@@ -152,6 +167,7 @@ export async function capabilities(): Promise<Capabilities> {
     stateAt: has('/runs/{runId}/state', 'get'),
     fork: has('/runs/{runId}/fork', 'post'),
     retry: has('/runs/{runId}/retry', 'post'),
+    reactions: has('/reactions', 'get'),
   };
 }
 

@@ -2,6 +2,7 @@ import { render } from 'preact';
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import * as api from './api';
 import { DiffView } from './components/DiffView';
+import { ReactionsView } from './components/ReactionsView';
 import { RunsList } from './components/RunsList';
 import { RunView } from './components/RunView';
 import { useRoute } from './router';
@@ -17,7 +18,7 @@ let toastIds = 0;
 
 function App() {
   const route = useRoute();
-  const [caps, setCaps] = useState<api.Capabilities>({ runs: true, stateAt: false, fork: false, retry: true });
+  const [caps, setCaps] = useState<api.Capabilities>({ runs: true, stateAt: false, fork: false, retry: true, reactions: true });
   const [live, setLive] = useState(false);
   const [tokenOpen, setTokenOpen] = useState(false);
   const [authNeeded, setAuthNeeded] = useState(false);
@@ -51,7 +52,13 @@ function App() {
 
   useEffect(() => {
     document.title =
-      route.page === 'run' ? `${route.runId} · Rewind` : route.page === 'diff' ? `${route.a} ↔ ${route.b} · Rewind` : 'Runs · Rewind';
+      route.page === 'run'
+        ? `${route.runId} · Rewind`
+        : route.page === 'diff'
+          ? `${route.a} ↔ ${route.b} · Rewind`
+          : route.page === 'reactions'
+            ? 'Reactions · Rewind'
+            : 'Runs · Rewind';
   }, [route]);
 
   return (
@@ -60,6 +67,14 @@ function App() {
         <a href="#/" class="brand" title="runs">
           <span class="logo">↶</span> Rewind <span class="dim">debugger</span>
         </a>
+        <a href="#/" class={`navlink${route.page === 'reactions' ? '' : ' on'}`} data-nav="runs">
+          Runs
+        </a>
+        {caps.reactions ? (
+          <a href="#/reactions" class={`navlink${route.page === 'reactions' ? ' on' : ''}`} data-nav="reactions">
+            Reactions
+          </a>
+        ) : null}
         <span class="grow" />
         {route.page === 'diff' ? null : (
           <span
@@ -88,6 +103,8 @@ function App() {
       <main key={generation}>
         {route.page === 'runs' ? (
           <RunsList onError={onError} onLive={setLive} />
+        ) : route.page === 'reactions' ? (
+          <ReactionsView onError={onError} onLive={setLive} toast={toast} />
         ) : route.page === 'run' ? (
           <RunView
             key={route.runId}

@@ -13,6 +13,7 @@ export {
   historyOf,
   isJsonObject,
   journalStateAt,
+  type ReactionStatus,
   type Relation,
   RUN_STATUSES,
   type RunInfo,

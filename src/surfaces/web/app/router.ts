@@ -4,7 +4,12 @@ import { useEffect, useState } from 'preact/hooks';
 //   #/                      runs
 //   #/runs/<id>[/v/<n>]     a run, an event selected
 //   #/diff/<a>/<b>          two runs side by side
-export type Route = { page: 'runs' } | { page: 'run'; runId: string; version?: number } | { page: 'diff'; a: string; b: string };
+//   #/reactions             the reactions following the log
+export type Route =
+  | { page: 'runs' }
+  | { page: 'run'; runId: string; version?: number }
+  | { page: 'diff'; a: string; b: string }
+  | { page: 'reactions' };
 
 export function parse(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
@@ -13,6 +18,7 @@ export function parse(hash: string): Route {
     return Number.isInteger(v) && v > 0 ? { page: 'run', runId: parts[1], version: v } : { page: 'run', runId: parts[1] };
   }
   if (parts[0] === 'diff' && parts[1] && parts[2]) return { page: 'diff', a: parts[1], b: parts[2] };
+  if (parts[0] === 'reactions') return { page: 'reactions' };
   return { page: 'runs' };
 }
 

@@ -169,10 +169,10 @@ export function DecisionDialog({
  * closes and reports the result, on failure it shows the API's message and
  * hint and can be tried again.
  */
-function useConfirm(onClose: () => void, onDone: (info: api.ActionResult) => void) {
+export function useConfirm<T = api.ActionResult>(onClose: () => void, onDone: (result: T) => void) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | undefined>();
-  const submit = async (request: () => Promise<api.ActionResult>) => {
+  const submit = async (request: () => Promise<T>) => {
     setBusy(true);
     setError(undefined);
     try {
