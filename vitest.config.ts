@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import LongestFirst from './test/support/sequencer.ts';
 import { TEST_WORKERS } from './test/support/workers.ts';
 
 const src = (path: string) => fileURLToPath(new URL(`./src/${path}`, import.meta.url));
@@ -33,6 +34,8 @@ export default defineConfig({
     globalSetup: ['test/support/global-setup.ts'],
     // Three files at a time (test/support/workers.ts): one at a time, the default on two cores, left one idle.
     maxWorkers: TEST_WORKERS,
+    // The longest files first (test/support/sequencer.ts), so no worker is left with one at the end.
+    sequence: { sequencer: LongestFirst },
     projects: [
       { extends: true, test: { name: 'rewind', include: ['test/**/*.test.ts'], exclude: ALONE } },
       {

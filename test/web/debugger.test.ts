@@ -438,6 +438,11 @@ describe('web debugger in headless Chromium', () => {
       await expect.poll(async () => (await runtime.reactions.status()).find((r) => r.name === mailer.name)?.state).toBe('parked');
       return events[0] as EventEnvelope;
     };
+    // The runs of the tests before (a fork goes on in the background) have come to rest: the head moves only for this test.
+    for (let head = -1; head !== (await store.headPosition()); ) {
+      head = await store.headPosition();
+      await new Promise((r) => setTimeout(r, 300));
+    }
     const first = await parkedOn('acme');
     // Reached from the navigation.
     await page.goto(`${server.url}/#/`);
