@@ -51,11 +51,18 @@ describe('plain JSON, the fast path past the serde', () => {
   });
 });
 
+/**
+ * JSON values without "__proto__" keys: LangGraph's own serde drops such a key
+ * when it revives a value (it assigns the keys), so MemorySaver cannot be the
+ * oracle for them; the first test above holds copyPlain to JSON for them.
+ */
+const jsonValue = () => fc.jsonValue().filter((v) => !JSON.stringify(v).includes('"__proto__"'));
+
 /** One step of a list channel: grow it, edit an item in place, replace it, or put a serde-only value in it. */
 const step = fc.oneof(
-  fc.record({ op: fc.constant('append' as const), items: fc.array(fc.jsonValue(), { minLength: 1, maxLength: 3 }) }),
-  fc.record({ op: fc.constant('edit' as const), at: fc.nat(), value: fc.jsonValue() }),
-  fc.record({ op: fc.constant('replace' as const), items: fc.array(fc.jsonValue(), { maxLength: 3 }) }),
+  fc.record({ op: fc.constant('append' as const), items: fc.array(jsonValue(), { minLength: 1, maxLength: 3 }) }),
+  fc.record({ op: fc.constant('edit' as const), at: fc.nat(), value: jsonValue() }),
+  fc.record({ op: fc.constant('replace' as const), items: fc.array(jsonValue(), { maxLength: 3 }) }),
   fc.record({ op: fc.constant('date' as const), at: fc.integer({ min: 0, max: 2 ** 40 }) }),
 );
 
