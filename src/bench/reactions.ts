@@ -46,8 +46,8 @@ export async function benchReactions(scale: number, databaseUrl: (() => Promise<
       SECTION,
       'lag: the bench appends one matching event every 20 ms through one store handle; a runtime on a second handle runs a reaction ' +
         'whose act starts a run (detached, its id derived from the event). Timed from the append returning until act is called, and ' +
-        "until the run's RunStarted is committed (the same clock: one process). SQLite learns of another connection's appends by polling " +
-        'the file, PostgreSQL by NOTIFY',
+        "until the run's RunStarted is committed (the same clock: one process). SQLite learns of another connection's appends from the " +
+        "file's change counter (read every 20 ms), PostgreSQL by NOTIFY",
     );
     for (const b of backends) await throughput(b, Math.max(500, Math.round(3_000 * scale)));
     note(
