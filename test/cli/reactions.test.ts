@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EventEnvelope } from '../../src/events/envelope.js';
 import { createRuntime, defineReaction, openStore, ReactionEvents, reactionStatuses } from '../../src/index.js';
+import { refusedMailer } from '../support/reactions.js';
 import { tempDir } from '../support/temp.js';
 import { runCli } from './run-cli.js';
 
@@ -17,17 +18,7 @@ async function parkedLog(): Promise<{ db: string; mail: EventEnvelope }> {
   const store = await openStore(db);
   const runtime = createRuntime({
     store,
-    reactions: [
-      defineReaction({
-        name: 'mailer',
-        on: { types: ['Mail'] },
-        retry: { attempts: 1, initialDelayMs: 1 },
-        act: () => {
-          throw new Error('the mail server said no');
-        },
-      }),
-      defineReaction({ name: 'archiver', on: { types: ['Archive'] }, act: () => undefined }),
-    ],
+    reactions: [refusedMailer(), defineReaction({ name: 'archiver', on: { types: ['Archive'] }, act: () => undefined })],
   });
   // Both have started (their control streams say from where) before the mail is sent.
   await expect.poll(async () => (await runtime.reactions.status()).length).toBe(2);

@@ -4,10 +4,11 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { describe, expect, it } from 'vitest';
 import type { EventEnvelope } from '../../src/events/envelope.js';
-import { createRuntime, defineReaction, defineWorkflow, RunEvents, type Runtime } from '../../src/runtime/index.js';
+import { createRuntime, defineWorkflow, RunEvents, type Runtime } from '../../src/runtime/index.js';
 import { openStore } from '../../src/store/open.js';
 import { createMcpServer, type McpServerOptions } from '../../src/surfaces/mcp/index.js';
 import { makeStore } from '../runtime/helpers.js';
+import { refusedMailer } from '../support/reactions.js';
 import { tempDir } from '../support/temp.js';
 import { trip, undone } from './fixtures/workflows.js';
 
@@ -115,16 +116,7 @@ describe('MCP server beside the runs', () => {
     const store = await makeStore();
     const runtime = createRuntime({
       store,
-      reactions: [
-        defineReaction({
-          name: 'mailer',
-          on: { types: ['Mail'] },
-          retry: { attempts: 1, initialDelayMs: 1 },
-          act: () => {
-            throw new Error('the mail server said no');
-          },
-        }),
-      ],
+      reactions: [refusedMailer()],
     });
     const client = await connect({ runtime, store });
     const tool = (await client.listTools()).tools.find((t) => t.name === 'list_reactions');

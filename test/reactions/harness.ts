@@ -44,6 +44,17 @@ export interface TortureOutcome {
   sent: number;
 }
 
+type Plan = Omit<ReactionsTorture, 'url' | 'dir' | 'child'>;
+
+/** The torture: 10,000 events, two workers, 20 kills from outside, two pauses past the lease, 5% of stored positions a kill just before. */
+export const TORTURE: Plan = { mode: 'safe', events: 10_000, processes: 2, kills: 20, stops: 2, killAtSave: 0.05, appendMs: 8_000 };
+/** The control: one worker, nothing killed. */
+export const CONTROL: Plan = { mode: 'safe', events: 2_000, processes: 1, kills: 0, killAtSave: 0, appendMs: 2_000 };
+/** The mutation: run ids not derived from the event, and 30% of stored positions a kill just before. */
+export const MUTATION: Plan = { mode: 'unsafe', events: 2_000, processes: 2, kills: 0, killAtSave: 0.3, appendMs: 2_000 };
+/** What must be empty after any torture of the safe reactions. */
+export const CLEAN = { starts: [], signals: [], doubles: [], violations: [] };
+
 /** Appends the events while worker processes run the reactions and get killed; then waits for everything to settle and holds the log to the events. */
 export async function tortureReactions(o: ReactionsTorture): Promise<TortureOutcome> {
   const ledgerFile = join(o.dir, 'calls.db');
@@ -55,7 +66,9 @@ export async function tortureReactions(o: ReactionsTorture): Promise<TortureOutc
   const running = new Set<ChildProcess>();
   const exits: Promise<void>[] = [];
   const launch = (): ChildProcess => {
-    const child = spawn(process.execPath, [o.child, o.url, ledgerFile, o.mode, String(chance), String(o.events)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [o.child, o.url, ledgerFile, o.mode, String(chance), String(o.events)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
     running.add(child);

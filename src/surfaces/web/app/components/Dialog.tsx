@@ -66,3 +66,31 @@ export function Dialog({ title, children, confirmLabel, danger, busy, error, dis
     </div>
   );
 }
+
+/** A labelled one-line text input of a dialog (its `name` is what the tests and the form know it by). */
+export function TextField({
+  label,
+  name,
+  value,
+  placeholder,
+  onInput,
+}: {
+  label: string;
+  name: string;
+  value: string;
+  placeholder: string;
+  onInput(value: string): void;
+}) {
+  return (
+    <label class="field block">
+      <span>{label}</span>
+      <input
+        type="text"
+        name={name}
+        value={value}
+        placeholder={placeholder}
+        onInput={(e) => onInput((e.target as HTMLInputElement).value)}
+      />
+    </label>
+  );
+}

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import * as api from '../api';
 import { age, plural, type ReactionStatus } from '../model';
-import { Dialog } from './Dialog';
+import { Dialog, TextField } from './Dialog';
 import { useConfirm } from './RunActions';
 
 interface Props {
@@ -237,26 +237,14 @@ function SettleDialog({
           ? 'The reaction goes past this event without acting on it, now and if it is ever delivered again. Recorded in its control stream with your reason and name.'
           : 'The reaction tries this event again with fresh attempts (fix the cause first). Recorded in its control stream with your reason and name.'}
       </p>
-      <label class="field block">
-        <span>reason{how === 'skip' ? ' (recorded in the log)' : ' (optional)'}</span>
-        <input
-          type="text"
-          name="reason"
-          value={reason}
-          placeholder="why"
-          onInput={(e) => setReason((e.target as HTMLInputElement).value)}
-        />
-      </label>
-      <label class="field block">
-        <span>your name (recorded as the actor)</span>
-        <input
-          type="text"
-          name="actor"
-          value={actor}
-          placeholder="optional"
-          onInput={(e) => setActor((e.target as HTMLInputElement).value)}
-        />
-      </label>
+      <TextField
+        label={`reason${how === 'skip' ? ' (recorded in the log)' : ' (optional)'}`}
+        name="reason"
+        value={reason}
+        placeholder="why"
+        onInput={setReason}
+      />
+      <TextField label="your name (recorded as the actor)" name="actor" value={actor} placeholder="optional" onInput={setActor} />
     </Dialog>
   );
 }

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import * as api from '../api';
-import { Dialog } from './Dialog';
+import { Dialog, TextField } from './Dialog';
 
 // The operator's dialogs on a run: roll back to a checkpoint, decide an approval, and the actions that only ask for a confirmation (fork, retry).
 
@@ -54,16 +54,7 @@ export function RollbackDialog({
           <option value="start">(start) — before the first step</option>
         </select>
       </label>
-      <label class="field block">
-        <span>reason (recorded in the log)</span>
-        <input
-          type="text"
-          name="reason"
-          value={reason}
-          placeholder="why"
-          onInput={(e) => setReason((e.target as HTMLInputElement).value)}
-        />
-      </label>
+      <TextField label="reason (recorded in the log)" name="reason" value={reason} placeholder="why" onInput={setReason} />
       <label class="field block">
         <span>afterwards</span>
         <select value={after} name="after" onChange={(e) => setAfter((e.target as HTMLSelectElement).value as 'stop' | 'retry' | 'fail')}>
@@ -140,26 +131,8 @@ export function DecisionDialog({
           : "A rejection is a trigger: the run's failure policy decides what follows (for example a rollback that compensates). It is recorded with your reason and name."}
       </p>
       {details === undefined ? null : <pre class="details">{JSON.stringify(details, null, 2)}</pre>}
-      <label class="field block">
-        <span>reason{approve ? ' (optional)' : ''}</span>
-        <input
-          type="text"
-          name="reason"
-          value={reason}
-          placeholder="why"
-          onInput={(e) => setReason((e.target as HTMLInputElement).value)}
-        />
-      </label>
-      <label class="field block">
-        <span>your name (recorded as the actor)</span>
-        <input
-          type="text"
-          name="actor"
-          value={actor}
-          placeholder="optional"
-          onInput={(e) => setActor((e.target as HTMLInputElement).value)}
-        />
-      </label>
+      <TextField label={`reason${approve ? ' (optional)' : ''}`} name="reason" value={reason} placeholder="why" onInput={setReason} />
+      <TextField label="your name (recorded as the actor)" name="actor" value={actor} placeholder="optional" onInput={setActor} />
     </Dialog>
   );
 }
