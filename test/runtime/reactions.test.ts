@@ -333,6 +333,23 @@ describe('reactions', () => {
     await runtime.close();
   });
 
+  it('given events it does not react to, then its stored position still reaches the head once the log is quiet (what other processes see)', async () => {
+    const store = await makeStore();
+    const runtime = createRuntime({ store, reactions: [defineReaction({ name: 'picky', on: { types: ['Rare'] }, act: () => undefined })] });
+    await until(
+      () => runtime.reactions.status(),
+      (s) => s.length === 1,
+    );
+    for (let i = 0; i < 5; i++) await store.append('noise', [{ type: 'Noise', data: { i } }]);
+    const head = await store.headPosition();
+    const [status] = await until(
+      () => runtime.reactions.status(),
+      (s) => s[0]?.position === head,
+    );
+    expect(status).toMatchObject({ name: 'picky', state: 'ok', position: head, head, lagEvents: 0 });
+    await runtime.close();
+  });
+
   it('keeps the order of the events of one stream while acting on several streams at once', async () => {
     const store = await makeStore();
     const order = new Map<string, number[]>();

@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { EventEnvelope } from '../../events/envelope.js';
-import { ConcurrencyError, LeaseLostError } from '../../events/errors.js';
+import { ConcurrencyError, LeaseLostError, StoreClosedError } from '../../events/errors.js';
 import { rollbackTarget } from '../../projections/effective-history.js';
 import { appendSystem } from '../../store/event-store.js';
 import type { EventFilter, EventStore, Fence, StorageBackend } from '../../store/types.js';
@@ -90,7 +90,8 @@ export class Reactor {
           await this.#own.release(this.#stream);
         }
       } catch (error) {
-        if (signal.aborted) return;
+        // Closed under it (the runtime was not): nothing more to follow.
+        if (signal.aborted || error instanceof StoreClosedError) return;
         if (!(error instanceof LeaseLostError))
           this.#onEvent({ type: 'error', reaction: this.reaction.name, error: serializeError(error) });
         await delay(TROUBLE_MS, undefined, { signal }).catch(() => {});
@@ -140,8 +141,17 @@ export class Reactor {
       this.position = position;
       await this.#save(position, events.length > 0);
       if (full) woken.cancel();
-      else await woken.promise;
+      else await this.#idle(woken.promise, position);
     }
+  }
+
+  /** Caught up: waits for the log to grow, storing the position read past meanwhile should nothing come for a while. */
+  async #idle(woken: Promise<void>, position: number): Promise<void> {
+    if (position <= this.#saved) return woken;
+    const quiet = await Promise.race([woken.then(() => false), delay(SAVE_EVERY_MS, true, { ref: false })]);
+    if (!quiet) return;
+    await this.#save(position, true);
+    return woken;
   }
 
   /**
