@@ -14,6 +14,7 @@ import { type ReactionStatus, reactionStatuses, settleParked } from './status.js
  * and write the log, and work from any process (the CLI, the HTTP API).
  */
 export class Reactions {
+  readonly store: Runtime['store'];
   readonly #reactors: Reactor[];
   readonly #stop = new AbortController();
   readonly #loops: Promise<void>[];
@@ -21,15 +22,13 @@ export class Reactions {
   /** Use createRuntime({ reactions }). */
   constructor(runtime: Runtime, own: Ownership, reactions: readonly Reaction[], onEvent: (event: ReactionEvent) => void) {
     checkReactions(reactions);
+    this.store = runtime.store;
     const backend = storageBackendOf(runtime.store);
     if (reactions.length > 0 && !backend)
       throw new ValidationError('reactions need a store opened by openStore (memory, SQLite or PostgreSQL)');
     this.#reactors = reactions.map((r) => new Reactor(runtime, backend as NonNullable<typeof backend>, own, r, onEvent));
     this.#loops = this.#reactors.map((r) => r.run(this.#stop.signal));
-    this.store = runtime.store;
   }
-
-  readonly store: Runtime['store'];
 
   /** The names of the reactions run here. */
   get names(): string[] {
