@@ -303,8 +303,6 @@ export class PostgresBackend implements StorageBackend {
   }
 
   append(appends: PreparedAppend[]): Promise<AppendResult[]> {
-    // Inline projections write in the appending transaction: such appends go one by one.
-    if (this.#appendHooks.size > 0) return this.#appendWithHooks(appends);
     return this.#queue.submit(appends, groupKeys(appends));
   }
 
@@ -317,6 +315,7 @@ export class PostgresBackend implements StorageBackend {
    * connection lost, say) fails every call of the group, as it would one.
    */
   async #appendGroup(calls: PreparedAppend[][]): Promise<CallOutcome<AppendResult[]>[]> {
+    if (this.#appendHooks.size > 0) return this.#appendGroupWithHooks(calls);
     if (calls.length === 1) return [await this.#appendAlone(calls[0] as PreparedAppend[])];
     let rows: AppendedRow[];
     const announce = this.#announcer.carry();
@@ -370,18 +369,49 @@ export class PostgresBackend implements StorageBackend {
     return rows;
   }
 
-  #appendWithHooks(appends: PreparedAppend[]): Promise<AppendResult[]> {
-    return retryingIdRaces(() => this.#appendWithHooksOnce(appends));
+  /**
+   * A group with inline projections: the calls' rows and the projections'
+   * writes in one client-side transaction (one commit for the group, the
+   * projections applied once to all its events). A hook that throws on an
+   * event (its error names the event) takes that event's call out of the
+   * group, which is tried again without it; the call then runs alone, where
+   * the error is its own. Any other failure runs the calls one by one, each in
+   * a transaction of its own, as if they had never been grouped.
+   */
+  async #appendGroupWithHooks(calls: PreparedAppend[][]): Promise<CallOutcome<AppendResult[]>[]> {
+    const outcomes: CallOutcome<AppendResult[]>[] = [];
+    let grouped = calls.map((call, at) => ({ call, at }));
+    const alone: typeof grouped = [];
+    while (grouped.length > 1) {
+      try {
+        const got = await this.#inHookTransaction(grouped.map((g) => g.call));
+        grouped.forEach((g, k) => (outcomes[g.at] = got[k] as CallOutcome<AppendResult[]>));
+        grouped = [];
+      } catch (error) {
+        const eventId = (error as { eventId?: unknown } | null)?.eventId;
+        const culprit = grouped.findIndex((g) => g.call.some((a) => a.events.some((e) => e.id === eventId)));
+        if (culprit === -1) break;
+        alone.push(...grouped.splice(culprit, 1));
+      }
+    }
+    for (const { call, at } of [...grouped, ...alone]) {
+      try {
+        const [outcome] = await retryingIdRaces(() => this.#inHookTransaction([call]));
+        outcomes[at] = outcome as CallOutcome<AppendResult[]>;
+      } catch (error) {
+        outcomes[at] = { ok: false, error };
+      }
+    }
+    return outcomes;
   }
 
-  /** Inline projections: the append and their writes share one client-side transaction; a hook that throws rolls both back. */
-  async #appendWithHooksOnce(appends: PreparedAppend[]): Promise<AppendResult[]> {
+  /** Inline projections: the appends and their writes share one client-side transaction; a hook that throws rolls all of it back. */
+  async #inHookTransaction(calls: PreparedAppend[][]): Promise<CallOutcome<AppendResult[]>[]> {
     const client = await this.#pool.connect();
     const announce = this.#announcer.carry();
     try {
       await client.query('BEGIN');
-      const outcome = outcomesOf([appends], await this.#appendRows(client, [appends], announce))[0];
-      if (!outcome?.ok) throw outcome?.error;
+      const outcomes = outcomesOf(calls, await this.#appendRows(client, calls, announce));
       const tx = {
         client,
         eventsAfter: async (position: number) => {
@@ -403,10 +433,11 @@ export class PostgresBackend implements StorageBackend {
           return stream.map(toEnvelope);
         },
       };
-      for (const hook of this.#appendHooks) await hook(tx);
+      // A call refused by append_calls wrote nothing: the hooks see the events of the others.
+      if (outcomes.some((o) => o.ok)) for (const hook of this.#appendHooks) await hook(tx);
       await client.query('COMMIT');
       this.#committed(announce);
-      return outcome.value;
+      return outcomes;
     } catch (error) {
       this.#announcer.settled(announce, false);
       await client.query('ROLLBACK').catch(() => {});

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ProjectionHandlerError } from '../../src/projections/errors.js';
 import { openProjections } from '../../src/projections/projections.js';
 import type { EventStore } from '../../src/store/types.js';
+import { databaseUrl } from '../support/postgres.js';
 import {
   appenderProcess,
   evolveItem,
@@ -72,6 +73,41 @@ describe.each(kinds)('inline projections on %s', (kind) => {
       for (const s of await p.status()) expect(s).toMatchObject({ position, lagEvents: 0, state: 'ok' });
       await p.close();
     }
+  });
+
+  it('appends made at once share commits (the group commit), and one whose events it cannot apply fails alone', async () => {
+    // Given two inline projections, one that throws on an Added of 13.
+    const { store, url: shared } = await openSharedStore(kind);
+    const url = kind === 'postgres' ? shared : undefined;
+    stores.push(store);
+    const broken = { now: true };
+    const projections = await openProjections(store, [itemsProjection('sturdy', 'inline'), fragile('fragile', broken)]);
+
+    // When 40 appends are made at once, on 40 streams, and one of them carries a 13.
+    const calls = Array.from({ length: 40 }, (_, i) => store.append(`g-${i}`, [added(`x${i}`, i === 17 ? 13 : 100 + i)]));
+    const settled = await Promise.allSettled(calls);
+
+    // Then that one is refused by the projection's error and the 39 others are written and applied by both.
+    const refused = settled.flatMap((r, i) => (r.status === 'rejected' ? [[i, r.reason]] : []));
+    expect(refused).toHaveLength(1);
+    expect(refused[0]?.[0]).toBe(17);
+    expect(refused[0]?.[1]).toBeInstanceOf(ProjectionHandlerError);
+    const log = await store.readAll();
+    expect(log).toHaveLength(39);
+    expect(await projections.find('sturdy', all)).toEqual(expectedItems(log));
+    expect(await projections.find('fragile', all)).toEqual(expectedItems(log));
+    for (const s of await projections.status()) expect(s).toMatchObject({ state: 'ok', lagEvents: 0 });
+    if (url) {
+      // On PostgreSQL, in fewer transactions than appends: calls in flight together went in one commit.
+      const { default: pg } = await import('pg');
+      const at = new URL(url);
+      const client = new pg.Client({ connectionString: databaseUrl() });
+      await client.connect();
+      const { rows } = await client.query(`SELECT count(DISTINCT tx_id)::int AS n FROM ${at.searchParams.get('schema')}.events`);
+      await client.end();
+      expect(rows[0].n).toBeLessThan(39);
+    }
+    await projections.close();
   });
 
   it('an event it cannot apply, appended by a writer without it, stops that projection only; appends go on', async () => {
