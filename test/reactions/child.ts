@@ -3,17 +3,18 @@ import { openStore } from '../../src/store/open.js';
 import { CallLedger } from '../concurrency/calls.js';
 import { reactions, workflows } from './world.js';
 
-// One worker process of the reactions torture. With a kill chance, it dies
-// (SIGKILL, by its own hand) right before storing a reaction's position, that
+// One worker process of the reactions torture. Given n > 0, it dies (SIGKILL,
+// by its own hand) right before its n-th store of a reaction's position, that
 // is, after acting on a page and before the position says so.
-// Usage: child.mjs <store url> <ledger file> <safe|unsafe> <kill chance per stored position> <events>
+// Usage: child.mjs <store url> <ledger file> <safe|unsafe> <n, 0 for never> <events>
 
-const [url, ledgerFile, mode, chance, events] = process.argv.slice(2) as [string, string, 'safe' | 'unsafe', string, string];
+const [url, ledgerFile, mode, nth, events] = process.argv.slice(2) as [string, string, 'safe' | 'unsafe', string, string];
 const store = await openStore(url);
-const killChance = Number(chance);
+const dieAt = Number(nth);
+let stores = 0;
 const checkpoint = store.checkpoint.bind(store);
 store.checkpoint = async (consumer, position) => {
-  if (consumer.startsWith('reaction:') && Math.random() < killChance) process.kill(process.pid, 'SIGKILL');
+  if (consumer.startsWith('reaction:') && ++stores === dieAt) process.kill(process.pid, 'SIGKILL');
   return checkpoint(consumer, position);
 };
 const ledger = new CallLedger(ledgerFile);

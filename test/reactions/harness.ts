@@ -20,8 +20,8 @@ export interface ReactionsTorture {
   kills: number;
   /** Pauses past the lease (SIGSTOP, 2.5 s, SIGCONT): another process takes the reactions and the runs over meanwhile. */
   stops?: number;
-  /** Each stored position, the chance the process kills itself just before it (after acting on the page). */
-  killAtSave: number;
+  /** How many processes kill themselves just before a store of a reaction's position (after acting on the page): at their n-th store, n from 1 to 4. */
+  selfKills: number;
   /** Events appended (a multiple of 1,000): one in 10 starts a run, one in 20 signals a mailbox run. */
   events: number;
   /** How long the appends are spread over. */
@@ -46,12 +46,12 @@ export interface TortureOutcome {
 
 type Plan = Omit<ReactionsTorture, 'url' | 'dir' | 'child'>;
 
-/** The torture: 10,000 events, two workers, 20 kills from outside, two pauses past the lease, 5% of stored positions a kill just before. */
-export const TORTURE: Plan = { mode: 'safe', events: 10_000, processes: 2, kills: 20, stops: 2, killAtSave: 0.05, appendMs: 8_000 };
+/** The torture: 10,000 events, two workers, 20 kills from outside, two pauses past the lease, eight deaths just before storing a position. */
+export const TORTURE: Plan = { mode: 'safe', events: 10_000, processes: 2, kills: 20, stops: 2, selfKills: 8, appendMs: 8_000 };
 /** The control: one worker, nothing killed. */
-export const CONTROL: Plan = { mode: 'safe', events: 2_000, processes: 1, kills: 0, killAtSave: 0, appendMs: 2_000 };
-/** The mutation: run ids not derived from the event, and 30% of stored positions a kill just before. */
-export const MUTATION: Plan = { mode: 'unsafe', events: 2_000, processes: 2, kills: 0, killAtSave: 0.3, appendMs: 2_000 };
+export const CONTROL: Plan = { mode: 'safe', events: 2_000, processes: 1, kills: 0, selfKills: 0, appendMs: 2_000 };
+/** The mutation: run ids not derived from the event, and six deaths just before storing a position. */
+export const MUTATION: Plan = { mode: 'unsafe', events: 2_000, processes: 2, kills: 0, selfKills: 6, appendMs: 2_000 };
 /** What must be empty after any torture of the safe reactions. */
 export const CLEAN = { starts: [], signals: [], doubles: [], violations: [] };
 
@@ -61,12 +61,16 @@ export async function tortureReactions(o: ReactionsTorture): Promise<TortureOutc
   const violations: string[] = [];
   const victims = new Set<number>();
   let selfKilled = 0;
-  let chance = o.killAtSave;
+  let launched = 0;
   let stopping = false;
   const running = new Set<ChildProcess>();
   const exits: Promise<void>[] = [];
   const launch = (): ChildProcess => {
-    const child = spawn(process.execPath, [o.child, o.url, ledgerFile, o.mode, String(chance), String(o.events)], {
+    // Until `selfKills` processes have died by their own hand, each new one is set to, at its 1st to 4th store of a position
+    // (one killed from outside first does not count: under load a process may not live to act before the next kill).
+    const nth = !stopping && selfKilled < o.selfKills ? 1 + (launched % 4) : 0;
+    launched++;
+    const child = spawn(process.execPath, [o.child, o.url, ledgerFile, o.mode, String(nth), String(o.events)], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let err = '';
@@ -127,8 +131,6 @@ export async function tortureReactions(o: ReactionsTorture): Promise<TortureOutc
       }
       await sleep(o.appendMs / batches);
     }
-    // No more dying by its own hand: the processes launched from now on finish the work.
-    chance = 0;
     await settle(store, lastSource, violations);
   } finally {
     stopping = true;
