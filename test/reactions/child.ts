@@ -9,7 +9,8 @@ import { reactions, workflows } from './world.js';
 // Usage: child.mjs <store url> <ledger file> <safe|unsafe> <n, 0 for never> <events>
 
 const [url, ledgerFile, mode, nth, events] = process.argv.slice(2) as [string, string, 'safe' | 'unsafe', string, string];
-const store = await openStore(url);
+// 'normal' survives a process's death, which is all this torture deals out (on SQLite; PostgreSQL commits as ever).
+const store = await openStore(url, { durability: 'normal' });
 const dieAt = Number(nth);
 let stores = 0;
 const checkpoint = store.checkpoint.bind(store);
