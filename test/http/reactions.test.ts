@@ -61,6 +61,10 @@ describe.each(backends)('reactions over HTTP on $name', (backend) => {
     ]);
     expect(await get('/reactions/mailer')).toEqual(reactions[0]);
     expect(sent).toEqual([]);
+    // Prometheus sees it too: an alert on rewind_reaction_parked fires.
+    const metrics = await (await h.call('/metrics', { token: READER })).text();
+    expect(metrics).toContain('rewind_reaction_parked{reaction="mailer"} 1');
+    expect(metrics).toContain(`rewind_reaction_lag_events{reaction="mailer"} ${head - bad.position + 1}`);
 
     // A read token may look, not skip.
     const byReader = await h.call('/reactions/mailer/skip', { json: {}, token: READER });

@@ -1,3 +1,5 @@
+import type { ReactionStatus } from '../../runtime/model/reaction.js';
+
 /** Prometheus text exposition (format 0.0.4), kept by hand: a handful of series does not need a client library. */
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -32,7 +34,8 @@ export class Metrics {
     histogram.count++;
   }
 
-  render(headPosition: number | undefined): string {
+  /** `reactions`: what the log says of each reaction (status.ts), read per scrape. */
+  render(headPosition: number | undefined, reactions: readonly ReactionStatus[] = []): string {
     const out: string[] = [];
     const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
 
@@ -58,6 +61,12 @@ export class Metrics {
     if (headPosition !== undefined) {
       family('rewind_store_head_position', 'gauge', 'The highest global position a reader can see.');
       out.push(`rewind_store_head_position ${headPosition}`);
+    }
+    if (reactions.length > 0) {
+      family('rewind_reaction_lag_events', 'gauge', 'Positions between a reaction and the head of the log.');
+      for (const r of reactions) out.push(`rewind_reaction_lag_events{${labels({ reaction: r.name })}} ${r.lagEvents}`);
+      family('rewind_reaction_parked', 'gauge', '1 while a reaction is parked on an event its act could not handle (alert on it).');
+      for (const r of reactions) out.push(`rewind_reaction_parked{${labels({ reaction: r.name })}} ${r.state === 'parked' ? 1 : 0}`);
     }
     return `${out.join('\n')}\n`;
   }

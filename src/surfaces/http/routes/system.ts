@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { reactionStatuses } from '../../../runtime/reactions/status.js';
 import { type Api, type Deps, errors, json } from './shared.js';
 
 const health = createRoute({
@@ -48,7 +49,8 @@ export function registerSystemRoutes(app: Api, deps: Deps): void {
 
   app.openapi(metrics, async (c) => {
     const head = await deps.store.headPosition().catch(() => undefined);
-    return c.text(deps.metrics.render(head), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
+    const reactions = await reactionStatuses(deps.store).catch(() => []);
+    return c.text(deps.metrics.render(head, reactions), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
   });
 
   // Built on first request, when every route is registered; they do not change afterwards.
