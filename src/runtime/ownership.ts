@@ -77,7 +77,7 @@ export class Ownership {
       if (this.#watchers.size === 0) {
         clearInterval(this.#watchTimer);
         this.#watchTimer = undefined;
-        // The counter is kept: the next watcher hears of changes since the last look, not of a first look as if it were one.
+        this.#counter = undefined;
       }
     };
   }
