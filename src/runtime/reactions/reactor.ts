@@ -60,6 +60,8 @@ export class Reactor {
   #state: ControlState = EMPTY_CONTROL;
   #savedAt = 0;
   #saved = -1;
+  /** Ends the current wait for the log to grow (the store's change counter moved). */
+  #poke: (() => void) | undefined;
 
   constructor(runtime: Runtime, backend: StorageBackend, own: Ownership, reaction: Reaction, onEvent: (event: ReactionEvent) => void) {
     this.reaction = reaction;
@@ -105,9 +107,12 @@ export class Reactor {
     const position = (await this.#store.checkpointOf(consumerOf(this.reaction.name))) ?? this.#state.from;
     this.#saved = position;
     this.position = position;
+    // One watch for as long as the reaction runs here: each wait is woken through #poke.
+    const unwatch = this.#own.watch(() => this.#poke?.());
     try {
       await this.#pages(position, fence, signal);
     } finally {
+      unwatch();
       // What was read past without acting since the last save (the store may be closing: then it is read again next time).
       if (this.position !== undefined) await this.#save(this.position, true).catch(() => {});
     }
@@ -162,8 +167,7 @@ export class Reactor {
    */
   #wake(signal: AbortSignal): { promise: Promise<void>; cancel: () => void } {
     const woken = wakeUp(this.#backend, signal);
-    const unwatch = this.#own.watch(() => woken.cancel());
-    void woken.promise.then(unwatch);
+    this.#poke = woken.cancel;
     return woken;
   }
 
