@@ -7,7 +7,16 @@ import { Halt, Pass } from './context.js';
 import { isRunEvent, type NewRunEvent, type RolledBackData, RunEvents, type RunStartedData } from './events.js';
 import { consumedSignals, statusAfter } from './journal.js';
 import type { RetryOptions } from './policy.js';
-import { effectOf, inboxOf, REQUEST_HANDLED, type RequestHandledData, readInbox, refusalOf } from './requests.js';
+import {
+  effectOf,
+  inboxOf,
+  REQUEST_HANDLED,
+  type RequestHandledData,
+  type RunRequestData,
+  readInbox,
+  refusalOf,
+  sameRequest,
+} from './requests.js';
 import { Closures } from './rollback/closures.js';
 import { nextAction, type ProtocolAction, type Rest } from './rollback/decide.js';
 import { carryOut, recordOutcome } from './rollback/execute.js';
@@ -108,11 +117,15 @@ export async function driveRun(c: DriverContext, runId: string, control: DriveCo
     // A cancel first: it has aborted the steps in flight already, so it must not meet a run another request moved
     // where it is refused (a rollback begun), which would leave those steps to run again.
     const ordered = [...pending.filter((r) => r.data.kind === 'cancel'), ...pending.filter((r) => r.data.kind !== 'cancel')];
+    const carriedOut: RunRequestData[] = [];
     for (const request of ordered) {
       let effect: NewRunEvent[] = [];
       let handled: RequestHandledData = { request: request.id, outcome: 'done' };
+      // The same request twice (two callers at once, the second posted before the first was seen): the second joins the first.
+      const joins = carriedOut.some((done) => sameRequest(done, request.data));
       try {
-        effect = await effectOf(c.store, runId, log.last, request.data);
+        if (!joins) effect = await effectOf(c.store, runId, log.last, request.data);
+        if (!joins) carriedOut.push(request.data);
       } catch (error) {
         handled = refusalOf(request, error);
       }

@@ -1,3 +1,4 @@
+import { canonicalJson } from '../events/canonical.js';
 import type { EventEnvelope, Json } from '../events/envelope.js';
 import { RewindError } from '../events/errors.js';
 import type { EventStore } from '../store/types.js';
@@ -83,6 +84,13 @@ export function readInboxEvents(events: EventEnvelope[]): Inbox {
 
 export async function readInbox(store: EventStore, runId: string): Promise<Inbox> {
   return readInboxEvents(await store.read(inboxOf(runId)));
+}
+
+/** Two requests asking the same (a rollback's target found by either caller aside; who asks aside). */
+export function sameRequest(a: RunRequestData, b: RunRequestData): boolean {
+  const { resolved: _a, ...left } = a as RunRequestData & { resolved?: unknown };
+  const { resolved: _b, ...right } = b as RunRequestData & { resolved?: unknown };
+  return canonicalJson(left as Json) === canonicalJson(right as Json);
 }
 
 /** Appends a request to the run's inbox; returns its id. */

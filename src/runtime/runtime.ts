@@ -21,7 +21,16 @@ import type { Reaction } from './reactions/definition.js';
 import { Reactions } from './reactions/reactions.js';
 import type { ReactionEvent } from './reactions/reactor.js';
 import { type ReplayCheckOptions, type ReplayReport, replayCheck } from './replay-check.js';
-import { effectOf, inboxOf, postRequest, RUN_REQUESTED, type RunRequestData, type RunRequestKind, readInbox } from './requests.js';
+import {
+  effectOf,
+  inboxOf,
+  postRequest,
+  RUN_REQUESTED,
+  type RunRequestData,
+  type RunRequestKind,
+  readInbox,
+  sameRequest,
+} from './requests.js';
 import { checkRollbackRequest, type RollbackRequest } from './rollback/commands.js';
 import { infoOf, MAX_RUNS_PAGE, type RunFilter, type RunInfo, type RunSummary, readRunInfo, requireRun, runSummaries } from './run-info.js';
 import { streamOf } from './run-log.js';
@@ -782,13 +791,6 @@ export class Runtime {
 /** Who drives a run elsewhere, as callers are told. */
 function drivenByOf(lease: StreamLease): { owner: string; until: string } {
   return { owner: lease.owner, until: new Date(lease.until).toISOString() };
-}
-
-/** Two requests asking the same (a rollback's target found by either caller aside). */
-function sameRequest(a: RunRequestData, b: RunRequestData): boolean {
-  const { resolved: _a, ...left } = a as RunRequestData & { resolved?: unknown };
-  const { resolved: _b, ...right } = b as RunRequestData & { resolved?: unknown };
-  return canonicalJson(left as Json) === canonicalJson(right as Json);
 }
 
 /** What a start answers when another process is creating the same run and has written nothing yet. */
