@@ -26,7 +26,7 @@ export type ReactionEvent =
 
 /** Events read per page. */
 const PAGE = 200;
-/** How often a position is stored while nothing matches (each page that acted stores it at once). */
+/** How often a position is stored while nothing matches, and after how long a quiet log (each page that acted stores it at once). */
 const SAVE_EVERY_MS = 250;
 /** Pause after the store failed under the loop. */
 const TROUBLE_MS = 500;
