@@ -183,6 +183,27 @@ describe('reactions', () => {
     await runtime.close();
   });
 
+  it('given a signal to a run that does not exist yet (no start), then it waits in the mailbox and the run started later takes it', async () => {
+    const store = await makeStore();
+    const runtime = createRuntime({
+      store,
+      workflows: [writer],
+      reactions: [
+        defineReaction({
+          name: 'early',
+          on: { types: ['Verdict'] },
+          act: () => ({ signal: 'w7', name: 'review', payload: { verdict: 'early bird' } }),
+        }),
+      ],
+    });
+    await store.append('k', [{ type: 'Verdict', data: null }]);
+    await runtime.reactions.settled();
+    expect(await store.streamVersion('run-w7')).toBe(0);
+    const info = await runtime.start(writer, { draft: 'y' }, { runId: 'w7' });
+    expect(info).toMatchObject({ status: 'completed', output: { draft: 'y', verdict: 'early bird' } });
+    await runtime.close();
+  });
+
   it('given an act that keeps throwing, then the reaction parks on that event, says why, and goes on once an operator skips it', async () => {
     const store = await makeStore();
     const seen: ReactionEvent[] = [];
