@@ -123,10 +123,14 @@ export class Reactor {
     while (!signal.aborted) {
       // Listen before reading, so an append between the read and the wait still wakes us.
       const woken = this.#wake(signal);
-      await this.#readControl();
+      // Parked, it waits for an operator's skip or retry. Otherwise the control stream holds nothing new: while this
+      // process holds the lease only its own fenced appends park it, and skips and retries are refused unless parked.
       if (this.#state.parked) {
-        await woken.promise;
-        continue;
+        await this.#readControl();
+        if (this.#state.parked) {
+          await woken.promise;
+          continue;
+        }
       }
       const page = await this.#backend.readAll(position + 1, PAGE, this.#filter());
       const events = page.events.map((e) => this.#store.registry.upcastEvent(e));
