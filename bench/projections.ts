@@ -6,7 +6,7 @@ import { defineProjection } from '../src/projections/definition.js';
 import { openProjections } from '../src/projections/projections.js';
 import { openStore } from '../src/store/open.js';
 import type { EventStore } from '../src/store/types.js';
-import { measure, note, record } from './lib.js';
+import { measure, note, quantile, record } from './lib.js';
 
 const SECTION = 'projection catch-up';
 
@@ -173,10 +173,6 @@ async function steadyAppends(store: EventStore, during: () => Promise<void>): Pr
   }
   await Promise.all(pending);
   return { count: pending.length, latencies: latencies.sort((a, b) => a - b) };
-}
-
-function quantile(sorted: number[], at: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(at * sorted.length))] ?? 0;
 }
 
 /**

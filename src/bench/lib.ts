@@ -203,10 +203,10 @@ export function recordLatency(section: string, name: string, ms: number): void {
   record({ section, name, ops: 1, seconds: ms / 1000, unit: 'ms', kind: 'latency' });
 }
 
-/** The value at quantile q of the samples (q 0.5: the median). */
+/** The value at quantile q of the samples (q 0.5: the median); 0 without samples. */
 export function quantile(samples: number[], q: number): number {
   const sorted = [...samples].sort((x, y) => x - y);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 }
 
 /** One decimal unless whole. */
