@@ -17,6 +17,8 @@
  *   context.ts (one pass of `run`), the executor, driver.ts, runtime.ts (the
  *   facade), time-travel.ts and fork.ts (reads and forks of stored runs).
  */
+
+export type { RunOrder } from '../store/run-index.js';
 export { BreakerEvents, type BreakerOptions, type BreakerState, Breakers } from './breaker.js';
 export { type Clock, systemClock } from './clock.js';
 export {
@@ -115,6 +117,7 @@ export {
   type StepRef,
 } from './rollback/decide.js';
 export { type ExportedRun, exportRun, importRun, parseExportedRun, RUN_EXPORT_FORMAT, readExportedRun } from './run-export.js';
+export type { IndexProgress, RunCounts, RunPage, RunPageOptions } from './run-index.js';
 export { streamOf as runStreamId } from './run-log.js';
 export {
   type ClaimedRun,

@@ -3,6 +3,7 @@ import { canonicalJson } from '../events/canonical.js';
 import type { EventEnvelope, Json } from '../events/envelope.js';
 import { ConcurrencyError, RewindError, ValidationError } from '../events/errors.js';
 import { uuidv7 } from '../events/ids.js';
+import type { RunOrder } from '../store/run-index.js';
 import type { EventStore, Fence, StreamLease } from '../store/types.js';
 import { type BreakerOptions, type BreakerState, Breakers } from './breaker.js';
 import { type Clock, systemClock } from './clock.js';
@@ -32,7 +33,8 @@ import {
   sameRequest,
 } from './requests.js';
 import { checkRollbackRequest, type RollbackRequest } from './rollback/commands.js';
-import { infoOf, MAX_RUNS_PAGE, type RunFilter, type RunInfo, type RunSummary, readRunInfo, requireRun, runSummaries } from './run-info.js';
+import { countRuns, type IndexProgress, pageOfRuns, type RunCounts, type RunPage, type RunPageOptions } from './run-index.js';
+import { infoOf, MAX_RUNS_PAGE, type RunFilter, type RunInfo, type RunSummary, readRunInfo, requireRun } from './run-info.js';
 import { streamOf } from './run-log.js';
 import type { RunQueue, RunRequest } from './run-queue.js';
 import { postSignal } from './signals.js';
@@ -76,6 +78,8 @@ export interface RuntimeOptions {
   reactions?: Reaction[];
   /** Told what the reactions do (acted, retrying, parked), for logs and metrics. */
   onReaction?: (event: ReactionEvent) => void;
+  /** Told how far the one-time indexing of a log written before the runs index has got (at its first listing). */
+  onIndexProgress?: IndexProgress;
 }
 
 /** Where a run stops for good (what `wait(runId, { until: 'end' })` waits for). */
@@ -172,6 +176,7 @@ export class Runtime {
   readonly #own: Ownership;
   /** Without a queue: runs parked on a wait with a timeout, woken here when it runs out (unref'd: they keep no process alive). */
   readonly #wakeups = new Map<string, NodeJS.Timeout>();
+  readonly #onIndexProgress: IndexProgress | undefined;
 
   constructor(options: RuntimeOptions) {
     if (typeof options?.store?.append !== 'function')
@@ -199,6 +204,7 @@ export class Runtime {
       throw new ValidationError('owner must be a non-empty string of at most 200 characters');
     this.#own = new Ownership(this.store, { leaseMs, ...(options.owner ? { owner: options.owner } : {}) });
     for (const workflow of options.workflows ?? []) this.register(workflow);
+    this.#onIndexProgress = options.onIndexProgress;
     this.reactions = new Reactions(this, this.#own, options.reactions ?? [], options.onReaction ?? (() => {}));
   }
 
@@ -376,32 +382,32 @@ export class Runtime {
     };
   }
 
-  /** Every run in id order that matches the filter. */
-  async list(filter: RunFilter = {}): Promise<RunSummary[]> {
+  /** Every run that matches the filter, in id order (or `order`). Reads the runs index a page at a time. */
+  async list(filter: RunFilter & { order?: RunOrder } = {}): Promise<RunSummary[]> {
     const out: RunSummary[] = [];
-    for await (const summary of runSummaries(this.store, filter, undefined, MAX_RUNS_PAGE)) out.push(summary);
+    let after: string | undefined;
+    do {
+      const page = await this.listPage({ ...filter, limit: MAX_RUNS_PAGE, ...(after === undefined ? {} : { after }) });
+      out.push(...page.runs);
+      after = page.next;
+    } while (after !== undefined);
     return out;
   }
 
   /**
-   * One page of `list`: at most `limit` runs (default 100) with ids after
-   * `after`, and `next`, the id to pass as `after` for the following page, when
-   * there is one. Reads only as far as the page and one more match.
+   * One page of `list`: at most `limit` runs (default 100) after `after`, and
+   * `next`, what to pass as `after` for the following page, when there is one.
+   * `order`: 'id' (default), 'newest' or 'oldest' (by start time). Filtered or
+   * not, a page costs the same at a thousand runs as at a million: it reads
+   * the runs index (built once, at the first listing of an older log).
    */
-  async listPage(options: RunFilter & { after?: string; limit?: number } = {}): Promise<{ runs: RunSummary[]; next?: string }> {
-    const { after, limit = 100, ...filter } = options;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_RUNS_PAGE)
-      throw new ValidationError(`listPage: limit must be an integer from 1 to ${MAX_RUNS_PAGE}, got ${String(limit)}`);
-    if (after !== undefined && typeof after !== 'string')
-      throw new ValidationError('listPage: after must be a run id (the "next" of the previous page)');
-    const runs: RunSummary[] = [];
-    // Unfiltered, every run stream is a match: list no more of them than the page needs.
-    const batch = filter.status || filter.workflow ? MAX_RUNS_PAGE : limit + 1;
-    for await (const summary of runSummaries(this.store, filter, after, batch)) {
-      if (runs.length === limit) return { runs, next: (runs.at(-1) as RunSummary).runId };
-      runs.push(summary);
-    }
-    return { runs };
+  listPage(options: RunPageOptions = {}): Promise<RunPage> {
+    return pageOfRuns(this.store, options, MAX_RUNS_PAGE, this.#onIndexProgress);
+  }
+
+  /** How many runs there are, per status and per workflow and status (the debugger's header). */
+  countRuns(): Promise<RunCounts> {
+    return countRuns(this.store, this.#onIndexProgress);
   }
 
   /**

@@ -5,6 +5,7 @@ import { chainLink, GENESIS_HASH } from '../events/hash.js';
 import { resultOf } from './append-result.js';
 import { findStoredBatch } from './idempotency.js';
 import { checkFence, leaseFree } from './leases.js';
+import { MemoryRunIndex } from './memory/run-index.js';
 import { MemoryRunQueue } from './memory/run-queue.js';
 import { expectedVersionHolds } from './prepare.js';
 import type { RunQueue } from './run-queue.js';
@@ -54,6 +55,7 @@ export class MemoryBackend implements StorageBackend {
   readonly #events = new EventEmitter().setMaxListeners(0);
   readonly #appendHooks = new Set<AppendTransactionHook>();
   readonly #leases = new Map<string, StreamLease>();
+  readonly runIndex = new MemoryRunIndex(() => this.#streams.entries());
   readonly projectionHost: SyncProjectionHost = {
     kind: 'memory',
     readAllSync: (from, limit, filter) => this.#readAll(from, limit, filter),

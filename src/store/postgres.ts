@@ -13,8 +13,10 @@ import { resultOf } from './append-result.js';
 import { Announcer } from './postgres/announcer.js';
 import { AppendQueue, type CallOutcome } from './postgres/append-queue.js';
 import { PgListener } from './postgres/listener.js';
+import { PostgresRunIndex } from './postgres/run-index.js';
 import { PostgresRunQueue } from './postgres/run-queue.js';
-import { INLINE_LOCK, migrations, NOTIFY_CHANNEL, SQLSTATE } from './postgres/schema.js';
+import { INLINE_LOCK, migrations, NOTIFY_CHANNEL, SQLSTATE, STREAM_LOCK } from './postgres/schema.js';
+import { runIndexChange } from './run-index.js';
 import type { RunQueue } from './run-queue.js';
 import { readsSystemStreams } from './system-streams.js';
 import type {
@@ -143,6 +145,7 @@ export class PostgresBackend implements StorageBackend {
   /** Wake-ups so far: this process's appends and other processes' notifications (changeCounter). */
   #changes = 0;
   readonly projectionHost: PostgresProjectionHost;
+  readonly runIndex: PostgresRunIndex;
   readonly #appendHooks = new Set<PostgresAppendHook>();
   readonly #queue = new AppendQueue<PreparedAppend[], AppendResult[]>((calls) => this.#appendGroup(calls), CALLS_PER_GROUP);
   readonly #announcer = new Announcer({
@@ -164,6 +167,7 @@ export class PostgresBackend implements StorageBackend {
     this.#pool = pool;
     this.#schema = schema;
     this.#s = `"${schema}"`;
+    this.runIndex = new PostgresRunIndex(pool, this.#s, STREAM_LOCK('sid', `'${schema}'`));
     this.projectionHost = {
       kind: 'postgres',
       pool,
@@ -359,12 +363,15 @@ export class PostgresBackend implements StorageBackend {
 
   /** Only what the store assigned comes back: the content is the caller's, and parsing it again would cost as much as the append. */
   async #appendRows(db: pg.Pool | pg.PoolClient, calls: PreparedAppend[][], announce: boolean): Promise<AppendedRow[]> {
+    const { json, indexed } = batchJson(calls);
+    // append_indexed() when an append changes the runs index; the plain function otherwise.
+    const fn = indexed ? 'append_indexed' : 'append_calls';
     const { rows } = await db.query<AppendedRow>({
       // Prepared once per connection: the statement is parsed and planned once, not per append.
-      name: `rewind.append_calls.${this.#schema}`,
+      name: `rewind.${fn}.${this.#schema}`,
       text: `SELECT r_call, r_ord, r_id AS id, r_version AS version, r_position AS position, r_recorded_at AS recorded_at, r_hash AS hash,
-        r_error, r_message, r_detail FROM ${this.#s}.append_calls($1::jsonb, $2)`,
-      values: [batchJson(calls), announce],
+        r_error, r_message, r_detail FROM ${this.#s}.${fn}($1::jsonb, $2)`,
+      values: [json, announce],
     });
     return rows;
   }
@@ -385,7 +392,9 @@ export class PostgresBackend implements StorageBackend {
     while (grouped.length > 1) {
       try {
         const got = await this.#inHookTransaction(grouped.map((g) => g.call));
-        grouped.forEach((g, k) => (outcomes[g.at] = got[k] as CallOutcome<AppendResult[]>));
+        grouped.forEach((g, k) => {
+          outcomes[g.at] = got[k] as CallOutcome<AppendResult[]>;
+        });
         grouped = [];
       } catch (error) {
         const eventId = (error as { eventId?: unknown } | null)?.eventId;
@@ -646,27 +655,38 @@ function groupKeys(appends: PreparedAppend[]): string[] {
   return keys;
 }
 
-/** The calls of a group as append_calls() takes them: the data and metadata as their canonical text. */
-function batchJson(calls: PreparedAppend[][]): string {
-  return JSON.stringify(
+/**
+ * The calls of a group as append_calls() takes them: the data and metadata as
+ * their canonical text; an append of a run's events carries what it changes
+ * in the runs index (`indexed`: some append does).
+ */
+function batchJson(calls: PreparedAppend[][]): { json: string; indexed: boolean } {
+  let indexed = false;
+  const json = JSON.stringify(
     calls.map((appends) =>
-      appends.map((a) => ({
-        streamId: a.streamId,
-        expectedVersion: a.expectedVersion,
-        ...(a.fence ? { fence: a.fence } : {}),
-        idsGiven: a.events.some((e) => e.idGiven),
-        events: a.events.map((e) => ({
-          id: e.id,
-          type: e.type,
-          schemaVersion: e.schemaVersion,
-          data: e.dataJson,
-          metadata: e.metadataJson,
-          recordedAt: e.recordedAt,
-          digest: e.digest,
-        })),
-      })),
+      appends.map((a) => {
+        const run = runIndexChange(a.streamId, a.events);
+        if (run) indexed = true;
+        return {
+          streamId: a.streamId,
+          expectedVersion: a.expectedVersion,
+          ...(a.fence ? { fence: a.fence } : {}),
+          idsGiven: a.events.some((e) => e.idGiven),
+          events: a.events.map((e) => ({
+            id: e.id,
+            type: e.type,
+            schemaVersion: e.schemaVersion,
+            data: e.dataJson,
+            metadata: e.metadataJson,
+            recordedAt: e.recordedAt,
+            digest: e.digest,
+          })),
+          ...(run ? { run } : {}),
+        };
+      }),
     ),
   );
+  return { json, indexed };
 }
 
 /**

@@ -9,8 +9,10 @@ import { resultOf } from './append-result.js';
 import { findStoredBatch } from './idempotency.js';
 import { checkFence, leaseFree } from './leases.js';
 import { expectedVersionHolds } from './prepare.js';
+import { runIndexChange } from './run-index.js';
 import type { RunQueue } from './run-queue.js';
 import { holderGone, LEASES_TABLE, type LeaseStatements, leaseStatements } from './sqlite/leases.js';
+import { RUN_INDEX_TABLES, SqliteRunIndex } from './sqlite/run-index.js';
 import { SqliteRunQueue } from './sqlite/run-queue.js';
 import { missingSidecars, removeCreatedSidecars } from './sqlite/sidecars.js';
 import { isSystemStream, readsSystemStreams } from './system-streams.js';
@@ -155,6 +157,7 @@ export class SqliteBackend implements StorageBackend {
   readonly #afterClose: (() => void) | undefined;
   readonly #appendHooks = new Set<AppendTransactionHook>();
   readonly projectionHost: SyncProjectionHost;
+  readonly runIndex: SqliteRunIndex;
 
   static open(path: string, options: SqliteOptions = {}): SqliteBackend {
     const inMemory = path === ':memory:';
@@ -174,6 +177,9 @@ export class SqliteBackend implements StorageBackend {
       db.pragma(`synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
       migrate(db);
       db.exec(LEASES_TABLE);
+      // IMMEDIATE: the state row is decided from the streams as another process may be writing them.
+      const opened = db;
+      opened.transaction(() => opened.exec(RUN_INDEX_TABLES)).immediate();
       return new SqliteBackend(db, inMemory);
     } catch (error) {
       db?.close();
@@ -226,6 +232,7 @@ export class SqliteBackend implements StorageBackend {
   private constructor(db: Database.Database, inMemory: boolean, afterClose?: () => void) {
     this.#db = db;
     this.#afterClose = afterClose;
+    this.runIndex = new SqliteRunIndex(db);
     // A private in-memory database has no other writers: the in-process emitter sees every append.
     this.pollIntervalMs = inMemory ? Number.POSITIVE_INFINITY : POLL_INTERVAL_MS;
     this.#sql = {
@@ -423,6 +430,8 @@ export class SqliteBackend implements StorageBackend {
       return { id, streamId, version, position: Number(lastInsertRowid), type, schemaVersion, data, metadata, recordedAt, hash };
     });
     if (actual === 0) this.#sql.insertStream.run(streamId);
+    const change = runIndexChange(streamId, events);
+    if (change) this.runIndex.writeSync(streamId, change, version);
     fresh.push(...written);
     return resultOf(written);
   }

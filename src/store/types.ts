@@ -6,6 +6,7 @@ import type { InclusionProof } from '../events/proof.js';
 import type { EventRegistry } from '../events/registry.js';
 import type { Digest } from '../events/tree-head.js';
 import type { DigestOptions, ProveOptions, Seal, SealOptions, VerifyOptions, VerifyReport } from './audit/report.js';
+import type { RunIndexBackend } from './run-index.js';
 import type { RunQueue } from './run-queue.js';
 
 export type { DigestOptions, ExpectedVersion, ProveOptions, Seal, SealOptions, VerifyOptions, VerifyReport };
@@ -308,6 +309,8 @@ export interface StorageBackend extends StreamLeases {
 
   /** Optional: lets the projections layer keep read models in the log's database and transactions. */
   readonly projectionHost?: ProjectionHost;
+  /** Optional: the runs index (run-index.ts), kept in the appends' transactions. Without it runs are listed from their streams. */
+  readonly runIndex?: RunIndexBackend;
 }
 
 /**

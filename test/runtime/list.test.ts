@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ValidationError } from '../../src/events/errors.js';
 import { RunEvents, type RunStartedData, runStreamId } from '../../src/runtime/index.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
@@ -76,7 +76,17 @@ describe('listing runs', () => {
     expect(await runtime.listPage({ after: ids.at(-1) })).toEqual({ runs: [] });
   });
 
-  it('reads only as far as the page and one more run', async () => {
+  it('reads no run stream for a page: the runs index holds what the page shows', async () => {
+    const store = await makeStore();
+    await seed(store, 50);
+    const reads = vi.spyOn(store, 'read');
+    const page = await createRuntime({ store }).listPage({ status: 'completed', limit: 5 });
+    expect(page.runs.map((r) => r.runId)).toEqual(['r00000', 'r00003', 'r00006', 'r00009', 'r00012']);
+    expect(page.next).toBe('r00012');
+    expect(reads).not.toHaveBeenCalled();
+  });
+
+  it('without the index (a store behind a wrapper) reads only as far as the page and one more run', async () => {
     const base = await makeStore();
     await seed(base, 50);
     const { store, reads } = counting(base);
@@ -92,6 +102,6 @@ describe('listing runs', () => {
       await expect(runtime.listPage({ limit })).rejects.toThrow(ValidationError);
     }
     await expect(runtime.listPage({ limit: 0 })).rejects.toThrow(/limit must be an integer from 1 to 1000, got 0/);
-    await expect(runtime.listPage({ after: 42 as unknown as string })).rejects.toThrow(/after must be a run id/);
+    await expect(runtime.listPage({ after: 42 as unknown as string })).rejects.toThrow(/after must be the "next" of the previous page/);
   });
 });

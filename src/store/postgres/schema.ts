@@ -1,4 +1,5 @@
 import { GENESIS_HASH } from '../../events/hash.js';
+import { runIndexMigration } from './run-index.js';
 
 /** SQLSTATEs of append_calls()' refusals and misuse errors (append_events raises them); class RW is ours. */
 export const SQLSTATE = {
@@ -124,6 +125,8 @@ ${appendEventsWrapper(s)}`,
     `${LEASES_TABLE(s)}
 ${acquireLeaseFunction(s, lit)}
 ${appendCallsFunction(s, lit, { fenced: true })}`,
+    // The runs index (postgres/run-index.ts): its tables and append_indexed().
+    runIndexMigration(s),
   ];
 }
 
@@ -143,7 +146,7 @@ CREATE TABLE ${s}.stream_leases (
 );`;
 
 /** The lock an append holds on its stream until commit: an acquire takes it too, so no append is in flight past the epoch it checked. */
-const STREAM_LOCK = (stream: string, lit: string) => `hashtextextended(${stream}, hashtext(${lit}))`;
+export const STREAM_LOCK = (stream: string, lit: string) => `hashtextextended(${stream}, hashtext(${lit}))`;
 
 /**
  * acquire_lease(): the rules of store/leases.ts in one round trip. The

@@ -1,0 +1,95 @@
+import {
+  type IndexableEvent,
+  type IndexedRun,
+  RUN_STREAM_PREFIX,
+  type RunCount,
+  type RunIndexBackend,
+  type RunIndexQuery,
+  type RunIndexState,
+  rowOf,
+} from '../run-index.js';
+
+interface StoredEvent {
+  type: string;
+  dataJson: string;
+  recordedAt: string;
+  version: number;
+}
+
+/**
+ * The memory backend's runs index: worked out from the streams at each query
+ * (the reference the SQL backends' rows must agree with), so there is nothing
+ * to keep in step and nothing to rebuild.
+ */
+export class MemoryRunIndex implements RunIndexBackend {
+  readonly #streams: () => Iterable<[string, readonly StoredEvent[]]>;
+
+  constructor(streams: () => Iterable<[string, readonly StoredEvent[]]>) {
+    this.#streams = streams;
+  }
+
+  async state(): Promise<RunIndexState> {
+    return 'built';
+  }
+
+  #runs(): IndexedRun[] {
+    const runs: IndexedRun[] = [];
+    for (const [streamId, events] of this.#streams()) {
+      const first = events[0];
+      const last = events.at(-1);
+      if (!streamId.startsWith(RUN_STREAM_PREFIX) || !first || !last) continue;
+      const row = rowOf({ streamId, first: copy(first), last: copy(last), version: last.version });
+      if (row)
+        runs.push({ ...row, runId: streamId.slice(RUN_STREAM_PREFIX.length), headVersion: last.version, updatedAt: last.recordedAt });
+    }
+    return runs;
+  }
+
+  async page(query: RunIndexQuery): Promise<IndexedRun[]> {
+    const { status, workflow, order, after, limit } = query;
+    const key = (r: { runId: string; startedAt?: string }) => (order === 'id' ? [r.runId] : [r.startedAt ?? '', r.runId]);
+    const sign = order === 'newest' ? -1 : 1;
+    const compare = (a: string[], b: string[]) => sign * compareTuples(a, b);
+    return this.#runs()
+      .filter((r) => (status === undefined || r.status === status) && (workflow === undefined || r.workflow === workflow))
+      .filter((r) => after === undefined || compare(key(r), key(after)) > 0)
+      .sort((a, b) => compare(key(a), key(b)))
+      .slice(0, limit);
+  }
+
+  async counts(): Promise<RunCount[]> {
+    const counts = new Map<string, RunCount>();
+    for (const { workflow, status } of this.#runs()) {
+      const k = JSON.stringify([workflow, status]);
+      const c = counts.get(k) ?? { workflow, status, runs: 0 };
+      c.runs++;
+      counts.set(k, c);
+    }
+    return [...counts.values()].sort((a, b) => compareTuples([a.workflow, a.status], [b.workflow, b.status]));
+  }
+
+  async runStreams(): Promise<number> {
+    return this.#runs().length;
+  }
+
+  async rebuildStep(): Promise<string | undefined> {
+    return undefined;
+  }
+
+  async markBuilt(): Promise<void> {}
+}
+
+/** A stored event keeps its data as text: the indexer gets a fresh copy. */
+function copy(event: StoredEvent): IndexableEvent {
+  return { type: event.type, data: JSON.parse(event.dataJson), recordedAt: event.recordedAt };
+}
+
+/** Element by element, as SQL compares row values. */
+function compareTuples(a: readonly string[], b: readonly string[]): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as string;
+    const y = b[i] as string;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
