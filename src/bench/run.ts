@@ -30,6 +30,7 @@ export const SECTIONS: Record<string, Section> = {
   replay: async (s) => (await import('./replay-check.js')).benchReplayCheck(s),
   ownership: async (s, url) => (await import('./ownership.js')).benchOwnership(s, url),
   reactions: async (s, url) => (await import('./reactions.js')).benchReactions(s, url),
+  scale: async (s, url) => (await import('./scale.js')).benchScale(s, url),
 };
 
 export async function runBench(options: BenchOptions = {}): Promise<Record<string, unknown>> {

@@ -44,8 +44,9 @@ export interface RunIndexRow extends RunStart {
   version: number;
 }
 
-export type RunOrder = 'id' | 'newest' | 'oldest';
-export const RUN_ORDERS: readonly RunOrder[] = ['id', 'newest', 'oldest'];
+/** 'id': by run id; 'newest' / 'oldest': by start time. */
+export const RUN_ORDERS = ['id', 'newest', 'oldest'] as const;
+export type RunOrder = (typeof RUN_ORDERS)[number];
 
 /** Where a page starts: after this run, in the page's order (its start time too for the time orders). */
 export interface RunCursor {

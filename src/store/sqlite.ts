@@ -177,9 +177,11 @@ export class SqliteBackend implements StorageBackend {
       db.pragma(`synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
       migrate(db);
       db.exec(LEASES_TABLE);
+      // Once per file (a file this process may not write still opens, and refuses its first append).
       // IMMEDIATE: the state row is decided from the streams as another process may be writing them.
       const opened = db;
-      opened.transaction(() => opened.exec(RUN_INDEX_TABLES)).immediate();
+      if (!opened.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'run_index_state'").get())
+        opened.transaction(() => opened.exec(RUN_INDEX_TABLES)).immediate();
       return new SqliteBackend(db, inMemory);
     } catch (error) {
       db?.close();

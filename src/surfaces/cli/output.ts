@@ -24,6 +24,13 @@ export function safe(text: string): string {
   return text.replace(CONTROL, (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`);
 }
 
+/** The one-time indexing of a log written before the runs index, on stderr (stdout stays the command's answer). */
+export function printIndexProgress(indexed: number, total: number): void {
+  process.stderr.write(
+    `indexing runs (once, for a log written before the runs index): ${indexed.toLocaleString('en-US')} / ${total.toLocaleString('en-US')}\n`,
+  );
+}
+
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }

@@ -38,6 +38,7 @@ import { RewindError } from '../../events/errors.js';
 import {
   type At,
   MAX_RUNS_PAGE,
+  RUN_STATUSES,
   type RunContext,
   type RunHistory,
   type Runtime,
@@ -45,6 +46,7 @@ import {
   runStreamId,
 } from '../../runtime/index.js';
 import { isJsonObject } from '../../runtime/model/index.js';
+import { RUN_ORDERS } from '../../store/run-index.js';
 import type { EventStore } from '../../store/types.js';
 
 export interface McpServerOptions {
@@ -228,19 +230,21 @@ export function createMcpServer(options: McpServerOptions): McpServer {
       server.registerTool(
         'list_runs',
         {
-          description: 'Runs in the store in id order, with their status: a page of them, and `next` to pass as `after` for the next page.',
+          description:
+            "Runs in the store with their status, by id or (order 'newest' / 'oldest') by start time: a page of them, and `next` to pass as `after` for the next page.",
           inputSchema: {
-            status: z
-              .enum(['running', 'waiting', 'completed', 'failed', 'cancelled', 'rolling_back', 'rolled_back', 'needs_attention'])
-              .optional(),
+            status: z.enum(RUN_STATUSES).optional(),
             workflow: z.string().optional(),
+            order: z.enum(RUN_ORDERS).optional(),
             after: z.string().optional(),
             limit: z.number().int().min(1).max(MAX_RUNS_PAGE).optional(),
           },
           annotations: { readOnlyHint: true },
         },
         (args) =>
-          answer(() => runtime.listPage({ status: args.status as never, workflow: args.workflow, after: args.after, limit: args.limit })),
+          answer(() =>
+            runtime.listPage({ status: args.status, workflow: args.workflow, order: args.order, after: args.after, limit: args.limit }),
+          ),
       );
       server.registerTool(
         'list_reactions',

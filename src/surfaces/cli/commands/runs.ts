@@ -6,18 +6,22 @@ import {
   asRunEvent,
   createRuntime,
   isRunStatus,
+  MAX_RUNS_PAGE,
   RUN_STATUSES,
   RunEvents,
   type RunInfo,
+  type RunOrder,
+  type RunStatus,
   type Runtime,
   runStreamId,
 } from '../../../runtime/index.js';
 import { type RunDoc, runsProjection } from '../../../runtime/read-models.js';
+import { RUN_ORDERS } from '../../../store/run-index.js';
 import type { EventStore } from '../../../store/types.js';
 import { type Access, type GlobalOptions, isReadOnlyFile, requireExistingLog, storeUrl, withStore } from '../context.js';
 import { loadExamples } from '../examples.js';
 import { exitCodeForRun } from '../exit-codes.js';
-import { age, colour, plural, printJson, safe, table } from '../output.js';
+import { age, colour, plural, printIndexProgress, printJson, safe, table } from '../output.js';
 import { runsFromLog } from '../runs-from-log.js';
 import { renderTimeline, STATUS_COLOUR, timelineOf } from '../timeline.js';
 import { loadWorkflows } from '../workflows.js';
@@ -113,42 +117,56 @@ export function registerRunCommands(program: Command): void {
 
   program
     .command('runs')
-    .description('list runs, newest first (from the runs read model, caught up first)')
+    .description('list runs, newest first (a page of the runs index, with counts from the runs read model)')
     .option('--status <status>', `only runs in this status (${RUN_STATUSES.join(', ')})`)
     .option('--workflow <name>', 'only runs of this workflow')
+    .option('--order <order>', `${RUN_ORDERS.join(', ')}`, 'newest')
+    .option('--after <cursor>', 'the page after this one (the "next" a page printed)')
     .option('--limit <n>', 'at most this many', parseCount, 100)
-    .addHelpText('after', '\nExamples:\n  rewind runs\n  rewind runs --status needs_attention --json')
-    .action(async (opts: { status?: string; workflow?: string; limit: number }, cmd: Command) => {
+    .addHelpText(
+      'after',
+      '\nExamples:\n  rewind runs\n  rewind runs --status needs_attention --json\n  rewind runs --workflow travel --order oldest',
+    )
+    .action(async (opts: { status?: string; workflow?: string; order: string; after?: string; limit: number }, cmd: Command) => {
       const options = cmd.optsWithGlobals<GlobalOptions>();
       if (opts.status && !isRunStatus(opts.status)) {
         throw new ValidationError(`unknown status "${opts.status}"`, [], `use one of ${RUN_STATUSES.join(', ')}`);
       }
-      const where: Record<string, string> = {};
-      if (opts.status) where.status = opts.status;
-      if (opts.workflow) where.workflow = opts.workflow;
       requireExistingLog(options);
       const readOnly = isReadOnlyFile(options);
-      const query = { where, orderBy: { field: 'startedAt', direction: 'desc' }, limit: opts.limit } as const;
-      const runs = await withStore(
+      const { runs, next } = await withStore(
         options,
-        async (store): Promise<RunDoc[]> => {
-          // A file this process may not write gets no read model brought up to date: the runs are folded from the log instead.
-          if (readOnly) return runsFromLog(store, query);
-          // Queries read the read model, never the runs' streams: catching up costs what was
-          // appended since the last catch-up (a worker following the log keeps it at zero).
+        async (store): Promise<{ runs: RunDoc[]; next?: string }> => {
+          // Which runs: a page of the runs index (an older log is indexed once, here, with its progress on stderr).
+          const runtime = createRuntime({ store, onIndexProgress: printIndexProgress });
+          const page = await runtime.listPage({
+            ...(opts.status ? { status: opts.status as RunStatus } : {}),
+            ...(opts.workflow ? { workflow: opts.workflow } : {}),
+            order: opts.order as RunOrder,
+            ...(opts.after ? { after: opts.after } : {}),
+            limit: Math.min(opts.limit, MAX_RUNS_PAGE),
+          });
+          const ids = page.runs.map((r) => r.runId);
+          const more = page.next ? { next: page.next } : {};
+          // A file this process may not write gets no read model brought up to date: those runs are folded from the log instead.
+          if (readOnly) return { runs: await runsFromLog(store, ids), ...more };
+          // What they did: the read model, caught up first (what was appended since the last catch-up; a worker keeps it at zero).
           const projections = await openProjections(store, [runsProjection]);
           try {
             await projections.catchUp(['runs']);
-            return (await projections.find('runs', query)).map((f) => f.doc);
+            const docs = await Promise.all(ids.map((id) => projections.get('runs', runStreamId(id))));
+            return { runs: docs.filter((d): d is RunDoc => d !== undefined), ...more };
           } finally {
             await projections.close();
           }
         },
         readOnly ? 'read' : 'write',
       );
+      const filtered = Boolean(opts.status || opts.workflow);
+      if (next) console.error(colour.dim(`more: rewind runs --after '${next}'${opts.order === 'newest' ? '' : ` --order ${opts.order}`}`));
       if (options.json) return printJson(runs);
       if (runs.length === 0) {
-        return console.log(colour.dim(Object.keys(where).length ? 'no runs match' : 'no runs yet: try `rewind demo`'));
+        return console.log(colour.dim(filtered ? 'no runs match' : 'no runs yet: try `rewind demo`'));
       }
       console.log(
         table(

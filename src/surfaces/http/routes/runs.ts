@@ -10,6 +10,7 @@ import {
   UnknownWorkflowError,
   type Workflow,
 } from '../../../runtime/index.js';
+import { RUN_ORDERS } from '../../../store/run-index.js';
 import { describeError } from '../errors.js';
 import { type Api, type Deps, type Env, EnvelopeSchema, errors, integerQuery, json } from './shared.js';
 
@@ -88,17 +89,35 @@ const body = <T extends z.ZodType>(schema: T) => ({ required: true, content: { '
 const listRuns = createRoute({
   method: 'get',
   path: '/runs',
-  summary: 'List runs in id order',
+  summary: 'List runs: a page of the runs index, by id (default) or start time',
   tags: ['runs'],
   request: {
     query: z.object({
       status: z.enum(RUN_STATUSES).optional(),
       workflow: z.string().min(1).optional(),
-      after: z.string().optional().openapi({ description: 'run ids after this one: pass the previous page\'s "next"' }),
+      order: z.enum(RUN_ORDERS).optional().openapi({ description: "'id' (default), 'newest' or 'oldest' (by start time)" }),
+      after: z.string().optional().openapi({ description: 'where the page starts: pass the previous page\'s "next" (same order)' }),
       limit: integerQuery('page size (default 100)', 1, MAX_RUNS_PAGE),
     }),
   },
   responses: { 200: json(z.object({ runs: z.array(RunSummarySchema), next: z.string().optional() }), 'a page of runs'), ...errors(400) },
+});
+
+const runCounts = createRoute({
+  method: 'get',
+  path: '/run-counts',
+  summary: 'How many runs there are, per status and per workflow and status',
+  tags: ['runs'],
+  responses: {
+    200: json(
+      z.object({
+        total: z.number().int(),
+        byStatus: z.record(z.string(), z.number().int()),
+        byWorkflow: z.array(z.object({ workflow: z.string(), status: z.enum(RUN_STATUSES), runs: z.number().int() })),
+      }),
+      'the counts',
+    ),
+  },
 });
 
 const getRun = createRoute({
@@ -289,9 +308,11 @@ export function registerRunRoutes(app: Api, deps: RunDeps): void {
   const { store, metrics, runtime } = deps;
 
   app.openapi(listRuns, async (c) => {
-    const { status, workflow, after, limit } = c.req.valid('query');
-    return c.json(await runtime.listPage({ status, workflow, after, limit }), 200);
+    const { status, workflow, order, after, limit } = c.req.valid('query');
+    return c.json(await runtime.listPage({ status, workflow, order, after, limit }), 200);
   });
+
+  app.openapi(runCounts, async (c) => c.json(await runtime.countRuns(), 200));
 
   app.openapi(getRun, async (c) => c.json(await runtime.get(c.req.valid('param').runId), 200));
 

@@ -86,6 +86,30 @@ export async function listRuns(filter: { status?: RunStatus | ''; workflow?: str
   return out;
 }
 
+/** One page of runs, newest first, filtered on the server (a page of its runs index, whatever the number of runs). */
+export function runsPage(filter: {
+  status?: RunStatus | '';
+  workflow?: string;
+  after?: string;
+  limit?: number;
+}): Promise<{ runs: RunSummary[]; next?: string }> {
+  const q = new URLSearchParams({ order: 'newest', limit: String(filter.limit ?? 200) });
+  if (filter.status) q.set('status', filter.status);
+  if (filter.workflow) q.set('workflow', filter.workflow);
+  if (filter.after) q.set('after', filter.after);
+  return call<{ runs: RunSummary[]; next?: string }>(`/runs?${q}`);
+}
+
+export interface RunCounts {
+  total: number;
+  byStatus: Partial<Record<RunStatus, number>>;
+  byWorkflow: { workflow: string; status: RunStatus; runs: number }[];
+}
+
+export function runCounts(): Promise<RunCounts> {
+  return call<RunCounts>('/run-counts');
+}
+
 export function getRun(runId: string): Promise<RunInfo> {
   return call<RunInfo>(`/runs/${enc(runId)}`);
 }

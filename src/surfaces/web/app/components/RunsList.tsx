@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { ApiError, follow, listRuns } from '../api';
+import { ApiError, follow, type RunCounts, runCounts, runsPage } from '../api';
 import { age, RUN_STATUSES, type RunStatus, type RunSummary, STATUS_LABEL } from '../model';
 import { navigate } from '../router';
 import { StatusPill } from './StatusPill';
@@ -10,6 +10,8 @@ interface Props {
 }
 
 const FILTER_KEY = 'rewind.filters';
+const PAGE = 200;
+const MAX_PAGE = 1000;
 
 function savedFilters(): { status: RunStatus | ''; workflow: string; q: string } {
   try {
@@ -19,14 +21,18 @@ function savedFilters(): { status: RunStatus | ''; workflow: string; q: string }
   }
 }
 
-/** Every run, newest first: status, workflow, age; filters, search, and two picked for a diff. */
+/** Runs, newest first, a page at a time (filtered on the server): status, workflow, age; counts, search, and two picked for a diff. */
 export function RunsList({ onError, onLive }: Props) {
   const [runs, setRuns] = useState<RunSummary[] | undefined>(undefined);
+  const [next, setNext] = useState<string | undefined>(undefined);
+  const [counts, setCounts] = useState<RunCounts | undefined>(undefined);
   const [filters, setFilters] = useState(savedFilters);
   const [cursor, setCursor] = useState(0);
   const [picked, setPicked] = useState<string[]>([]);
   const [, tick] = useState(0);
   const search = useRef<HTMLInputElement>(null);
+  /** How many runs are shown: a reload fetches as many again, so new events never take away the pages read. */
+  const wanted = useRef(PAGE);
 
   useEffect(() => {
     try {
@@ -37,14 +43,23 @@ export function RunsList({ onError, onLive }: Props) {
   useEffect(() => {
     let cancelled = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const load = () =>
-      listRuns()
-        .then((r) => !cancelled && setRuns(r.sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.runId.localeCompare(a.runId))))
-        .catch((e) => {
-          if (cancelled) return;
-          onError(e);
-          setRuns((r) => r ?? []);
-        });
+    wanted.current = PAGE;
+    const load = async () => {
+      try {
+        const [page, c] = await Promise.all([
+          runsPage({ status: filters.status, workflow: filters.workflow, limit: Math.min(wanted.current, MAX_PAGE) }),
+          runCounts(),
+        ]);
+        if (cancelled) return;
+        setRuns(page.runs);
+        setNext(page.next);
+        setCounts(c);
+      } catch (e) {
+        if (cancelled) return;
+        onError(e);
+        setRuns((r) => r ?? []);
+      }
+    };
     void load();
     // Any event of any run may change its status or version: reload, at most every 300 ms.
     const stop = follow(
@@ -63,23 +78,22 @@ export function RunsList({ onError, onLive }: Props) {
       clearTimeout(timer);
       onLive(false);
     };
-  }, []);
+  }, [filters.status, filters.workflow]);
 
-  const workflows = useMemo(() => [...new Set((runs ?? []).map((r) => r.workflow))].sort(), [runs]);
-  const counts = useMemo(() => {
-    const c: Record<string, number> = {};
-    for (const r of runs ?? []) c[r.status] = (c[r.status] ?? 0) + 1;
-    return c;
-  }, [runs]);
+  const more = () =>
+    runsPage({ status: filters.status, workflow: filters.workflow, after: next })
+      .then((page) => {
+        setRuns((r) => [...(r ?? []), ...page.runs]);
+        setNext(page.next);
+        wanted.current += PAGE;
+      })
+      .catch(onError);
+
+  const workflows = useMemo(() => [...new Set((counts?.byWorkflow ?? []).map((c) => c.workflow))].sort(), [counts]);
   const shown = useMemo(() => {
     const q = filters.q.trim().toLowerCase();
-    return (runs ?? []).filter(
-      (r) =>
-        (!filters.status || r.status === filters.status) &&
-        (!filters.workflow || r.workflow === filters.workflow) &&
-        (!q || r.runId.toLowerCase().includes(q)),
-    );
-  }, [runs, filters]);
+    return (runs ?? []).filter((r) => !q || r.runId.toLowerCase().includes(q));
+  }, [runs, filters.q]);
 
   useEffect(() => setCursor((c) => Math.min(c, Math.max(0, shown.length - 1))), [shown.length]);
 
@@ -129,16 +143,16 @@ export function RunsList({ onError, onLive }: Props) {
         <h1>Runs</h1>
         <fieldset class="chips" aria-label="filter by status">
           <button type="button" class={`chip${filters.status === '' ? ' on' : ''}`} onClick={() => setFilters({ ...filters, status: '' })}>
-            all <span class="n">{runs?.length ?? 0}</span>
+            all <span class="n">{counts?.total ?? 0}</span>
           </button>
-          {RUN_STATUSES.filter((s) => counts[s] || filters.status === s).map((s) => (
+          {RUN_STATUSES.filter((s) => counts?.byStatus[s] || filters.status === s).map((s) => (
             <button
               type="button"
               key={s}
               class={`chip st-${s}${filters.status === s ? ' on' : ''}`}
               onClick={() => setFilters({ ...filters, status: filters.status === s ? '' : s })}
             >
-              {STATUS_LABEL[s]} <span class="n">{counts[s] ?? 0}</span>
+              {STATUS_LABEL[s]} <span class="n">{counts?.byStatus[s] ?? 0}</span>
             </button>
           ))}
         </fieldset>
@@ -195,7 +209,7 @@ export function RunsList({ onError, onLive }: Props) {
       {runs === undefined ? (
         <p class="empty">Loading runs…</p>
       ) : shown.length === 0 ? (
-        <p class="empty">{runs.length === 0 ? 'No runs yet. Try `rewind demo`, then reload.' : 'No run matches these filters.'}</p>
+        <p class="empty">{counts?.total === 0 ? 'No runs yet. Try `rewind demo`, then reload.' : 'No run matches these filters.'}</p>
       ) : (
         <table class="runs" data-testid="runs">
           <thead>
@@ -245,6 +259,14 @@ export function RunsList({ onError, onLive }: Props) {
             ))}
           </tbody>
         </table>
+      )}
+      {next && runs && (
+        <p class="more">
+          <button type="button" class="btn" onClick={more}>
+            Show older runs
+          </button>
+          <span class="dim"> {runs.length} shown</span>
+        </p>
       )}
       <p class="keys">
         <kbd>j</kbd>/<kbd>k</kbd> move · <kbd>Enter</kbd> open · <kbd>/</kbd> search · <kbd>x</kbd> pick for compare
