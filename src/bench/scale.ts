@@ -214,7 +214,7 @@ function postgresBackend(url: string): Backend {
     label: 'postgres',
     open: () => openStore(url, { schema }),
     forget: () =>
-      sql(`DELETE FROM "${schema}".runs; UPDATE "${schema}".run_index_state SET built = false; VACUUM ANALYZE "${schema}".runs;`),
+      sql(`DELETE FROM "${schema}".runs; UPDATE "${schema}".run_index_state SET built = false;`),
     cleanup: () => sql(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`),
   };
 }

@@ -51,7 +51,10 @@ describe.each(backends)('runs on $name', (backend) => {
 describe('runs', () => {
   it('lists runs with filters and paging', async () => {
     h = await startHarness(undefined, { runtime: tripRuntime(new World()) });
-    for (const id of ['c', 'a', 'b']) await start(id);
+    for (const id of ['c', 'a', 'b']) {
+      await start(id);
+      await new Promise((r) => setTimeout(r, 3)); // each its own start time, for the newest-first page below
+    }
     for (const id of ['a', 'b', 'c']) await settled(id, 'completed');
 
     const all = await (await h.call('/runs')).json();
@@ -66,6 +69,22 @@ describe('runs', () => {
     expect((await (await h.call('/runs?status=running')).json()).runs).toEqual([]);
     expect((await (await h.call('/runs?workflow=other')).json()).runs).toEqual([]);
     expect((await h.call('/runs?status=sleeping')).status).toBe(400);
+
+    // Newest first (started c, a, b in that order), a page at a time with the cursor it gives.
+    const newest = await (await h.call('/runs?order=newest&limit=2')).json();
+    expect(newest.runs.map((r: { runId: string }) => r.runId)).toEqual(['b', 'a']);
+    const older = await (await h.call(`/runs?order=newest&limit=2&after=${encodeURIComponent(newest.next)}`)).json();
+    expect(older).toEqual({ runs: [expect.objectContaining({ runId: 'c' })] });
+    expect((await h.call('/runs?order=sideways')).status).toBe(400);
+    const wrongCursor = await h.call('/runs?order=oldest&after=a');
+    expect(wrongCursor.status).toBe(400);
+    expect((await wrongCursor.json()).error.message).toMatch(/not one of a list ordered oldest/);
+
+    expect(await (await h.call('/run-counts')).json()).toEqual({
+      total: 3,
+      byStatus: { completed: 3 },
+      byWorkflow: [{ workflow: 'trip', status: 'completed', runs: 3 }],
+    });
   });
 
   it('answers unknown runs, workflows and checkpoints with 404/400 and writes nothing', async () => {

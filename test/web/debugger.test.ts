@@ -612,4 +612,26 @@ describe('web debugger in headless Chromium', () => {
       /^Executing inline script violates the following Content Security Policy directive 'script-src 'self''/,
     );
   });
+  it('shows runs a page at a time, newest first, with the counts of every run in the header', async () => {
+    // 300 more runs, recorded straight into the log: more than a page of the list.
+    await store.appendMany(
+      Array.from({ length: 300 }, (_, i) => {
+        const runId = `bulk-${String(i).padStart(3, '0')}`;
+        return {
+          streamId: runStreamId(runId),
+          events: [{ type: 'RunStarted', data: { runId, workflow: 'bulk', workflowVersion: '1', input: null } }],
+        };
+      }),
+    );
+    await page.goto(`${server.url}/`);
+    await page.reload();
+    const rows = page.locator('table.runs tbody tr');
+    await expect.poll(() => rows.count()).toBe(200);
+    const total = await runtime.countRuns();
+    expect(await page.locator('.chips .chip').first().innerText()).toContain(String(total.total));
+    expect(await rows.first().getAttribute('data-run')).toBe('bulk-299');
+    await page.getByRole('button', { name: 'Show older runs' }).click();
+    await expect.poll(() => rows.count()).toBe(total.total);
+    await expect.poll(() => page.getByRole('button', { name: 'Show older runs' }).count()).toBe(0);
+  });
 });

@@ -12,6 +12,7 @@ interface Props {
 const FILTER_KEY = 'rewind.filters';
 const PAGE = 200;
 const MAX_PAGE = 1000;
+const COUNTS_EVERY_MS = 5000;
 
 function savedFilters(): { status: RunStatus | ''; workflow: string; q: string } {
   try {
@@ -33,6 +34,7 @@ export function RunsList({ onError, onLive }: Props) {
   const search = useRef<HTMLInputElement>(null);
   /** How many runs are shown: a reload fetches as many again, so new events never take away the pages read. */
   const wanted = useRef(PAGE);
+  const counted = useRef(0);
 
   useEffect(() => {
     try {
@@ -46,14 +48,17 @@ export function RunsList({ onError, onLive }: Props) {
     wanted.current = PAGE;
     const load = async () => {
       try {
+        // The counts cost a scan of the index (a few hundred ms at a million runs): at most every COUNTS_EVERY_MS.
+        const recount = Date.now() - counted.current >= COUNTS_EVERY_MS;
+        if (recount) counted.current = Date.now();
         const [page, c] = await Promise.all([
           runsPage({ status: filters.status, workflow: filters.workflow, limit: Math.min(wanted.current, MAX_PAGE) }),
-          runCounts(),
+          recount ? runCounts() : undefined,
         ]);
         if (cancelled) return;
         setRuns(page.runs);
         setNext(page.next);
-        setCounts(c);
+        if (c) setCounts(c);
       } catch (e) {
         if (cancelled) return;
         onError(e);
