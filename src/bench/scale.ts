@@ -213,8 +213,7 @@ function postgresBackend(url: string): Backend {
   return {
     label: 'postgres',
     open: () => openStore(url, { schema }),
-    forget: () =>
-      sql(`DELETE FROM "${schema}".runs; UPDATE "${schema}".run_index_state SET built = false;`),
+    forget: () => sql(`DELETE FROM "${schema}".runs; UPDATE "${schema}".run_index_state SET built = false;`),
     cleanup: () => sql(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`),
   };
 }

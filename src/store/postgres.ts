@@ -18,7 +18,7 @@ import { PostgresRunQueue } from './postgres/run-queue.js';
 import { INLINE_LOCK, migrations, NOTIFY_CHANNEL, SQLSTATE, STREAM_LOCK } from './postgres/schema.js';
 import { runIndexChange } from './run-index.js';
 import type { RunQueue } from './run-queue.js';
-import { readsSystemStreams } from './system-streams.js';
+import { isSystemStream, readsSystemStreams } from './system-streams.js';
 import type {
   AppendResult,
   EventFilter,
@@ -421,8 +421,13 @@ export class PostgresBackend implements StorageBackend {
     try {
       await client.query('BEGIN');
       const outcomes = outcomesOf(calls, await this.#appendRows(client, calls, announce));
+      const results = outcomes
+        .flatMap((o) => (o.ok ? o.value.flatMap((r) => r.events) : []))
+        .filter((e) => !isSystemStream(e.streamId))
+        .sort((a, b) => a.position - b.position);
       const tx = {
         client,
+        results,
         eventsAfter: async (position: number) => {
           const { rows: after } = await client.query<EventRow & { own: boolean | null }>(
             `SELECT ${EVENT_COLUMNS}, tx_id = pg_current_xact_id_if_assigned() AS own FROM ${this.#s}.events

@@ -354,6 +354,11 @@ export interface PostgresAppendTransaction {
    * exist, so none is in flight): those this transaction wrote, and the others (committed by appends without the hook).
    */
   eventsAfter(position: number): Promise<{ written: EventEnvelope[]; others: EventEnvelope[] }>;
+  /**
+   * The events of the calls' results, system streams left out, in position order: what this
+   * transaction wrote and, for an append repeated whole, the events stored before. No read.
+   */
+  readonly results: EventEnvelope[];
   readStream(streamId: string, toVersion: number): Promise<EventEnvelope[]>;
 }
 

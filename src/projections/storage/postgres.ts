@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { EventEnvelope } from '../../events/envelope.js';
-import type { PostgresProjectionHost, StorageBackend } from '../../store/types.js';
+import type { PostgresAppendTransaction, PostgresProjectionHost, StorageBackend } from '../../store/types.js';
 import type { Changeset, DocView, StoredDoc } from '../apply.js';
 import type { Doc } from '../definition.js';
 import { applyInline } from '../inline.js';
@@ -193,6 +193,7 @@ export class PostgresReadModelStore implements ReadModelStore {
   installInline(projections: InlineProjection[]): () => void {
     return this.#host.addAppendHook(async (tx) => {
       for (const projection of projections) {
+        if (await this.#applyInlineAtOnce(tx, projection)) continue;
         const record = await this.#lock(tx.client, projection.name);
         if (!record || record.version !== projection.version || record.error !== null) continue;
         const { written, others } = await tx.eventsAfter(record.position);
@@ -204,6 +205,81 @@ export class PostgresReadModelStore implements ReadModelStore {
         await this.#put(tx.client, applied.record);
       }
     });
+  }
+
+  /**
+   * The usual inline append in two statements: the registry row locked with
+   * the documents the append's events touch (read with it), then the
+   * documents and the registry row written together. It holds when nothing
+   * was appended after the projection's position but by this transaction,
+   * and no event is a rollback marker (which needs a stream's history);
+   * otherwise false, and the general path above takes it.
+   */
+  async #applyInlineAtOnce(tx: PostgresAppendTransaction, projection: InlineProjection): Promise<boolean> {
+    const { applier } = projection;
+    if (applier.rollbacks(tx.results).length > 0) return false;
+    const keys = new Set<string>();
+    for (const event of tx.results) {
+      const key = applier.keyOf(event);
+      if (key !== undefined) keys.add(key);
+    }
+    const { rows } = await tx.client.query<
+      RecordRow & { next: string | null; keys: string[] | null; streams: string[] | null; docs: string[] | null }
+    >({
+      text: `WITH rec AS (SELECT * FROM ${this.#s}.projections WHERE name = $1 FOR UPDATE)
+       SELECT rec.*,
+         -- The first event after the position (system streams aside): through the primary key, whatever the statistics say.
+         (SELECT e.position FROM ${this.#s}.events e WHERE e.position > rec.position AND left(e.stream_id, 1) <> '$'
+          ORDER BY e.position LIMIT 1) AS next,
+         d.keys, d.streams, d.docs
+       FROM rec LEFT JOIN LATERAL (
+         SELECT array_agg(x.key) AS keys, array_agg(x.stream_id) AS streams, array_agg(x.doc::text) AS docs
+         FROM unnest($2::text[]) k(key)
+         -- OFFSET 0 keeps the lookup per key: one primary-key probe each, however few rows the planner expects.
+         CROSS JOIN LATERAL (SELECT * FROM ${this.#s}.projection_docs y
+           WHERE y.projection = $1 AND y.generation = rec.generation AND y.key = k.key OFFSET 0) x) d ON true`,
+      values: [projection.name, [...keys]],
+    });
+    const row = rows[0];
+    // Not registered, another version, or stopped: as the general path, the append goes on without it.
+    if (!row) return true;
+    const record = fromRow(row);
+    if (record.version !== projection.version || record.error !== null) return true;
+    // Appends take turns: the first event after the position is this transaction's, or another's was missed.
+    if (row.next !== null && !tx.results.some((e) => e.position === Number(row.next))) return false;
+    const docs = new Map<string, StoredDoc>();
+    (row.keys ?? []).forEach((key, i) =>
+      docs.set(key, { streamId: (row.streams ?? [])[i] as string, json: (row.docs ?? [])[i] as string }),
+    );
+    const view: DocView = {
+      get: (key) => {
+        if (!keys.has(key)) throw new Error(`internal: document "${key}" was not preloaded`);
+        return docs.get(key);
+      },
+      history: (streamId) => {
+        throw new Error(`internal: history of "${streamId}" was not preloaded`);
+      },
+    };
+    // Nothing after the position is another transaction's: the results past it are this one's (a repeat's are at or before it).
+    const written = tx.results.filter((e) => e.position > record.position);
+    const applied = applyInline(record, applier, [], written, view, now());
+    if (!applied) return true;
+    if (applied.changes.wiped.size > 0) {
+      await this.#write(tx.client, projection.name, record.generation, applied.changes);
+      await this.#put(tx.client, applied.record);
+      return true;
+    }
+    const { gone, keys: upKeys, streams, docs: upDocs } = split(applied.changes);
+    const put = putStatement(this.#s, applied.record, 6);
+    await tx.client.query(
+      `WITH gone AS (DELETE FROM ${this.#s}.projection_docs WHERE projection = $1 AND generation = $2 AND key = ANY ($3)),
+       up AS (INSERT INTO ${this.#s}.projection_docs (projection, generation, key, stream_id, doc)
+         SELECT $1, $2, u.key, u.stream_id, u.doc::jsonb FROM unnest($4::text[], $5::text[], $6::text[]) u(key, stream_id, doc)
+         ON CONFLICT (projection, generation, key) DO UPDATE SET stream_id = EXCLUDED.stream_id, doc = EXCLUDED.doc)
+       ${put.text}`,
+      [projection.name, record.generation, gone, upKeys, streams, upDocs, ...put.values],
+    );
+    return true;
   }
 
   async close(): Promise<void> {}
@@ -263,18 +339,7 @@ export class PostgresReadModelStore implements ReadModelStore {
         [...changes.wiped],
       ]);
     }
-    const gone: string[] = [];
-    const keys: string[] = [];
-    const streams: string[] = [];
-    const docs: string[] = [];
-    for (const [key, doc] of changes.docs) {
-      if (doc === null) gone.push(key);
-      else {
-        keys.push(key);
-        streams.push(doc.streamId);
-        docs.push(doc.json);
-      }
-    }
+    const { gone, keys, streams, docs } = split(changes);
     if (gone.length > 0) {
       await client.query(`DELETE FROM ${this.#s}.projection_docs WHERE projection = $1 AND generation = $2 AND key = ANY ($3)`, [
         name,
@@ -302,25 +367,8 @@ export class PostgresReadModelStore implements ReadModelStore {
   }
 
   async #put(client: pg.PoolClient, r: ProjectionRecord): Promise<void> {
-    await client.query(
-      `UPDATE ${this.#s}.projections SET version = $2, generation = $3, position = $4, last_event_at = $5, error = $6, error_position = $7,
-         rebuild_generation = $8, rebuild_version = $9, rebuild_position = $10, rebuild_last_event_at = $11, updated_at = $12
-       WHERE name = $1`,
-      [
-        r.name,
-        r.version,
-        r.generation,
-        r.position,
-        r.lastEventAt,
-        r.error,
-        r.errorPosition,
-        r.rebuild?.generation ?? null,
-        r.rebuild?.version ?? null,
-        r.rebuild?.position ?? null,
-        r.rebuild?.lastEventAt ?? null,
-        r.updatedAt,
-      ],
-    );
+    const { text, values } = putStatement(this.#s, r, 0);
+    await client.query(text, values);
   }
 
   async #transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -337,6 +385,45 @@ export class PostgresReadModelStore implements ReadModelStore {
       client.release();
     }
   }
+}
+
+/** A changeset's documents to delete (by key) and to write, as the arrays the statements unnest. */
+function split(changes: Changeset): { gone: string[]; keys: string[]; streams: string[]; docs: string[] } {
+  const out = { gone: [] as string[], keys: [] as string[], streams: [] as string[], docs: [] as string[] };
+  for (const [key, doc] of changes.docs) {
+    if (doc === null) out.gone.push(key);
+    else {
+      out.keys.push(key);
+      out.streams.push(doc.streamId);
+      out.docs.push(doc.json);
+    }
+  }
+  return out;
+}
+
+/** The registry row's update, its parameters numbered after `offset` others. */
+function putStatement(s: string, r: ProjectionRecord, offset: number): { text: string; values: unknown[] } {
+  const p = (n: number) => `$${offset + n}`;
+  return {
+    text: `UPDATE ${s}.projections SET version = ${p(2)}, generation = ${p(3)}, position = ${p(4)}, last_event_at = ${p(5)}, error = ${p(6)},
+       error_position = ${p(7)}, rebuild_generation = ${p(8)}, rebuild_version = ${p(9)}, rebuild_position = ${p(10)},
+       rebuild_last_event_at = ${p(11)}, updated_at = ${p(12)}
+     WHERE name = ${p(1)}`,
+    values: [
+      r.name,
+      r.version,
+      r.generation,
+      r.position,
+      r.lastEventAt,
+      r.error,
+      r.errorPosition,
+      r.rebuild?.generation ?? null,
+      r.rebuild?.version ?? null,
+      r.rebuild?.position ?? null,
+      r.rebuild?.lastEventAt ?? null,
+      r.updatedAt,
+    ],
+  };
 }
 
 /** A JSON-typed equality, as query.ts defines it. */

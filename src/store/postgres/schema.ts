@@ -127,6 +127,11 @@ ${acquireLeaseFunction(s, lit)}
 ${appendCallsFunction(s, lit, { fenced: true })}`,
     // The runs index (postgres/run-index.ts): its tables and append_indexed().
     runIndexMigration(s),
+    // A rollback's delete of one stream's documents keeps its index, led by the stream: an index led by
+    // (projection, generation) alone let the planner pick it for lookups by key on a table it had no
+    // statistics for yet, and filter every document of the projection (inline appends read by key).
+    `DROP INDEX ${s}.projection_docs_by_stream;
+CREATE INDEX projection_docs_by_stream ON ${s}.projection_docs (stream_id, projection, generation);`,
   ];
 }
 
