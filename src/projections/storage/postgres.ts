@@ -248,9 +248,9 @@ export class PostgresReadModelStore implements ReadModelStore {
     // Appends take turns: the first event after the position is this transaction's, or another's was missed.
     if (row.next !== null && !tx.results.some((e) => e.position === Number(row.next))) return false;
     const docs = new Map<string, StoredDoc>();
-    (row.keys ?? []).forEach((key, i) =>
-      docs.set(key, { streamId: (row.streams ?? [])[i] as string, json: (row.docs ?? [])[i] as string }),
-    );
+    const found = row.keys ?? [];
+    for (let i = 0; i < found.length; i++)
+      docs.set(found[i] as string, { streamId: (row.streams ?? [])[i] as string, json: (row.docs ?? [])[i] as string });
     const view: DocView = {
       get: (key) => {
         if (!keys.has(key)) throw new Error(`internal: document "${key}" was not preloaded`);

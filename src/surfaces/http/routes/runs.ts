@@ -117,6 +117,7 @@ const runCounts = createRoute({
       }),
       'the counts',
     ),
+    ...errors(),
   },
 });
 
