@@ -117,7 +117,7 @@ export function registerRunCommands(program: Command): void {
 
   program
     .command('runs')
-    .description('list runs, newest first (a page of the runs index, with counts from the runs read model)')
+    .description('list runs, newest first: a page of the runs index, each with its steps and errors from the runs read model')
     .option('--status <status>', `only runs in this status (${RUN_STATUSES.join(', ')})`)
     .option('--workflow <name>', 'only runs of this workflow')
     .option('--order <order>', `${RUN_ORDERS.join(', ')}`, 'newest')
