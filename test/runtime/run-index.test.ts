@@ -23,18 +23,26 @@ const skipPostgres = process.env.REWIND_SKIP_POSTGRES === '1' || !inject('databa
 
 interface Backend {
   name: string;
-  open(): Promise<{ store: EventStore; reopen(): Promise<EventStore>; forget(): Promise<void> }>;
+  open(): Promise<{ store: EventStore; reopen(): Promise<EventStore>; forget(): Promise<void>; downgrade(): Promise<void> }>;
 }
 
 /** What an earlier build leaves: no rows, and the index marked as waiting for its rebuild. */
 const FORGET = 'DELETE FROM runs; UPDATE run_index_state SET built = false;';
+
+/** The schema as the release before the runs index left it: neither the index's tables nor migrations 10 and 11. */
+const BEFORE_THE_INDEX = {
+  sqlite: 'DROP TABLE runs; DROP TABLE run_index_state;',
+  postgres: `DROP FUNCTION append_indexed(jsonb, boolean); DROP TABLE runs; DROP TABLE run_index_state;
+    DROP INDEX projection_docs_by_stream; CREATE INDEX projection_docs_by_stream ON projection_docs (projection, generation, stream_id);
+    DELETE FROM migrations WHERE version > 9;`,
+};
 
 const backends: Backend[] = [
   {
     name: 'memory',
     async open() {
       const store = await openStore('memory:');
-      return { store, reopen: async () => store, forget: async () => {} };
+      return { store, reopen: async () => store, forget: async () => {}, downgrade: async () => {} };
     },
   },
   {
@@ -48,6 +56,11 @@ const backends: Backend[] = [
         async forget() {
           const db = new Database(file);
           db.exec(FORGET.replace('false', '0'));
+          db.close();
+        },
+        async downgrade() {
+          const db = new Database(file);
+          db.exec(BEFORE_THE_INDEX.sqlite);
           db.close();
         },
       };
@@ -68,6 +81,12 @@ const backends: Backend[] = [
                 const client = new pg.Client({ connectionString: databaseUrl() });
                 await client.connect();
                 await client.query(`SET search_path TO "${schema}"; ${FORGET}`);
+                await client.end();
+              },
+              async downgrade() {
+                const client = new pg.Client({ connectionString: databaseUrl() });
+                await client.connect();
+                await client.query(`SET search_path TO "${schema}"; ${BEFORE_THE_INDEX.postgres}`);
                 await client.end();
               },
             };
@@ -274,6 +293,38 @@ describe.each(backends)('the runs index on $name', (backend) => {
         expect(progress).toHaveLength(3);
       } finally {
         await old.close();
+      }
+    },
+  );
+
+  it.skipIf(backend.name === 'memory')(
+    'given a log of the release before the index, opening it migrates it and the first listing indexes every run',
+    async () => {
+      const { store, reopen, downgrade } = await backend.open();
+      const model: Model = { runs: [] };
+      const starts = Array.from({ length: 60 }, (_, i) => ({ workflow: 'a' as const, moves: [MOVES[i % MOVES.length] as Move] }));
+      await play(store, [{ starts, moves: [], repeat: false, stale: false }], model);
+      const before = await createRuntime({ store }).list({ order: 'newest' });
+      await store.close();
+      await downgrade();
+
+      const upgraded = await reopen();
+      try {
+        const runtime = createRuntime({ store: upgraded });
+        expect(await runtime.list({ order: 'newest' })).toEqual(before);
+        expect((await runtime.countRuns()).total).toBe(60);
+        // Indexed, the runs go on being kept in it by new appends.
+        await play(
+          upgraded,
+          [{ starts: [{ workflow: 'b', moves: [] }], moves: [{ run: 0, moves: ['failed'] }], repeat: false, stale: false }],
+          model,
+        );
+        const failed = (await runtime.list({ status: 'failed' })).map((r) => r.runId);
+        expect(failed).toEqual(model.runs.filter((r) => r.status === 'failed').map((r) => r.runId));
+        expect(failed).toContain('r0000');
+        expect((await runtime.list({ workflow: 'b' })).map((r) => r.runId)).toEqual(['r0060']);
+      } finally {
+        await upgraded.close();
       }
     },
   );
