@@ -225,6 +225,13 @@ export function statusAfter(event: Pick<EventEnvelope, 'type' | 'data'>): RunSta
   }
 }
 
+/** The signal a run waits for after this event, decided by it alone as the status is: a WaitStarted, or a signal its wait refused, names it. */
+export function waitingForAfter(event: Pick<EventEnvelope, 'type' | 'data'>): string | undefined {
+  if (statusAfter(event) !== 'waiting') return undefined;
+  const name = (event.data as { name?: unknown } | null)?.name;
+  return typeof name === 'string' ? name : undefined;
+}
+
 export function rollbacksOf(events: readonly EventEnvelope[]): RollbackInfo[] {
   const out: RollbackInfo[] = [];
   for (const e of events) {

@@ -14,6 +14,7 @@ import {
 } from '../store/run-index.js';
 import type { EventStore } from '../store/types.js';
 import { RunEvents, type RunStartedData } from './events.js';
+import { waitingForAfter } from './journal.js';
 import { isRunStatus, RUN_STATUSES, type RunFilter, type RunStatus, type RunSummary, statusAfter } from './model/run.js';
 import { runSummaries } from './run-info.js';
 
@@ -29,7 +30,7 @@ export function runIndexer(events: readonly IndexableEvent[]): RunIndexChange | 
   const first = events[0];
   const last = events.at(-1);
   if (!first || !last) return undefined;
-  const change: RunIndexChange = { status: statusAfter(last as Parameters<typeof statusAfter>[0]), at: last.recordedAt };
+  const change: RunIndexChange = { status: statusAfter(last), waitingFor: waitingForAfter(last) ?? null, at: last.recordedAt };
   if (first.type === RunEvents.RunStarted && isStartData(first.data)) {
     const { runId, workflow, workflowVersion } = first.data;
     change.start = { runId, workflow, workflowVersion, startedAt: first.recordedAt };
@@ -150,6 +151,7 @@ function summaryOf(row: IndexedRun): RunSummary {
     workflowVersion: row.workflowVersion,
     // A status the runtime does not know (written by a newer build) reads as its events would: running.
     status: isRunStatus(row.status) ? row.status : 'running',
+    ...(row.waitingFor === null ? {} : { waitingFor: row.waitingFor }),
     version: row.headVersion,
     startedAt: row.startedAt,
     updatedAt: row.updatedAt,

@@ -3,7 +3,7 @@ import { ValidationError } from '../events/errors.js';
 import type { EventStore } from '../store/types.js';
 import { RunNotFoundError } from './errors.js';
 import { asRunEvent, isRunEvent, type PointOfNoReturn, type RunEventOf, RunEvents } from './events.js';
-import { effectiveEvents, foldState, lastAttention, rollbacksOf, statusAfter } from './journal.js';
+import { effectiveEvents, foldState, lastAttention, rollbacksOf, statusAfter, waitingForAfter } from './journal.js';
 import { isRunStatus, RUN_STATUSES, type RunFilter, type RunInfo, type RunSummary } from './model/run.js';
 import { RunLog, streamOf } from './run-log.js';
 import type { RollbackInfo, Workflow } from './workflow.js';
@@ -121,11 +121,13 @@ export async function* runSummaries(
       const [first] = await store.read(stream.streamId, { from: 1, to: 1 });
       const [last] = await store.read(stream.streamId, { direction: 'backward', limit: 1 });
       if (!first || !isRunEvent(first, RunEvents.RunStarted) || !last) continue;
+      const waitingFor = waitingForAfter(last);
       const summary: RunSummary = {
         runId: first.data.runId,
         workflow: first.data.workflow,
         workflowVersion: first.data.workflowVersion,
         status: statusAfter(last),
+        ...(waitingFor === undefined ? {} : { waitingFor }),
         version: last.version,
         startedAt: first.recordedAt,
         updatedAt: last.recordedAt,

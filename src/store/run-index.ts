@@ -29,6 +29,8 @@ export interface RunStart {
 /** What one append says about its run: its status after the append's last event, and its start when the append holds it. */
 export interface RunIndexChange {
   status: string;
+  /** The signal a waiting run waits for (null when it does not wait). */
+  waitingFor: string | null;
   /** When the status was reached: the last event's recordedAt. */
   at: string;
   start?: RunStart;
@@ -40,6 +42,7 @@ export type RunIndexer = (events: readonly IndexableEvent[]) => RunIndexChange |
 /** One run in the index. `version` is the stream version its status was read at. */
 export interface RunIndexRow extends RunStart {
   status: string;
+  waitingFor: string | null;
   changedAt: string;
   version: number;
 }
@@ -124,7 +127,7 @@ export function runIndexChange(streamId: string, events: readonly IndexableEvent
 export function rowOf(ends: RunStreamEnds): RunIndexRow | undefined {
   const change = indexer?.([ends.first, ends.last]);
   if (!change?.start) return undefined;
-  return { ...change.start, status: change.status, changedAt: change.at, version: ends.version };
+  return { ...change.start, status: change.status, waitingFor: change.waitingFor, changedAt: change.at, version: ends.version };
 }
 
 /** Cursor text: the run id in id order; the start time, a space and the run id in the time orders (no ISO time holds a space). */

@@ -110,7 +110,8 @@ describe('checkpoint restore cost', () => {
     };
     const small = await measure(100);
     const large = await measure(10_000);
-    expect(large.rollbackReads).toBe(small.rollbackReads);
+    // The same but for the run's watch: a look at its tail (one event) more or less, by the timing of the drive.
+    expect(Math.abs(large.rollbackReads - small.rollbackReads)).toBeLessThanOrEqual(2);
     expect(large.getReads).toBe(small.getReads);
     // Far below the run's length: the request's lookup (101), then RunStarted, the request, and the events after the target.
     expect(large.rollbackReads).toBeLessThan(200);

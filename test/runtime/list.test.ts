@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
+import { z } from 'zod';
 import { ValidationError } from '../../src/events/errors.js';
-import { RunEvents, type RunStartedData, runStreamId } from '../../src/runtime/index.js';
+import { defineWorkflow, RunEvents, type RunStartedData, runStreamId } from '../../src/runtime/index.js';
 import { createRuntime } from '../../src/runtime/runtime.js';
 import type { EventStore } from '../../src/store/types.js';
 import { makeStore } from './helpers.js';
@@ -103,5 +104,30 @@ describe('listing runs', () => {
     }
     await expect(runtime.listPage({ limit: 0 })).rejects.toThrow(/limit must be an integer from 1 to 1000, got 0/);
     await expect(runtime.listPage({ after: 42 as unknown as string })).rejects.toThrow(/after must be the "next" of the previous page/);
+  });
+  it('says what a waiting run waits for: a signal by name, an approval by its label, through a refused signal too', async () => {
+    const store = await makeStore();
+    const review = defineWorkflow<null, null>({
+      name: 'review',
+      initialState: null,
+      apply: (s) => s,
+      run: async (ctx) => {
+        await ctx.waitFor('draft', { schema: z.object({ text: z.string() }) });
+        await ctx.approve('publish');
+        return null;
+      },
+    });
+    const runtime = createRuntime({ store, workflows: [review] });
+    await runtime.start(review, null, { runId: 'rv' });
+    const waiting = async () => (await runtime.listPage({ status: 'waiting' })).runs.map((r) => [r.runId, r.waitingFor]);
+    expect(await waiting()).toEqual([['rv', 'draft']]);
+    await runtime.signal('rv', 'draft', { text: 42 }); // refused by the wait's schema: still waiting for it
+    expect(await waiting()).toEqual([['rv', 'draft']]);
+    await runtime.signal('rv', 'draft', { text: 'hello' });
+    expect(await waiting()).toEqual([['rv', 'approval:publish']]);
+    await runtime.approve('rv', 'publish');
+    const [done] = (await runtime.listPage()).runs;
+    expect(done).toMatchObject({ runId: 'rv', status: 'completed' });
+    expect(done).not.toHaveProperty('waitingFor');
   });
 });

@@ -121,7 +121,10 @@ describe.each(backends)('the runs index on $name, written by several processes a
         for (const w of writers) if (!w.child.killed) w.child.stdin?.end('stop\n');
         const ends = await Promise.all(writers.map((w) => w.done));
         const appends = ends.filter((e) => e !== 'killed').map((e) => Number(/stopped (\d+)/.exec(e)?.[1]));
-        expect(appends.reduce((a, n) => a + n, 0), ends.join(', ')).toBeGreaterThan(50);
+        expect(
+          appends.reduce((a, n) => a + n, 0),
+          ends.join(', '),
+        ).toBeGreaterThan(50);
         if (round === 1) expect(ends[0]).toBe('killed');
 
         const want = await fromStreams(store);

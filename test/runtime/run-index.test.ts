@@ -244,7 +244,9 @@ describe.each(backends)('the runs index on $name', (backend) => {
             for (const order of ORDERS) {
               const { runs } = await listAll(store, { ...filter, order, limit });
               const want = await expected(store, model, filter, order);
-              expect(runs.map((r) => [r.runId, r.status, r.version])).toEqual(want.map((r) => [r.runId, r.status, r.version]));
+              expect(runs.map((r) => [r.runId, r.status, r.version, r.waitingFor])).toEqual(
+                want.map((r) => [r.runId, r.status, r.version, r.status === 'waiting' ? 'go' : undefined]),
+              );
             }
           const counts = await createRuntime({ store }).countRuns();
           expect(counts.total).toBe(model.runs.length);

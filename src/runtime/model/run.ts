@@ -53,6 +53,8 @@ export interface RunSummary {
   /** The version of the workflow the run started under, and goes on under until it ends. */
   workflowVersion: string;
   status: RunStatus;
+  /** The signal a waiting run waits for (`ctx.waitFor(name)`; `approval:<label>` for `ctx.approve`). */
+  waitingFor?: string;
   version: number;
   startedAt: string;
   updatedAt: string;

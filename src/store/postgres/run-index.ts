@@ -26,6 +26,7 @@ CREATE TABLE ${s}.runs (
   workflow text COLLATE "C" NOT NULL,
   workflow_version text NOT NULL,
   status text COLLATE "C" NOT NULL,
+  waiting_for text,
   started_at text COLLATE "C" NOT NULL,
   changed_at text NOT NULL,
   -- The stream version the status was read at: a write older than the row's is dropped.
@@ -73,14 +74,16 @@ BEGIN
     SELECT e.version INTO v FROM ${s}.events e WHERE e.id = ch.last_id;
     CONTINUE WHEN v IS NULL;
     IF ch.run ? 'start' THEN
-      INSERT INTO ${s}.runs AS x (run_id, workflow, workflow_version, status, started_at, changed_at, version)
+      INSERT INTO ${s}.runs AS x (run_id, workflow, workflow_version, status, waiting_for, started_at, changed_at, version)
       VALUES (ch.run_id, ch.run -> 'start' ->> 'workflow', ch.run -> 'start' ->> 'workflowVersion', ch.run ->> 'status',
-        ch.run -> 'start' ->> 'startedAt', ch.run ->> 'at', v)
-      ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, changed_at = excluded.changed_at, version = excluded.version
+        ch.run ->> 'waitingFor', ch.run -> 'start' ->> 'startedAt', ch.run ->> 'at', v)
+      ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, waiting_for = excluded.waiting_for,
+        changed_at = excluded.changed_at, version = excluded.version
       WHERE excluded.version > x.version;
     ELSE
-      UPDATE ${s}.runs x SET status = ch.run ->> 'status', changed_at = ch.run ->> 'at', version = v
-      WHERE x.run_id = ch.run_id AND x.version < v AND x.status <> ch.run ->> 'status';
+      UPDATE ${s}.runs x SET status = ch.run ->> 'status', waiting_for = ch.run ->> 'waitingFor', changed_at = ch.run ->> 'at', version = v
+      WHERE x.run_id = ch.run_id AND x.version < v
+        AND (x.status, x.waiting_for) IS DISTINCT FROM (ch.run ->> 'status', ch.run ->> 'waitingFor');
     END IF;
   END LOOP;
 END
@@ -88,7 +91,7 @@ $fn$;
 `;
 }
 
-const ROW = `run_id AS "runId", workflow, workflow_version AS "workflowVersion", status, started_at AS "startedAt",
+const ROW = `run_id AS "runId", workflow, workflow_version AS "workflowVersion", status, waiting_for AS "waitingFor", started_at AS "startedAt",
   changed_at AS "changedAt", version`;
 
 const ORDERS = {
@@ -202,9 +205,10 @@ export class PostgresRunIndex implements RunIndexBackend {
       }
       if (rows.length > 0)
         await client.query(
-          `INSERT INTO ${this.#s}.runs AS x (run_id, workflow, workflow_version, status, started_at, changed_at, version)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[])
-           ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, changed_at = excluded.changed_at, version = excluded.version
+          `INSERT INTO ${this.#s}.runs AS x (run_id, workflow, workflow_version, status, waiting_for, started_at, changed_at, version)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $8::text[], $5::text[], $6::text[], $7::integer[])
+           ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, waiting_for = excluded.waiting_for,
+             changed_at = excluded.changed_at, version = excluded.version
            WHERE excluded.version > x.version`,
           [
             rows.map((r) => r.runId),
@@ -214,6 +218,7 @@ export class PostgresRunIndex implements RunIndexBackend {
             rows.map((r) => r.startedAt),
             rows.map((r) => r.changedAt),
             rows.map((r) => r.version),
+            rows.map((r) => r.waitingFor),
           ],
         );
       await client.query('COMMIT');

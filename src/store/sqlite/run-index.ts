@@ -27,6 +27,7 @@ export const RUN_INDEX_TABLES = `
     workflow         TEXT    NOT NULL,
     workflow_version TEXT    NOT NULL,
     status           TEXT    NOT NULL,
+    waiting_for      TEXT,
     started_at       TEXT    NOT NULL,
     changed_at       TEXT    NOT NULL,
     -- The stream version the status was read at: a write older than the row's is dropped.
@@ -46,7 +47,7 @@ export const RUN_INDEX_TABLES = `
     SELECT 1, NOT EXISTS (SELECT 1 FROM streams WHERE stream_id >= '${RUN_STREAM_PREFIX}' AND stream_id < 'run.');
 `;
 
-const ROW = `run_id AS runId, workflow, workflow_version AS workflowVersion, status, started_at AS startedAt,
+const ROW = `run_id AS runId, workflow, workflow_version AS workflowVersion, status, waiting_for AS waitingFor, started_at AS startedAt,
   changed_at AS changedAt, version`;
 
 const ORDERS = {
@@ -70,19 +71,21 @@ export class SqliteRunIndex implements RunIndexBackend {
   writeSync(streamId: string, change: RunIndexChange, version: number): void {
     this.#write ??= {
       start: this.#db.prepare(
-        `INSERT INTO runs (run_id, workflow, workflow_version, status, started_at, changed_at, version)
-         VALUES (@runId, @workflow, @workflowVersion, @status, @startedAt, @at, @version)
-         ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, changed_at = excluded.changed_at, version = excluded.version
+        `INSERT INTO runs (run_id, workflow, workflow_version, status, waiting_for, started_at, changed_at, version)
+         VALUES (@runId, @workflow, @workflowVersion, @status, @waitingFor, @startedAt, @at, @version)
+         ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, waiting_for = excluded.waiting_for,
+           changed_at = excluded.changed_at, version = excluded.version
          WHERE excluded.version > runs.version`,
       ),
       change: this.#db.prepare(
-        'UPDATE runs SET status = @status, changed_at = @at, version = @version WHERE run_id = @runId AND version < @version AND status <> @status',
+        `UPDATE runs SET status = @status, waiting_for = @waitingFor, changed_at = @at, version = @version
+         WHERE run_id = @runId AND version < @version AND (status <> @status OR waiting_for IS NOT @waitingFor)`,
       ),
     };
     const runId = streamId.slice(RUN_STREAM_PREFIX.length);
-    const { status, at, start } = change;
-    if (start) this.#write.start.run({ ...start, runId, status, at, version });
-    else this.#write.change.run({ runId, status, at, version });
+    const { status, waitingFor, at, start } = change;
+    if (start) this.#write.start.run({ ...start, runId, status, waitingFor, at, version });
+    else this.#write.change.run({ runId, status, waitingFor, at, version });
   }
 
   async state(): Promise<RunIndexState> {
@@ -152,9 +155,10 @@ export class SqliteRunIndex implements RunIndexBackend {
     const first = end('ASC');
     const last = end('DESC');
     const put = this.#db.prepare(
-      `INSERT INTO runs (run_id, workflow, workflow_version, status, started_at, changed_at, version)
-       VALUES (@runId, @workflow, @workflowVersion, @status, @startedAt, @changedAt, @version)
-       ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, changed_at = excluded.changed_at, version = excluded.version
+      `INSERT INTO runs (run_id, workflow, workflow_version, status, waiting_for, started_at, changed_at, version)
+       VALUES (@runId, @workflow, @workflowVersion, @status, @waitingFor, @startedAt, @changedAt, @version)
+       ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, waiting_for = excluded.waiting_for,
+         changed_at = excluded.changed_at, version = excluded.version
        WHERE excluded.version > runs.version`,
     );
     // One write transaction: no append to these streams lands between their read and their row.

@@ -30,6 +30,7 @@ const RunSummarySchema = z
       .string()
       .openapi({ description: 'the version of the workflow the run started under, and goes on under until it ends' }),
     status: z.enum(RUN_STATUSES),
+    waitingFor: z.string().optional().openapi({ description: 'the signal a waiting run waits for (approval:<label> for an approval)' }),
     version: z.number().int(),
     startedAt: z.string(),
     updatedAt: z.string(),

@@ -247,6 +247,7 @@ export function RunsList({ onError, onLive }: Props) {
                 </td>
                 <td>
                   <StatusPill status={r.status} />
+                  {r.waitingFor && <span class="dim waiting-for"> {r.waitingFor}</span>}
                 </td>
                 <td class="mono id">
                   <a href={`#/runs/${encodeURIComponent(r.runId)}`} onClick={(e) => e.stopPropagation()}>
