@@ -107,11 +107,13 @@ export async function rebuild(index: RunIndexBackend, onProgress?: IndexProgress
 }
 
 export function checkPageOptions(options: RunPageOptions, maxLimit: number): Required<Pick<RunPageOptions, 'order' | 'limit'>> {
-  const { status, workflow, order = 'id', after, limit = 100 } = options;
+  const { status, workflow, idPrefix, order = 'id', after, limit = 100 } = options;
   if (status !== undefined && !isRunStatus(status))
     throw new ValidationError(`unknown status ${JSON.stringify(status)}`, [], `use one of ${RUN_STATUSES.join(', ')}`);
   if (workflow !== undefined && (typeof workflow !== 'string' || workflow === ''))
     throw new ValidationError('the workflow filter must be a workflow name');
+  if (idPrefix !== undefined && (typeof idPrefix !== 'string' || idPrefix === ''))
+    throw new ValidationError('idPrefix must be the non-empty start of run ids');
   if (!RUN_ORDERS.includes(order))
     throw new ValidationError(`unknown order ${JSON.stringify(order)}`, [], `use one of ${RUN_ORDERS.join(', ')}`);
   if (!Number.isInteger(limit) || limit < 1 || limit > maxLimit)
@@ -129,12 +131,12 @@ export async function pageOfRuns(
   onProgress?: IndexProgress,
 ): Promise<RunPage> {
   const { order, limit } = checkPageOptions(options, maxLimit);
-  const { status, workflow, after } = options;
+  const { status, workflow, idPrefix, after } = options;
+  const filter: RunFilter = { ...(status ? { status } : {}), ...(workflow ? { workflow } : {}), ...(idPrefix ? { idPrefix } : {}) };
   const index = await readyIndex(store, onProgress);
-  if (!index) return pageFromStreams(store, { ...(status ? { status } : {}), ...(workflow ? { workflow } : {}) }, order, after, limit);
+  if (!index) return pageFromStreams(store, filter, order, after, limit);
   const rows = await index.page({
-    ...(status === undefined ? {} : { status }),
-    ...(workflow === undefined ? {} : { workflow }),
+    ...filter,
     order,
     ...(after === undefined ? {} : { after: decodeCursor(order, after) }),
     limit: limit + 1,

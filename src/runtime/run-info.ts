@@ -116,7 +116,7 @@ export async function* runSummaries(
   if (filter.workflow !== undefined && typeof filter.workflow !== 'string') throw new ValidationError('the workflow filter must be a name');
   let from = after === undefined ? undefined : streamOf(after);
   for (;;) {
-    const page = await store.listStreams({ prefix: 'run-', limit: batch, ...(from ? { after: from } : {}) });
+    const page = await store.listStreams({ prefix: streamOf(filter.idPrefix ?? ''), limit: batch, ...(from ? { after: from } : {}) });
     for (const stream of page) {
       const [first] = await store.read(stream.streamId, { from: 1, to: 1 });
       const [last] = await store.read(stream.streamId, { direction: 'backward', limit: 1 });

@@ -60,6 +60,8 @@ export interface RunCursor {
 export interface RunIndexQuery {
   status?: string;
   workflow?: string;
+  /** Only runs whose id starts with this. */
+  idPrefix?: string;
   order: RunOrder;
   after?: RunCursor;
   limit: number;

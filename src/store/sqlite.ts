@@ -8,6 +8,7 @@ import { chainLink, GENESIS_HASH } from '../events/hash.js';
 import { resultOf } from './append-result.js';
 import { findStoredBatch } from './idempotency.js';
 import { checkFence, leaseFree } from './leases.js';
+import { prefixRange } from './prefix-range.js';
 import { expectedVersionHolds } from './prepare.js';
 import { runIndexChange } from './run-index.js';
 import type { RunQueue } from './run-queue.js';
@@ -136,6 +137,8 @@ interface StreamsQuery {
 type Outcome = { ok: true; results: AppendResult[] } | { ok: false; error: unknown };
 
 /** The embedded backend: one SQLite file, shared safely by several processes. */
+export { prefixRange };
+
 export class SqliteBackend implements StorageBackend {
   readonly name = 'sqlite';
   readonly pollIntervalMs: number;
@@ -678,25 +681,6 @@ function openError(path: string, error: unknown): StoreConfigError {
   if (code === 'SQLITE_BUSY') return new StoreConfigError(message, `another process held the file locked for over ${BUSY_TIMEOUT_MS} ms`);
   if (code === 'SQLITE_CORRUPT') return new StoreConfigError(message, 'the file is damaged; restore it from a backup');
   return new StoreConfigError(message);
-}
-
-/**
- * The stream ids starting with `prefix` are exactly those in [prefix, successor): SQLite compares text
- * as UTF-8 bytes, which orders like code points, so the successor bumps the last code point. A range
- * lets SQLite seek in an index and, unlike LIKE, is case-sensitive and has no wildcards to escape.
- */
-export function prefixRange(prefix: string | undefined): [string | null, string | null] {
-  if (prefix === undefined) return [null, null];
-  const points = [...prefix].map((c) => c.codePointAt(0) as number);
-  while (points.length > 0) {
-    const last = (points.pop() as number) + 1;
-    if (last <= 0x10ffff) {
-      // Surrogates are not characters: the next one after U+D7FF is U+E000.
-      points.push(last === 0xd800 ? 0xe000 : last);
-      return [prefix, String.fromCodePoint(...points)];
-    }
-  }
-  return [prefix, null];
 }
 
 function listStreamsSql(upperBound: string): string {

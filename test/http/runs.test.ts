@@ -76,6 +76,7 @@ describe('runs', () => {
     const older = await (await h.call(`/runs?order=newest&limit=2&after=${encodeURIComponent(newest.next)}`)).json();
     expect(older).toEqual({ runs: [expect.objectContaining({ runId: 'c' })] });
     expect((await h.call('/runs?order=sideways')).status).toBe(400);
+    expect((await (await h.call('/runs?idPrefix=b')).json()).runs.map((r: { runId: string }) => r.runId)).toEqual(['b']);
     const wrongCursor = await h.call('/runs?order=oldest&after=a');
     expect(wrongCursor.status).toBe(400);
     expect((await wrongCursor.json()).error.message).toMatch(/not one of a list ordered oldest/);

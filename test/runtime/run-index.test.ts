@@ -210,10 +210,16 @@ async function listAll(store: EventStore, options: RunPageOptions): Promise<{ ru
 }
 
 /** What a listing must give, worked out from the runs' events (their RunStarted times read back from the log). */
-async function expected(store: EventStore, model: Model, filter: { status?: RunStatus; workflow?: string }, order: RunOrder) {
+async function expected(
+  store: EventStore,
+  model: Model,
+  filter: { status?: RunStatus; workflow?: string; idPrefix?: string },
+  order: RunOrder,
+) {
   const runs = [];
   for (const run of model.runs) {
     if ((filter.status && run.status !== filter.status) || (filter.workflow && run.workflow !== filter.workflow)) continue;
+    if (filter.idPrefix && !run.runId.startsWith(filter.idPrefix)) continue;
     const [first] = await store.read(runStreamId(run.runId), { from: 1, to: 1 });
     runs.push({ runId: run.runId, startedAt: first?.recordedAt as string, status: run.status, version: run.version });
   }
@@ -223,7 +229,9 @@ async function expected(store: EventStore, model: Model, filter: { status?: RunS
   return runs;
 }
 
-const FILTERS: { status?: RunStatus; workflow?: string }[] = [
+const FILTERS: { status?: RunStatus; workflow?: string; idPrefix?: string }[] = [
+  { idPrefix: 'r000' },
+  { idPrefix: 'r001', status: 'running' },
   {},
   { status: 'running' },
   { status: 'completed' },

@@ -630,6 +630,12 @@ describe('web debugger in headless Chromium', () => {
     const total = await runtime.countRuns();
     expect(await page.locator('.chips .chip').first().innerText()).toContain(String(total.total));
     expect(await rows.first().getAttribute('data-run')).toBe('bulk-299');
+    // A search by id reaches runs the pages shown do not hold yet (bulk-000… are the oldest).
+    await page.fill('input[aria-label="search run id"]', 'bulk-00');
+    await expect.poll(() => rows.count()).toBe(10);
+    expect(await rows.first().getAttribute('data-run')).toBe('bulk-009');
+    await page.fill('input[aria-label="search run id"]', '');
+    await expect.poll(() => rows.count()).toBe(200);
     await page.getByRole('button', { name: 'Show older runs' }).click();
     await expect.poll(() => rows.count()).toBe(total.total);
     await expect.poll(() => page.getByRole('button', { name: 'Show older runs' }).count()).toBe(0);

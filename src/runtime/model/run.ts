@@ -63,4 +63,6 @@ export interface RunSummary {
 export interface RunFilter {
   status?: RunStatus;
   workflow?: string;
+  /** Only runs whose id starts with this (a search by id). */
+  idPrefix?: string;
 }

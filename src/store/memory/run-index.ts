@@ -46,12 +46,13 @@ export class MemoryRunIndex implements RunIndexBackend {
   }
 
   async page(query: RunIndexQuery): Promise<IndexedRun[]> {
-    const { status, workflow, order, after, limit } = query;
+    const { status, workflow, idPrefix, order, after, limit } = query;
     const key = (r: { runId: string; startedAt?: string }) => (order === 'id' ? [r.runId] : [r.startedAt ?? '', r.runId]);
     const sign = order === 'newest' ? -1 : 1;
     const compare = (a: string[], b: string[]) => sign * compareTuples(a, b);
     return this.#runs()
       .filter((r) => (status === undefined || r.status === status) && (workflow === undefined || r.workflow === workflow))
+      .filter((r) => idPrefix === undefined || r.runId.startsWith(idPrefix))
       .filter((r) => after === undefined || compare(key(r), key(after)) > 0)
       .sort((a, b) => compare(key(a), key(b)))
       .slice(0, limit);

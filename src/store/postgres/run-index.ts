@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { prefixRange } from '../prefix-range.js';
 import {
   type IndexedRun,
   RUN_STREAM_PREFIX,
@@ -127,6 +128,9 @@ export class PostgresRunIndex implements RunIndexBackend {
     };
     if (query.status !== undefined) where.push(`status = $${param(query.status)}`);
     if (query.workflow !== undefined) where.push(`workflow = $${param(query.workflow)}`);
+    const [low, high] = prefixRange(query.idPrefix);
+    if (low !== null) where.push(`run_id >= $${param(low)}`);
+    if (high !== null) where.push(`run_id < $${param(high)}`);
     if (query.after) {
       if (query.order === 'id') where.push(order.after(param(query.after.runId)));
       else {

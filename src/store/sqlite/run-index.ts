@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { StoreReadOnlyError } from '../../events/errors.js';
+import { prefixRange } from '../prefix-range.js';
 import {
   type IndexableEvent,
   type IndexedRun,
@@ -56,7 +57,7 @@ const ORDERS = {
   oldest: { after: '(started_at, run_id) > (@startedAt, @runId)', by: 'started_at, run_id' },
 } as const;
 
-type PageParams = { status?: string; workflow?: string; runId?: string; startedAt?: string; limit: number };
+type PageParams = { status?: string; workflow?: string; low?: string; high?: string; runId?: string; startedAt?: string; limit: number };
 
 export class SqliteRunIndex implements RunIndexBackend {
   readonly #db: Database.Database;
@@ -95,7 +96,8 @@ export class SqliteRunIndex implements RunIndexBackend {
   }
 
   async page(query: RunIndexQuery): Promise<IndexedRun[]> {
-    const key = `${query.order}|${query.status !== undefined}|${query.workflow !== undefined}|${query.after !== undefined}`;
+    const [low, high] = prefixRange(query.idPrefix);
+    const key = `${query.order}|${query.status !== undefined}|${query.workflow !== undefined}|${query.after !== undefined}|${low !== null}|${high !== null}`;
     let statement = this.#pages.get(key);
     if (!statement) {
       const order = ORDERS[query.order];
@@ -103,6 +105,8 @@ export class SqliteRunIndex implements RunIndexBackend {
         query.status !== undefined ? 'status = @status' : '',
         query.workflow !== undefined ? 'workflow = @workflow' : '',
         query.after !== undefined ? order.after : '',
+        low !== null ? 'run_id >= @low' : '',
+        high !== null ? 'run_id < @high' : '',
       ].filter(Boolean);
       // The page first, from its index; then each run's head, one seek in the events' (stream_id, version) index.
       statement = this.#db.prepare<[PageParams], IndexedRun>(
@@ -117,6 +121,8 @@ export class SqliteRunIndex implements RunIndexBackend {
     const params: PageParams = { limit: query.limit };
     if (query.status !== undefined) params.status = query.status;
     if (query.workflow !== undefined) params.workflow = query.workflow;
+    if (low !== null) params.low = low;
+    if (high !== null) params.high = high;
     if (query.after) {
       params.runId = query.after.runId;
       if (query.order !== 'id') params.startedAt = query.after.startedAt ?? '';

@@ -235,6 +235,7 @@ export function createMcpServer(options: McpServerOptions): McpServer {
           inputSchema: {
             status: z.enum(RUN_STATUSES).optional(),
             workflow: z.string().optional(),
+            idPrefix: z.string().optional(),
             order: z.enum(RUN_ORDERS).optional(),
             after: z.string().optional(),
             limit: z.number().int().min(1).max(MAX_RUNS_PAGE).optional(),
@@ -243,7 +244,14 @@ export function createMcpServer(options: McpServerOptions): McpServer {
         },
         (args) =>
           answer(() =>
-            runtime.listPage({ status: args.status, workflow: args.workflow, order: args.order, after: args.after, limit: args.limit }),
+            runtime.listPage({
+              status: args.status,
+              workflow: args.workflow,
+              idPrefix: args.idPrefix,
+              order: args.order,
+              after: args.after,
+              limit: args.limit,
+            }),
           ),
       );
       server.registerTool(

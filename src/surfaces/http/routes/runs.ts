@@ -96,6 +96,7 @@ const listRuns = createRoute({
     query: z.object({
       status: z.enum(RUN_STATUSES).optional(),
       workflow: z.string().min(1).optional(),
+      idPrefix: z.string().min(1).max(200).optional().openapi({ description: 'only runs whose id starts with this' }),
       order: z.enum(RUN_ORDERS).optional().openapi({ description: "'id' (default), 'newest' or 'oldest' (by start time)" }),
       after: z.string().optional().openapi({ description: 'where the page starts: pass the previous page\'s "next" (same order)' }),
       limit: integerQuery('page size (default 100)', 1, MAX_RUNS_PAGE),
@@ -310,8 +311,8 @@ export function registerRunRoutes(app: Api, deps: RunDeps): void {
   const { store, metrics, runtime } = deps;
 
   app.openapi(listRuns, async (c) => {
-    const { status, workflow, order, after, limit } = c.req.valid('query');
-    return c.json(await runtime.listPage({ status, workflow, order, after, limit }), 200);
+    const { status, workflow, idPrefix, order, after, limit } = c.req.valid('query');
+    return c.json(await runtime.listPage({ status, workflow, idPrefix, order, after, limit }), 200);
   });
 
   app.openapi(runCounts, async (c) => c.json(await runtime.countRuns(), 200));

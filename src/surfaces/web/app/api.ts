@@ -90,10 +90,13 @@ export async function listRuns(filter: { status?: RunStatus | ''; workflow?: str
 export function runsPage(filter: {
   status?: RunStatus | '';
   workflow?: string;
+  idPrefix?: string;
   after?: string;
   limit?: number;
 }): Promise<{ runs: RunSummary[]; next?: string }> {
-  const q = new URLSearchParams({ order: 'newest', limit: String(filter.limit ?? 200) });
+  // A search by id reads the index in id order from the prefix; otherwise the newest first.
+  const q = new URLSearchParams({ order: filter.idPrefix ? 'id' : 'newest', limit: String(filter.limit ?? 200) });
+  if (filter.idPrefix) q.set('idPrefix', filter.idPrefix);
   if (filter.status) q.set('status', filter.status);
   if (filter.workflow) q.set('workflow', filter.workflow);
   if (filter.after) q.set('after', filter.after);

@@ -94,11 +94,32 @@ export function RunsList({ onError, onLive }: Props) {
       })
       .catch(onError);
 
+  // A search shows the runs listed so far whose id holds it, and every run whose id starts with it (from the server: not only the pages read).
+  const [found, setFound] = useState<RunSummary[]>([]);
+  useEffect(() => {
+    const q = filters.q.trim();
+    if (!q) return setFound([]);
+    let cancelled = false;
+    const timer = setTimeout(() => {
+      runsPage({ status: filters.status, workflow: filters.workflow, idPrefix: q })
+        .then((page) => !cancelled && setFound(page.runs))
+        .catch((e) => !cancelled && onError(e));
+    }, 200);
+    return () => {
+      cancelled = true;
+      clearTimeout(timer);
+    };
+  }, [filters.q, filters.status, filters.workflow, runs]);
+
   const workflows = useMemo(() => [...new Set((counts?.byWorkflow ?? []).map((c) => c.workflow))].sort(), [counts]);
   const shown = useMemo(() => {
     const q = filters.q.trim().toLowerCase();
-    return (runs ?? []).filter((r) => !q || r.runId.toLowerCase().includes(q));
-  }, [runs, filters.q]);
+    if (!q) return runs ?? [];
+    const seen = new Set<string>();
+    return [...(runs ?? []).filter((r) => r.runId.toLowerCase().includes(q)), ...found]
+      .filter((r) => !seen.has(r.runId) && seen.add(r.runId))
+      .sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.runId.localeCompare(a.runId));
+  }, [runs, found, filters.q]);
 
   useEffect(() => setCursor((c) => Math.min(c, Math.max(0, shown.length - 1))), [shown.length]);
 
