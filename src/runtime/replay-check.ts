@@ -1,5 +1,6 @@
 import type { EventEnvelope } from '../events/envelope.js';
 import { ValidationError } from '../events/errors.js';
+import type { RunIndexBackend } from '../store/run-index.js';
 import type { EventStore } from '../store/types.js';
 import type { Breakers } from './breaker.js';
 import type { Clock } from './clock.js';
@@ -8,7 +9,8 @@ import { NonDeterminismError, type SerializedError, serializeError, UnknownWorkf
 import { isRunEvent, type RunEventOf, RunEvents } from './events.js';
 import { type RunStatus, statusAfter } from './journal.js';
 import { isRunStatus, RUN_STATUSES } from './model/run.js';
-import { RunLog } from './run-log.js';
+import { readyIndex } from './run-index.js';
+import { RunLog, streamOf } from './run-log.js';
 import { WorkflowVersionNotFoundError } from './versioning.js';
 import type { Workflow } from './workflow.js';
 
@@ -55,7 +57,7 @@ export interface ReplayCheckOptions {
   workflow?: string;
   /** Check this many of the selected runs, picked at random, instead of all of them. */
   sample?: number;
-  /** After each run looked at: how far the check has got (`total` counts every run stream, or the sample). */
+  /** After each run looked at: how far the check has got (`total` counts the runs selected, or the sample; on a store without the runs index, every run stream). */
   onProgress?: (progress: { done: number; total: number; run?: RunCheck }) => void;
 }
 
@@ -92,11 +94,16 @@ const PAGE = 500;
 export async function replayCheck(store: EventStore, c: CheckContext, options: ReplayCheckOptions = {}): Promise<ReplayReport> {
   const selection = checkOptions(options);
   const report: ReplayReport = { checked: 0, replays: 0, diverges: 0, noCode: 0, skipped: 0, problems: [], ok: true };
-  const picked = options.sample === undefined ? undefined : await sampleRuns(store, selection, options.sample);
-  const total = picked?.length ?? (await countRuns(store));
+  // With the runs index the selection is read from it; without, from each run stream's first and last events.
+  const index = await readyIndex(store);
+  const selected = index ? () => indexedRuns(index, selection) : undefined;
+  const picked =
+    options.sample === undefined ? undefined : await sampleRuns(selected?.() ?? matchingRuns(store, selection), options.sample);
+  const total = picked?.length ?? (index ? await countSelected(index, selection) : await countRuns(store));
   let done = 0;
-  for await (const streamId of picked ?? runStreams(store)) {
-    const run = picked || (await matches(store, streamId, selection)) ? await checkRun(await store.read(streamId), store, c) : undefined;
+  for await (const streamId of picked ?? selected?.() ?? runStreams(store)) {
+    const chosen = picked || selected || (await matches(store, streamId, selection));
+    const run = chosen ? await checkRun(await store.read(streamId), store, c) : undefined;
     done++;
     if (run) tally(report, run);
     // A turn of the event loop per run: a store that answers synchronously (SQLite) would otherwise run the whole
@@ -194,12 +201,46 @@ async function countRuns(store: EventStore): Promise<number> {
   return n;
 }
 
+/** The selected runs' streams, in id order, from the runs index. */
+async function* indexedRuns(index: RunIndexBackend, s: Selection): AsyncGenerator<string> {
+  const status = s.runs === 'all' || s.runs === 'active' ? undefined : s.runs;
+  let after: string | undefined;
+  for (;;) {
+    const rows = await index.page({
+      order: 'id',
+      limit: PAGE,
+      ...(status ? { status } : {}),
+      ...(s.workflow === undefined ? {} : { workflow: s.workflow }),
+      ...(after === undefined ? {} : { after: { runId: after } }),
+    });
+    for (const row of rows) if (s.runs !== 'active' || !isEnded(row.status)) yield streamOf(row.runId);
+    if (rows.length < PAGE) return;
+    after = rows.at(-1)?.runId;
+  }
+}
+
+/** How many runs the selection holds, from the index's counts. */
+async function countSelected(index: RunIndexBackend, s: Selection): Promise<number> {
+  let n = 0;
+  for (const row of await index.counts()) {
+    if (s.workflow !== undefined && row.workflow !== s.workflow) continue;
+    if (s.runs === 'all' || (s.runs === 'active' ? !isEnded(row.status) : row.status === s.runs)) n += row.runs;
+  }
+  return n;
+}
+
+const isEnded = (status: string) => isRunStatus(status) && ENDED.has(status);
+
+/** Without the index: the run streams whose ends match the selection. */
+async function* matchingRuns(store: EventStore, selection: Selection): AsyncGenerator<string> {
+  for await (const streamId of runStreams(store)) if (await matches(store, streamId, selection)) yield streamId;
+}
+
 /** A uniform sample of the selected runs (reservoir sampling: memory follows the sample, not the log). */
-async function sampleRuns(store: EventStore, selection: Selection, size: number): Promise<string[]> {
+async function sampleRuns(selected: AsyncIterable<string>, size: number): Promise<string[]> {
   const reservoir: string[] = [];
   let seen = 0;
-  for await (const streamId of runStreams(store)) {
-    if (!(await matches(store, streamId, selection))) continue;
+  for await (const streamId of selected) {
     seen++;
     if (reservoir.length < size) reservoir.push(streamId);
     else {

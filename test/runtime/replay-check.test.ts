@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ValidationError } from '../../src/events/errors.js';
 import { createRuntime, defineWorkflow, type RunContext, type Workflow } from '../../src/runtime/index.js';
 import { fails, testWorkflow } from '../../src/testing/index.js';
@@ -119,5 +119,19 @@ describe('the replay check', () => {
         'sample must be a positive integer',
       ],
     });
+  });
+  it('selects from the runs index: checking one workflow reads that workflow’s runs only, and counts them as the total', async () => {
+    const store = await makeStore();
+    const other = defineWorkflow<null, null>({ name: 'other', initialState: null, apply: (s) => s, run: async () => null });
+    const mine = code([], async (_ctx, step) => step('a'));
+    const runtime = createRuntime({ store, workflows: [other, mine] });
+    for (let i = 0; i < 30; i++) await runtime.start(other, null, { runId: `o${i}` });
+    for (let i = 0; i < 3; i++) await runtime.start(mine, null, { runId: `m${i}` });
+    const read = vi.spyOn(store, 'read');
+    const totals: number[] = [];
+    const report = await runtime.replayCheck({ workflow: 'w', onProgress: ({ total }) => totals.push(total) });
+    expect(report).toMatchObject({ checked: 3, replays: 3, ok: true });
+    expect(new Set(read.mock.calls.map(([streamId]) => streamId))).toEqual(new Set(['run-m0', 'run-m1', 'run-m2']));
+    expect(totals).toEqual([3, 3, 3]);
   });
 });
