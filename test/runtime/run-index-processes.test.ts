@@ -114,17 +114,19 @@ describe.each(backends)('the runs index on $name, written by several processes a
       for (let round = 0; round < 3; round++) {
         writers = [writer(url, 3 * round + 1), writer(url, 3 * round + 2), writer(url, 3 * round + 3)];
         await Promise.all(writers.map((w) => w.ready));
-        await sleep(200);
+        // Busy writers, however slow the machine: the log grows by 30 events before the index is taken away.
+        const head = await store.headPosition();
+        const busyBy = Date.now() + 30_000;
+        while ((await store.headPosition()) < head + 30 && Date.now() < busyBy) await sleep(20);
         if (round === 1) writers[0]?.child.kill('SIGKILL');
         await forget();
         await createRuntime({ store }).countRuns();
         for (const w of writers) if (!w.child.killed) w.child.stdin?.end('stop\n');
         const ends = await Promise.all(writers.map((w) => w.done));
-        const appends = ends.filter((e) => e !== 'killed').map((e) => Number(/stopped (\d+)/.exec(e)?.[1]));
         expect(
-          appends.reduce((a, n) => a + n, 0),
+          ends.filter((e) => e !== 'killed').every((e) => /stopped [1-9]/.test(e)),
           ends.join(', '),
-        ).toBeGreaterThan(50);
+        ).toBe(true);
         if (round === 1) expect(ends[0]).toBe('killed');
 
         const want = await fromStreams(store);
