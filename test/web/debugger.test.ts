@@ -365,9 +365,11 @@ describe('web debugger in headless Chromium', () => {
     expect(response.status).toBe(200);
     const head = await store.streamVersion(runStreamId(OTHER));
     expect(head).toBeGreaterThan(31);
-    await expect.poll(() => page.locator('[data-testid=timeline] li').count()).toBe(head);
-    await expect.poll(() => page.locator('.title-line .pill').getAttribute('data-status')).toBe('rolled_back');
-    await expect.poll(() => selectedVersion()).toBe(head);
+    // Pushed, not polled: on a loaded machine the feed can take longer than expect.poll's default second.
+    const live = { timeout: 5_000 };
+    await expect.poll(() => page.locator('[data-testid=timeline] li').count(), live).toBe(head);
+    await expect.poll(() => page.locator('.title-line .pill').getAttribute('data-status'), live).toBe('rolled_back');
+    await expect.poll(() => selectedVersion(), live).toBe(head);
   });
 
   it('retries a stuck compensation from the UI after confirmation', async () => {
