@@ -31,7 +31,7 @@ const worker = createWorker({
       process.stderr.write(`${JSON.stringify(e)}\n`);
   },
 });
-await worker.start();
+// Before the worker starts: a SIGTERM that finds no handler (the process still loading) ends a process that has done nothing.
 process.on('SIGTERM', () => {
   void worker.stop({ graceMs: 1_000 }).then(async () => {
     await store.close();
@@ -39,3 +39,4 @@ process.on('SIGTERM', () => {
     process.exit(0);
   });
 });
+await worker.start();

@@ -84,6 +84,8 @@ export async function tortureReactions(o: ReactionsTorture): Promise<TortureOutc
             victims.add(child.pid as number);
             if (!killedByUs.has(child.pid as number)) selfKilled++;
             if (!stopping) launch();
+          } else if (signal === 'SIGTERM' && stopping && !err) {
+            // Stopped while still loading, before its handler (installed before its worker starts): it had done nothing.
           } else if (code !== 0 || err) violations.push(`worker ${child.pid} exited ${code ?? signal}: ${err.slice(0, 2000)}`);
           resolve();
         }),
