@@ -1,6 +1,7 @@
 import { StoreReadOnlyError, ValidationError } from '../events/errors.js';
 import { storageBackendOf } from '../store/event-store.js';
 import {
+  compareRuns,
   decodeCursor,
   encodeCursor,
   type IndexableEvent,
@@ -178,11 +179,9 @@ async function pageFromStreams(
   }
   const all: RunSummary[] = [];
   for await (const summary of runSummaries(store, filter, undefined, 1000)) all.push(summary);
-  const sign = order === 'newest' ? -1 : 1;
-  const key = (r: { runId: string; startedAt?: string }) => `${r.startedAt ?? ''} ${r.runId}`;
-  all.sort((a, b) => sign * (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
-  const cursor = after === undefined ? undefined : key(decodeCursor(order, after));
-  const rest = cursor === undefined ? all : all.filter((r) => sign * (key(r) < cursor ? -1 : key(r) > cursor ? 1 : 0) > 0);
+  all.sort((a, b) => compareRuns(order, a, b));
+  const cursor = after === undefined ? undefined : decodeCursor(order, after);
+  const rest = cursor === undefined ? all : all.filter((r) => compareRuns(order, r, cursor) > 0);
   const page = rest.slice(0, limit);
   return rest.length > limit ? { runs: page, next: encodeCursor(order, page.at(-1) as RunSummary) } : { runs: page };
 }

@@ -132,6 +132,15 @@ export function rowOf(ends: RunStreamEnds): RunIndexRow | undefined {
   return { ...change.start, status: change.status, waitingFor: change.waitingFor, changedAt: change.at, version: ends.version };
 }
 
+/** The order of a page as the SQL backends sort it: run id, or (start time, run id), element by element; 'newest' descending. */
+export function compareRuns(order: RunOrder, a: RunCursor, b: RunCursor): number {
+  const x = order === 'id' ? [a.runId] : [a.startedAt ?? '', a.runId];
+  const y = order === 'id' ? [b.runId] : [b.startedAt ?? '', b.runId];
+  for (let i = 0; i < x.length; i++)
+    if (x[i] !== y[i]) return (order === 'newest' ? -1 : 1) * ((x[i] as string) < (y[i] as string) ? -1 : 1);
+  return 0;
+}
+
 /** Cursor text: the run id in id order; the start time, a space and the run id in the time orders (no ISO time holds a space). */
 export function encodeCursor(order: RunOrder, run: RunStart): string {
   return order === 'id' ? run.runId : `${run.startedAt} ${run.runId}`;

@@ -1,4 +1,5 @@
 import {
+  compareRuns,
   type IndexableEvent,
   type IndexedRun,
   RUN_STREAM_PREFIX,
@@ -47,14 +48,11 @@ export class MemoryRunIndex implements RunIndexBackend {
 
   async page(query: RunIndexQuery): Promise<IndexedRun[]> {
     const { status, workflow, idPrefix, order, after, limit } = query;
-    const key = (r: { runId: string; startedAt?: string }) => (order === 'id' ? [r.runId] : [r.startedAt ?? '', r.runId]);
-    const sign = order === 'newest' ? -1 : 1;
-    const compare = (a: string[], b: string[]) => sign * compareTuples(a, b);
     return this.#runs()
       .filter((r) => (status === undefined || r.status === status) && (workflow === undefined || r.workflow === workflow))
       .filter((r) => idPrefix === undefined || r.runId.startsWith(idPrefix))
-      .filter((r) => after === undefined || compare(key(r), key(after)) > 0)
-      .sort((a, b) => compare(key(a), key(b)))
+      .filter((r) => after === undefined || compareRuns(order, r, after) > 0)
+      .sort((a, b) => compareRuns(order, a, b))
       .slice(0, limit);
   }
 
@@ -66,7 +64,9 @@ export class MemoryRunIndex implements RunIndexBackend {
       c.runs++;
       counts.set(k, c);
     }
-    return [...counts.values()].sort((a, b) => compareTuples([a.workflow, a.status], [b.workflow, b.status]));
+    return [...counts.values()].sort((a, b) =>
+      a.workflow === b.workflow ? compareText(a.status, b.status) : compareText(a.workflow, b.workflow),
+    );
   }
 
   async runStreams(): Promise<number> {
@@ -85,12 +85,4 @@ function copy(event: StoredEvent): IndexableEvent {
   return { type: event.type, data: JSON.parse(event.dataJson), recordedAt: event.recordedAt };
 }
 
-/** Element by element, as SQL compares row values. */
-function compareTuples(a: readonly string[], b: readonly string[]): number {
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i] as string;
-    const y = b[i] as string;
-    if (x !== y) return x < y ? -1 : 1;
-  }
-  return 0;
-}
+const compareText = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);

@@ -64,6 +64,17 @@ export class SqliteRunIndex implements RunIndexBackend {
   readonly #pages = new Map<string, Database.Statement<[PageParams], IndexedRun>>();
   #write: { start: Database.Statement; change: Database.Statement } | undefined;
 
+  /** A run's whole row, unless the row holds a newer version: what a run's start writes, and the rebuild. */
+  #upsert(): Database.Statement {
+    return this.#db.prepare(
+      `INSERT INTO runs (run_id, workflow, workflow_version, status, waiting_for, started_at, changed_at, version)
+       VALUES (@runId, @workflow, @workflowVersion, @status, @waitingFor, @startedAt, @changedAt, @version)
+       ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, waiting_for = excluded.waiting_for,
+         changed_at = excluded.changed_at, version = excluded.version
+       WHERE excluded.version > runs.version`,
+    );
+  }
+
   constructor(db: Database.Database) {
     this.#db = db;
   }
@@ -71,13 +82,7 @@ export class SqliteRunIndex implements RunIndexBackend {
   /** Inside the append's transaction, after its events: the row's change, if the run starts or its status moves. */
   writeSync(streamId: string, change: RunIndexChange, version: number): void {
     this.#write ??= {
-      start: this.#db.prepare(
-        `INSERT INTO runs (run_id, workflow, workflow_version, status, waiting_for, started_at, changed_at, version)
-         VALUES (@runId, @workflow, @workflowVersion, @status, @waitingFor, @startedAt, @at, @version)
-         ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, waiting_for = excluded.waiting_for,
-           changed_at = excluded.changed_at, version = excluded.version
-         WHERE excluded.version > runs.version`,
-      ),
+      start: this.#upsert(),
       change: this.#db.prepare(
         `UPDATE runs SET status = @status, waiting_for = @waitingFor, changed_at = @at, version = @version
          WHERE run_id = @runId AND version < @version AND (status <> @status OR waiting_for IS NOT @waitingFor)`,
@@ -85,7 +90,7 @@ export class SqliteRunIndex implements RunIndexBackend {
     };
     const runId = streamId.slice(RUN_STREAM_PREFIX.length);
     const { status, waitingFor, at, start } = change;
-    if (start) this.#write.start.run({ ...start, runId, status, waitingFor, at, version });
+    if (start) this.#write.start.run({ ...start, runId, status, waitingFor, changedAt: at, version });
     else this.#write.change.run({ runId, status, waitingFor, at, version });
   }
 
@@ -160,13 +165,7 @@ export class SqliteRunIndex implements RunIndexBackend {
       );
     const first = end('ASC');
     const last = end('DESC');
-    const put = this.#db.prepare(
-      `INSERT INTO runs (run_id, workflow, workflow_version, status, waiting_for, started_at, changed_at, version)
-       VALUES (@runId, @workflow, @workflowVersion, @status, @waitingFor, @startedAt, @changedAt, @version)
-       ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, waiting_for = excluded.waiting_for,
-         changed_at = excluded.changed_at, version = excluded.version
-       WHERE excluded.version > runs.version`,
-    );
+    const put = this.#upsert();
     // One write transaction: no append to these streams lands between their read and their row.
     return this.#db
       .transaction(() => {
